@@ -1,0 +1,3 @@
+from trackly_migrate.cli import main
+
+main()

@@ -1,0 +1,120 @@
+"""Exit codes and the error tree.
+
+Every failure the user can cause or meet is one of these; the CLI is the single place that
+turns them into a message and an exit code (``cli.py``'s error boundary).
+
+    TracklyMigrateError                  exit code carried by each class
+    ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
+    ├── InputError                       2: unreadable or malformed input; nothing sent
+    └── ApiError                         3: the run cannot go on
+        ├── ApiConnectionError           server unreachable, connection dropped, timeout
+        │   └── OutcomeUnknownError      the request may have been applied (clear after timeout)
+        └── ApiStatusError               a non-2xx answer; ``status``, ``code``, ``message``
+            ├── AuthenticationError      401: wrong or revoked key
+            ├── RateLimitedError         429 (carries ``retry_after``)
+            ├── ServerError              5xx
+            └── RequestRejectedError     other 4xx: the request itself is wrong
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; documented in the README and pinned by tests."""
+
+    OK = 0  # every record imported or already there
+    REJECTED = 1  # finished, but some records were rejected (or the user declined)
+    USAGE = 2  # usage or input error: nothing was sent
+    ABORTED = 3  # auth failure, server unreachable, retries exhausted, unaccounted records
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+
+class TracklyMigrateError(Exception):
+    """Base of every error the tool reports to the user without a traceback."""
+
+    exit_code: ExitCode = ExitCode.ABORTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(TracklyMigrateError):
+    """The command line or configuration is wrong; nothing was sent."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(TracklyMigrateError):
+    """The input cannot be read as a whole (missing file, missing column, bad header)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ApiError(TracklyMigrateError):
+    """The API could not be used to finish the run."""
+
+    exit_code = ExitCode.ABORTED
+
+
+class ApiConnectionError(ApiError):
+    """No usable answer came back: refused, dropped, or timed out."""
+
+    def __init__(self, message: str, *, hint: str | None = None, request_sent: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        # False only when the request surely never reached the server (connection refused,
+        # name not resolved): the one case where even a non-idempotent request may be resent.
+        self.request_sent = request_sent
+
+
+class OutcomeUnknownError(ApiConnectionError):
+    """A request that must not be resent blindly may or may not have been applied."""
+
+
+class ApiStatusError(ApiError):
+    """The server answered with a non-2xx status."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str | None = None,
+        hint: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ApiStatusError):
+    """401: the key is wrong, revoked, or missing."""
+
+
+class RateLimitedError(ApiStatusError):
+    """429: too many requests; ``retry_after`` says how long to wait, when the server says."""
+
+
+class ServerError(ApiStatusError):
+    """5xx: the server or a proxy in front of it failed."""
+
+
+class RequestRejectedError(ApiStatusError):
+    """Another 4xx: the request itself was refused (missing_records, confirm_required, ...)."""
+
+
+def status_error_class(status: int) -> type[ApiStatusError]:
+    """The error class for an HTTP status (one factory, as openai-python does)."""
+    if status == 401:
+        return AuthenticationError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return ServerError
+    return RequestRejectedError
