@@ -1,0 +1,172 @@
+"""Normalization of single values: phone numbers to E.164, timestamps to UTC, integers, booleans.
+
+Each function returns the normalized value or raises ``ValueError`` with a message written for
+the user; ``records.py`` turns that into the record's error code. Phone and timestamp results
+are cached per distinct input string: an SMS history names the same recipients and lists over
+and over, and parsing a number is the most expensive step of validation.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from trackly_migrate.errors import UsageError
+
+# Bounded so that memory stays flat when every number in a file is distinct.
+PHONE_CACHE_SIZE = 1 << 16
+
+# What a phone number may be written with: digits, a leading plus, and the punctuation people
+# and spreadsheets put between groups. Anything else (letters, "ext", a second number) is
+# refused here rather than left to phonenumbers' lenient extraction, which would, for example,
+# read "call +1 415 555 0123 now" as a number.
+_PHONE_CHARS = re.compile(r"^\+?[0-9 ()./\-\u00a0]+$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_UTC_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_HAS_TIME = re.compile(r"\d[T t]\d")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+_MAX_INT = 2**63 - 1
+
+
+def check_region(region: str | None) -> str | None:
+    """An ISO 3166 region code phonenumbers knows (upper-cased), or a usage error."""
+    if region is None:
+        return None
+    code = region.strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise UsageError(
+            f"Unknown region {region!r} for --default-region.",
+            hint="Use a two-letter ISO 3166 code such as US, GB, DE or AU.",
+        )
+    return code
+
+
+def check_timezone(name: str | None) -> tzinfo | None:
+    """The IANA zone for --timezone, or a usage error naming a valid example."""
+    if name is None:
+        return None
+    if name.strip().upper() in {"UTC", "Z"}:
+        return UTC
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UsageError(
+            f"Unknown time zone {name!r} for --timezone.",
+            hint="Use an IANA name such as America/New_York, Europe/London or UTC.",
+        ) from None
+
+
+@lru_cache(maxsize=PHONE_CACHE_SIZE)
+def normalize_phone(text: str, region: str | None = None) -> str:
+    """``text`` as an E.164 number (``+14155550123``), or ``ValueError`` saying why not.
+
+    Human formatting (spaces, dashes, dots, brackets) is accepted around a number that carries
+    its country code; a national number needs ``region`` (``--default-region``).
+    """
+    candidate = text.strip()
+    if not candidate:
+        raise ValueError("is empty")
+    if not _PHONE_CHARS.match(candidate):
+        raise ValueError(f"{candidate!r} is not a phone number")
+    if not candidate.startswith("+") and region is None:
+        raise ValueError(
+            f"{candidate!r} has no country code; write it as +<country><number> "
+            "or pass --default-region (e.g. US)"
+        )
+    try:
+        number = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{candidate!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{candidate!r} is not a valid phone number")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not _E164.match(e164):  # pragma: no cover - phonenumbers' E.164 is always this shape
+        raise ValueError(f"{candidate!r} has no E.164 form")
+    return e164
+
+
+def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
+    """``text`` as an ISO 8601 UTC timestamp ending in ``Z``, or ``ValueError`` saying why not.
+
+    Accepts ISO 8601 / RFC 3339: ``T`` or space, fractional seconds, ``Z`` or an offset.
+    A timestamp without an offset is read in ``default_zone`` (``--timezone``) when given.
+    """
+    candidate = text.strip()
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError as exc:
+        raise ValueError(_timestamp_problem(candidate, exc)) from None
+    if not _HAS_TIME.search(candidate):
+        raise ValueError(f"{candidate!r} is a date without a time of day")
+    if moment.tzinfo is None:
+        if default_zone is None:
+            raise ValueError(
+                f"{candidate!r} has no UTC offset; add one (Z or +02:00) "
+                "or pass --timezone Area/City (e.g. --timezone America/New_York)"
+            )
+        moment = _localize(moment, default_zone, candidate)
+    elif _UTC_SECONDS.match(candidate):
+        return candidate  # already in the exact form we send
+    return format_utc(moment)
+
+
+def format_utc(moment: datetime) -> str:
+    """An aware datetime as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in UTC."""
+    utc = moment.astimezone(UTC)
+    if utc.microsecond:
+        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _localize(naive: datetime, zone: tzinfo, original: str) -> datetime:
+    aware = naive.replace(tzinfo=zone)
+    # A wall-clock time skipped by a daylight-saving change does not exist: round-tripping it
+    # through UTC lands on another wall-clock time. Refuse it rather than guess.
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+        raise ValueError(f"{original!r} does not exist in {zone} (skipped by a clock change)")
+    return aware
+
+
+def _timestamp_problem(candidate: str, exc: ValueError) -> str:
+    reason = str(exc)
+    if "out of range" in reason or "must be in" in reason:
+        return f"{candidate!r} is not a real date and time ({reason})"
+    return f"{candidate!r} is not an ISO 8601 timestamp (e.g. 2025-11-15T14:30:00Z)"
+
+
+def parse_integer(value: object) -> int:
+    """An integer from a JSON number or a text cell, or ``ValueError``."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is a boolean, not an integer")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER.match(value.strip()):
+        number = int(value.strip())
+    else:
+        raise ValueError(f"{value!r} is not an integer")
+    if abs(number) > _MAX_INT:
+        raise ValueError(f"{value!r} is too large")
+    return number
+
+
+def parse_boolean(value: object) -> bool:
+    """A boolean from JSON true/false, 0/1, or text true/false/yes/no/1/0 in any case."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+    raise ValueError(f"{value!r} is not true/false, yes/no or 1/0")

@@ -1,0 +1,379 @@
+"""Readers: a CSV or JSONL file (plain or gzip, or stdin) as a stream of raw rows.
+
+A reader never validates fields: it only cuts the input into records, each with the physical
+line it starts on and the byte offset just past it (what a resume checkpoint needs), and says
+when a record cannot be read at all (malformed CSV, bad JSON, undecodable bytes). It reads the
+input line by line, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, cast
+
+import orjson
+
+from trackly_migrate.errors import InputError, UsageError
+
+# One field may hold a long message, but a runaway quote must not swallow the rest of the file
+# into one "field": past this size the record is rejected and reading goes on at the next line.
+MAX_FIELD_BYTES = 1 << 20
+csv.field_size_limit(MAX_FIELD_BYTES)
+
+STDIN = "-"
+
+
+class InputFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """Why a record could not be read; ``code`` is one of the report's error codes."""
+
+    code: str
+    message: str
+
+
+@dataclass(slots=True)
+class RawRow:
+    """One input record before validation.
+
+    ``data`` is the list of cells (CSV) or the decoded object (JSONL); ``None`` when the record
+    could not be read, in which case ``problem`` says why and ``text`` holds what was there.
+    """
+
+    line: int
+    end_offset: int
+    data: list[str] | dict[str, Any] | None
+    problem: RowProblem | None = None
+    text: str | None = None
+
+
+def infer_format(path: str, explicit: InputFormat | None) -> InputFormat:
+    """The input format: the explicit one, else from the file name (``.gz`` looked through)."""
+    if explicit is not None:
+        return explicit
+    if path == STDIN:
+        raise UsageError(
+            "Reading from stdin needs --format.",
+            hint="Add --format csv or --format jsonl.",
+        )
+    name = path.lower().removesuffix(".gz")
+    if name.endswith(".csv") or name.endswith(".tsv") or name.endswith(".txt"):
+        return InputFormat.CSV
+    if name.endswith(".jsonl") or name.endswith(".ndjson") or name.endswith(".json"):
+        return InputFormat.JSONL
+    if name.endswith((".xlsx", ".xls", ".numbers", ".ods")):
+        raise UsageError(
+            f"{path} is a spreadsheet; trackly-migrate reads CSV or JSON Lines.",
+            hint="Save it as CSV UTF-8 (File → Save As) and import that file.",
+        )
+    raise UsageError(
+        f"Cannot tell the format of {path} from its name.",
+        hint="Add --format csv or --format jsonl.",
+    )
+
+
+def check_encoding(encoding: str) -> str:
+    """The codec's canonical name; only encodings where a newline byte is always a newline."""
+    try:
+        info = codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(
+            f"Unknown encoding {encoding!r}.", hint="Try utf-8, cp1252 or latin-1."
+        ) from None
+    if info.name.startswith(("utf-16", "utf-32")):
+        raise UsageError(
+            f"Encoding {encoding} is not supported: records are read line by line.",
+            hint="Convert the file first, e.g. iconv -f UTF-16 -t UTF-8 in.csv > out.csv",
+        )
+    return info.name
+
+
+class InputSource:
+    """An opened input: the binary stream, its size, and how far it has been read."""
+
+    def __init__(self, path: str, *, start_offset: int = 0) -> None:
+        self.path = path
+        self.display_name = "<stdin>" if path == STDIN else path
+        self._raw: IO[bytes]
+        self.total_bytes: int | None = None
+        if path == STDIN:
+            if start_offset:
+                raise UsageError("Cannot resume a run that reads from stdin.")
+            self._raw = sys.stdin.buffer
+        else:
+            file_path = Path(path)
+            try:
+                self._raw = file_path.open("rb")
+            except FileNotFoundError:
+                raise InputError(f"{path}: no such file.") from None
+            except IsADirectoryError:
+                raise InputError(f"{path}: is a folder, not a file.") from None
+            except PermissionError:
+                raise InputError(f"{path}: permission denied.") from None
+            except OSError as exc:
+                raise InputError(f"{path}: cannot open ({exc.strerror}).") from None
+            self.total_bytes = file_path.stat().st_size
+        self.stream: IO[bytes] = self._raw
+        if self._is_gzip():
+            self.stream = cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="rb"))
+
+    def _is_gzip(self) -> bool:
+        if self.path.lower().endswith(".gz"):
+            return True
+        if self.path == STDIN:
+            return False
+        magic = self._raw.read(2)
+        self._raw.seek(0)
+        return magic == b"\x1f\x8b"
+
+    @property
+    def bytes_read(self) -> int:
+        """Bytes of the file itself read so far (compressed bytes for gzip): drives progress."""
+        if self.path == STDIN:
+            return 0
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self.stream is not self._raw:
+            self.stream.close()
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
+
+
+class _Lines:
+    """Decoded lines of a binary stream, counting lines and bytes, flagging undecodable ones."""
+
+    def __init__(self, stream: IO[bytes], encoding: str, *, offset: int, line: int) -> None:
+        self._stream = stream
+        self._encoding = encoding
+        self.offset = offset
+        self.line = line  # lines consumed so far
+        self.undecodable_since: int | None = None  # first undecodable line of the current record
+        self._strip_bom = offset == 0 and encoding in {"utf-8", "utf-8-sig"}
+
+    def start_record(self) -> None:
+        self.undecodable_since = None
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self._stream:
+            self.offset += len(raw)
+            self.line += 1
+            try:
+                text = raw.decode(self._encoding)
+            except UnicodeDecodeError:
+                text = raw.decode(self._encoding, "replace")
+                if self.undecodable_since is None:
+                    self.undecodable_since = self.line
+            if self._strip_bom:
+                self._strip_bom = False
+                text = text.removeprefix("\ufeff")
+            yield text
+
+
+class CsvReader:
+    """Records of a CSV file with a header row.
+
+    Multi-line quoted fields, CRLF, a BOM and any one-character delimiter are handled; a row
+    whose cell count differs from the header's is reported, never silently padded or cut.
+    """
+
+    def __init__(
+        self,
+        source: InputSource,
+        *,
+        encoding: str = "utf-8",
+        delimiter: str = ",",
+        start_offset: int = 0,
+        start_line: int = 1,
+    ) -> None:
+        if len(delimiter) != 1:
+            raise UsageError(f"--delimiter must be one character, not {delimiter!r}.")
+        self.source = source
+        self._delimiter = delimiter
+        self._encoding = check_encoding(encoding)
+        header_lines = _Lines(source.stream, self._encoding, offset=0, line=0)
+        header_reader = csv.reader(iter(header_lines), delimiter=delimiter, strict=True)
+        try:
+            header = next(header_reader, None)
+        except csv.Error as exc:
+            raise InputError(
+                f"{source.display_name}:1: the header row is not valid CSV ({exc})."
+            ) from None
+        if not header:
+            raise InputError(f"{source.display_name}: the file is empty (no header row).")
+        self.columns = [name.strip() for name in header]
+        self.header_end = header_lines.offset
+        self.header_lines = header_lines.line
+        if start_offset > self.header_end:
+            _skip_to(source.stream, start_offset, self.header_end)
+            self._lines = _Lines(
+                source.stream, self._encoding, offset=start_offset, line=start_line - 1
+            )
+        else:
+            self._lines = header_lines
+
+    def __iter__(self) -> Iterator[RawRow]:
+        lines = self._lines
+        reader = csv.reader(iter(lines), delimiter=self._delimiter, strict=True)
+        width = len(self.columns)
+        while True:
+            start = lines.line + 1
+            lines.start_record()
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield RawRow(
+                    start,
+                    lines.offset,
+                    None,
+                    RowProblem("malformed_row", f"not valid CSV: {exc}"),
+                )
+                continue
+            if not cells:
+                continue  # a blank line separates nothing and counts as no record
+            if lines.undecodable_since is not None:
+                yield RawRow(
+                    start,
+                    lines.offset,
+                    cells,
+                    RowProblem(
+                        "invalid_encoding",
+                        f"line {lines.undecodable_since} is not valid {self._encoding}; "
+                        "use --encoding (for example cp1252) to read it",
+                    ),
+                )
+                continue
+            if len(cells) != width:
+                yield RawRow(
+                    start,
+                    lines.offset,
+                    cells,
+                    RowProblem(
+                        "malformed_row",
+                        f"has {len(cells)} fields but the header has {width}"
+                        + (" (is the file cut short?)" if len(cells) < width else ""),
+                    ),
+                )
+                continue
+            yield RawRow(start, lines.offset, cells)
+
+
+class JsonlReader:
+    """Records of a JSON Lines file: one object per line, blank lines skipped."""
+
+    columns: list[str] | None = None
+
+    def __init__(
+        self,
+        source: InputSource,
+        *,
+        encoding: str = "utf-8",
+        start_offset: int = 0,
+        start_line: int = 1,
+    ) -> None:
+        self.source = source
+        self._encoding = check_encoding(encoding)
+        self._offset = start_offset
+        self._line = start_line - 1
+        if start_offset:
+            _skip_to(source.stream, start_offset, 0)
+
+    def __iter__(self) -> Iterator[RawRow]:
+        utf8 = self._encoding in {"utf-8", "utf-8-sig"}
+        for raw in self.source.stream:
+            self._offset += len(raw)
+            self._line += 1
+            if self._line == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8) :]
+            if not raw.strip():
+                continue
+            try:
+                payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
+                value = orjson.loads(payload)
+            except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                yield RawRow(
+                    self._line,
+                    self._offset,
+                    None,
+                    RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
+                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                )
+                continue
+            if not isinstance(value, dict):
+                yield RawRow(
+                    self._line,
+                    self._offset,
+                    None,
+                    RowProblem(
+                        "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
+                    ),
+                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                )
+                continue
+            yield RawRow(self._line, self._offset, value)
+
+
+Reader = CsvReader | JsonlReader
+
+
+def open_reader(
+    source: InputSource,
+    fmt: InputFormat,
+    *,
+    encoding: str = "utf-8",
+    delimiter: str = ",",
+    start_offset: int = 0,
+    start_line: int = 1,
+) -> Reader:
+    """The reader for ``fmt`` over ``source``, positioned at ``start_offset`` for a resume."""
+    if fmt is InputFormat.CSV:
+        return CsvReader(
+            source,
+            encoding=encoding,
+            delimiter=delimiter,
+            start_offset=start_offset,
+            start_line=start_line,
+        )
+    return JsonlReader(source, encoding=encoding, start_offset=start_offset, start_line=start_line)
+
+
+def _skip_to(stream: IO[bytes], offset: int, current: int) -> None:
+    """Move a stream forward to ``offset`` (gzip streams can only be read forward)."""
+    if isinstance(stream, io.BufferedReader | io.FileIO):
+        stream.seek(offset)
+        return
+    remaining = offset - current
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            raise InputError("The input is shorter than the checkpoint says; it has changed.")
+        remaining -= len(chunk)
+
+
+def _short_json_error(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "bytes that are not valid UTF-8 (JSON Lines must be UTF-8)"
+    return str(exc).split(":", 1)[0]
+
+
+def _json_type(value: object) -> str:
+    return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number"
+    )
