@@ -1,0 +1,99 @@
+"""Shared fixtures: a real sandbox on a real socket, and a clean environment.
+
+The sandbox runs uvicorn in a thread of the test process (as httpx's own tests do), bound to
+127.0.0.1 on a free port, with a fresh SQLite file per test. The CLI runs as a real
+subprocess against it, so everything between them crosses real HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
+from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TRACKLY_* setting of the developer's leaks into a test; fixed terminal width."""
+    for name in list(os.environ):
+        if name.startswith("TRACKLY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
+    """A fresh sandbox (seeded demo and second account) on 127.0.0.1:<free port>."""
+    with start_sandbox(SandboxConfig(db=tmp_path / "sandbox.db")) as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start sandboxes with custom options (faults, seeds); all are stopped after the test."""
+    started: list[RunningSandbox] = []
+
+    def factory(**options: Any) -> RunningSandbox:
+        options.setdefault("db", tmp_path / f"sandbox{len(started)}.db")
+        running = start_sandbox(SandboxConfig(**options))
+        started.append(running)
+        return running
+
+    yield factory
+    for running in started:
+        running.stop()
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def run_cli(
+    args: Sequence[str],
+    *,
+    sandbox: RunningSandbox | None = None,
+    api_key: str | None = DEMO_API_KEY,
+    stdin: str | bytes | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> CliResult:
+    """Run ``python -m trackly_migrate ARGS`` as a real process, pointed at ``sandbox``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
+    if sandbox is not None:
+        full_env["TRACKLY_BASE_URL"] = sandbox.url
+    if api_key is not None:
+        full_env["TRACKLY_API_KEY"] = api_key
+    full_env.update(env or {})
+    data = stdin.encode() if isinstance(stdin, str) else stdin
+    completed = subprocess.run(
+        [sys.executable, "-m", "trackly_migrate", *args],
+        input=data if data is not None else b"",
+        capture_output=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )
+    return CliResult(
+        completed.returncode,
+        completed.stdout.decode("utf-8", "replace"),
+        completed.stderr.decode("utf-8", "replace"),
+    )

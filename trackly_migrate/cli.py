@@ -1,0 +1,557 @@
+"""The command line: options → request → core → rendering, and the one error boundary.
+
+Nothing here parses files, talks HTTP or holds business rules; every command builds a request
+for the core and renders what comes back. ``error_boundary`` is the single place that turns an
+error into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import orjson
+import typer
+
+from trackly_migrate import __version__
+from trackly_migrate.client import RetryPolicy
+from trackly_migrate.config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    ApiSettings,
+    check_base_url,
+    read_api_key,
+)
+from trackly_migrate.display import (
+    Display,
+    LogFile,
+    make_display,
+    stderr_console,
+    summary_table,
+)
+from trackly_migrate.errors import ExitCode, TracklyMigrateError, UsageError
+from trackly_migrate.normalize import check_region, check_timezone
+from trackly_migrate.readers import InputFormat
+from trackly_migrate.records import Kind, parse_map_options
+from trackly_migrate.report import Summary, open_private
+from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
+
+app = typer.Typer(
+    name="trackly-migrate",
+    help="Move SMS send and click history from another platform into Trackly SMS.",
+    no_args_is_help=True,
+    # Locals hold the API key: a traceback must never print them.
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the tool's errors into a message on stderr and the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TracklyMigrateError as error:
+            print_error(error)
+            raise typer.Exit(int(error.exit_code)) from None
+        except KeyboardInterrupt:
+            stderr_console().print("Interrupted.")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+
+    return wrapper
+
+
+def print_error(error: TracklyMigrateError) -> None:
+    console = stderr_console()
+    console.print(f"[bold red]error:[/] {_escape(error.message)}")
+    if error.hint:
+        console.print(f"[bold]hint:[/] {_escape(error.hint)}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trackly-migrate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Move SMS send and click history from another platform into Trackly SMS.
+
+    Configure with TRACKLY_API_KEY (or --api-key-file) and, for anything but production,
+    TRACKLY_BASE_URL. Rehearse any import with --sandbox first.
+    """
+
+
+# -- shared options ------------------------------------------------------------------------
+
+FileArg = Annotated[
+    str, typer.Argument(help="CSV or JSONL file (.gz read transparently), or - for stdin.")
+]
+FormatOpt = Annotated[
+    InputFormat | None,
+    typer.Option("--format", help="Input format; inferred from the file name, needed for stdin."),
+]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Text encoding of the input, e.g. cp1252.")
+]
+DelimiterOpt = Annotated[str, typer.Option("--delimiter", help="CSV delimiter: ',' ';' or 'tab'.")]
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        metavar="FIELD=COLUMN",
+        help="Read FIELD from COLUMN; repeat for each renamed field (e.g. --map id=Sid).",
+    ),
+]
+RegionOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--default-region",
+        metavar="REGION",
+        help="Region for national numbers without +country code (ISO code, e.g. US).",
+    ),
+]
+TimezoneOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--timezone",
+        metavar="AREA/CITY",
+        help="IANA time zone for timestamps written without an offset (e.g. America/New_York).",
+    ),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar=BASE_URL_ENV,
+        show_envvar=True,
+        help="API base URL (default: production). Plain http:// only to localhost.",
+    ),
+]
+ApiKeyFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--api-key-file",
+        metavar="PATH",
+        help=f"File holding the API key (else {API_KEY_ENV} is used).",
+    ),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        metavar="KEY",
+        help=f"API key. Visible to other users in `ps`: prefer {API_KEY_ENV} or --api-key-file.",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")]
+LogFileOpt = Annotated[
+    Path | None,
+    typer.Option("--log-file", metavar="PATH", help="Append the progress lines to this file."),
+]
+
+
+def _delimiter(value: str) -> str:
+    return "\t" if value.lower() in {"tab", "\\t"} else value
+
+
+def _api_settings(base_url: str | None, api_key: str | None, key_file: Path | None) -> ApiSettings:
+    url = check_base_url(base_url)
+    return ApiSettings(base_url=url, api_key=read_api_key(flag_value=api_key, key_file=key_file))
+
+
+def _interactive(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _open_log(path: Path | None) -> LogFile | None:
+    if path is None:
+        return None
+    return LogFile(open_private(path, append=True))
+
+
+class _StopOnSignal:
+    """First Ctrl-C / SIGTERM: stop reading and finish what is in flight. Second: give up."""
+
+    def __init__(self, display: Display) -> None:
+        self.event = threading.Event()
+        self.signal_number: int | None = None
+        self._display = display
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def _handle(self, number: int, frame: FrameType | None) -> None:
+        if self.event.is_set():
+            raise KeyboardInterrupt
+        self.signal_number = number
+        self.event.set()
+        self._display.warning(
+            "stopping: finishing the requests in flight (press Ctrl-C again to abandon them)"
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.TERMINATED if self.signal_number == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+def import_exit_code(outcome: ImportOutcome, interrupted_code: ExitCode | None) -> ExitCode:
+    """0 all imported or duplicates; 1 some rejected; 3 aborted or unaccounted; 130/143."""
+    summary, error = outcome.summary, outcome.error
+    if error is not None:
+        return error.exit_code
+    if interrupted_code is not None:
+        return interrupted_code
+    if summary.unaccounted:
+        return ExitCode.ABORTED
+    if summary.rejected:
+        return ExitCode.REJECTED
+    return ExitCode.OK
+
+
+def _run_import(
+    *,
+    kind: Kind,
+    file: str,
+    input_format: InputFormat | None,
+    encoding: str,
+    delimiter: str,
+    map_options: list[str] | None,
+    default_region: str | None,
+    timezone: str | None,
+    batch_size: int,
+    concurrency: int,
+    dry_run: bool,
+    sandbox: bool,
+    sandbox_db: Path | None,
+    errors: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+    api_key_file: Path | None,
+    timeout: float,
+    max_retries: int,
+    max_rejects: str | None,
+    json_output: bool,
+    quiet: bool,
+    log_file: Path | None,
+) -> None:
+    settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
+    limit, ratio = parse_max_rejects(max_rejects)
+    request = ImportRequest(
+        kind=kind,
+        input_path=file,
+        settings=settings,
+        format=input_format,
+        encoding=encoding,
+        delimiter=_delimiter(delimiter),
+        mapping=parse_map_options(map_options or [], kind),
+        default_region=check_region(default_region),
+        timezone=check_timezone(timezone),
+        batch_size=batch_size,
+        concurrency=concurrency,
+        dry_run=dry_run,
+        errors_path=errors,
+        timeout=timeout,
+        retry_policy=RetryPolicy(max_attempts=max_retries + 1),
+        sandbox=sandbox,
+        sandbox_db=sandbox_db,
+        max_rejects=limit,
+        max_reject_ratio=ratio,
+    )
+    console = stderr_console()
+    log = _open_log(log_file)
+    display = make_display(console, quiet=quiet, interactive=_interactive(sys.stderr), log=log)
+    target = (
+        "dry run" if dry_run else ("embedded sandbox" if sandbox else settings and settings.host)
+    )
+    display.start(f"import-{kind} {'<stdin>' if file == '-' else file} → {target}")
+    stopper = _StopOnSignal(display)
+    try:
+        with stopper:
+            outcome = run_import(request, display, stop=stopper.event)
+    finally:
+        display.stop()
+    interrupted = stopper.exit_code if stopper.event.is_set() else None
+    _render_summary(outcome.summary, json_output=json_output, quiet=quiet, display=display)
+    if outcome.error is not None:
+        print_error(outcome.error)
+    code = import_exit_code(outcome, interrupted)
+    if code is not ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _render_summary(summary: Summary, *, json_output: bool, quiet: bool, display: Display) -> None:
+    display.log("summary: " + orjson.dumps(summary.to_json()).decode())
+    if json_output:
+        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        sys.stdout.flush()
+    if not quiet:
+        display.console.print(summary_table(summary))
+        for note in summary.notes:
+            display.console.print(f"note: {note}", markup=False)
+
+
+def parse_max_rejects(value: str | None) -> tuple[int | None, float | None]:
+    """``--max-rejects``: a count (``500``) or a share of the records read (``5%``)."""
+    if value is None:
+        return None, None
+    text = value.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1]) / 100
+            if not 0 <= share <= 1:
+                raise ValueError
+            return None, share
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count, None
+    except ValueError:
+        raise UsageError(
+            f"--max-rejects {value!r} is neither a count nor a percentage.",
+            hint="For example --max-rejects 500 or --max-rejects 5%.",
+        ) from None
+
+
+def _import_command(kind: Kind) -> Callable[..., None]:
+    @error_boundary
+    def command(
+        file: FileArg,
+        input_format: FormatOpt = None,
+        encoding: EncodingOpt = "utf-8",
+        delimiter: DelimiterOpt = ",",
+        map_options: MapOpt = None,
+        default_region: RegionOpt = None,
+        timezone: TimezoneOpt = None,
+        batch_size: Annotated[
+            int,
+            typer.Option("--batch-size", min=1, max=1000, help="Records per request (1-1000)."),
+        ] = 1000,
+        concurrency: Annotated[
+            int,
+            typer.Option("--concurrency", min=1, max=64, help="Requests in flight at most."),
+        ] = 8,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
+        ] = False,
+        sandbox: Annotated[
+            bool,
+            typer.Option(
+                "--sandbox", help="Send to an embedded local sandbox instead (no key needed)."
+            ),
+        ] = False,
+        sandbox_db: Annotated[
+            Path | None,
+            typer.Option(
+                "--sandbox-db",
+                metavar="PATH",
+                help="SQLite file for --sandbox (kept, so a later import can build on it).",
+            ),
+        ] = None,
+        errors: Annotated[
+            Path | None,
+            typer.Option(
+                "--errors",
+                metavar="PATH",
+                help="Errors report (.csv or .jsonl); default <input name>.errors.csv here.",
+            ),
+        ] = None,
+        max_rejects: Annotated[
+            str | None,
+            typer.Option(
+                "--max-rejects",
+                metavar="N|P%",
+                help="Stop (exit 1) after N rejected records, or when P% of those read are. "
+                "Default: stop if all of the first 1,000 are rejected.",
+            ),
+        ] = None,
+        base_url: BaseUrlOpt = None,
+        api_key_file: ApiKeyFileOpt = None,
+        api_key: ApiKeyOpt = None,
+        timeout: Annotated[
+            float, typer.Option("--timeout", min=1, help="Seconds to wait for one answer.")
+        ] = 60.0,
+        max_retries: Annotated[
+            int,
+            typer.Option("--max-retries", min=0, max=50, help="Retries of one request at most."),
+        ] = 7,
+        json_output: JsonOpt = False,
+        quiet: QuietOpt = False,
+        log_file: LogFileOpt = None,
+    ) -> None:
+        _run_import(
+            kind=kind,
+            file=file,
+            input_format=input_format,
+            encoding=encoding,
+            delimiter=delimiter,
+            map_options=map_options,
+            default_region=default_region,
+            timezone=timezone,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            sandbox=sandbox,
+            sandbox_db=sandbox_db,
+            errors=errors,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_file=api_key_file,
+            timeout=timeout,
+            max_retries=max_retries,
+            max_rejects=max_rejects,
+            json_output=json_output,
+            quiet=quiet,
+            log_file=log_file,
+        )
+
+    return command
+
+
+app.command(
+    "import-sends",
+    help="Import send records (id, to_number, timestamp, ...) from FILE.",
+)(_import_command(Kind.SENDS))
+app.command(
+    "import-clicks",
+    help="Import click records (message_id, offer_id, phone_number, timestamp) from FILE. "
+    "Import their sends first.",
+)(_import_command(Kind.CLICKS))
+
+
+@app.command("sandbox")
+@error_boundary
+def sandbox_command(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on (loopback unless you mean it).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")] = (
+        8765
+    ),
+    db: Annotated[
+        str,
+        typer.Option("--db", metavar="PATH", help="SQLite file, or :memory:."),
+    ] = "trackly-sandbox.db",
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", metavar="KEY", help="The demo account's key (default: documented)."
+        ),
+    ] = None,
+    seed: Annotated[
+        Path | None, typer.Option("--seed", metavar="FILE", help="Seed file (JSON) of accounts.")
+    ] = None,
+    latency: Annotated[
+        str | None,
+        typer.Option(
+            "--latency", metavar="S|A-B", help="Delay per request: 0.1, 100ms, 50ms-200ms."
+        ),
+    ] = None,
+    fail_rate: Annotated[
+        float, typer.Option("--fail-rate", min=0, max=1, help="Share answered 503 (non-JSON).")
+    ] = 0.0,
+    rate_limit: Annotated[
+        float | None,
+        typer.Option("--rate-limit", min=0.1, help="Requests per second per key; then 429."),
+    ] = None,
+    drop_rate: Annotated[
+        float,
+        typer.Option(
+            "--drop-rate", min=0, max=1, help="Share stored, then dropped without an answer."
+        ),
+    ] = 0.0,
+    fault_seed: Annotated[
+        int | None, typer.Option("--fault-seed", help="Seed for reproducible faults.")
+    ] = None,
+    sink: Annotated[
+        bool, typer.Option("--sink", help="Check and count requests without storing them.")
+    ] = False,
+) -> None:
+    """Run the local Trackly API emulator for rehearsals (Ctrl-C stops it)."""
+    try:
+        from trackly_migrate.sandbox.faults import parse_latency
+        from trackly_migrate.sandbox.seed import DEMO_API_KEY
+        from trackly_migrate.sandbox.server import SandboxConfig, is_loopback, serve
+    except ImportError:
+        raise UsageError(
+            "The sandbox needs the sandbox extra.",
+            hint="pip install 'trackly-migrate[sandbox]'",
+        ) from None
+    from trackly_migrate.config import check_api_key
+
+    console = stderr_console()
+    try:
+        latency_range = parse_latency(latency) if latency else None
+    except ValueError as exc:
+        raise UsageError(f"--latency: {exc}") from None
+    if not is_loopback(host):
+        console.print(
+            f"[bold red]WARNING:[/] listening on {host}: anyone who can reach this address can "
+            "read and change the sandbox's data. Use 127.0.0.1 unless you mean it."
+        )
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        db=db,
+        api_key=check_api_key(api_key) if api_key else DEMO_API_KEY,
+        seed=seed,
+        latency=latency_range,
+        fail_rate=fail_rate,
+        rate_limit=rate_limit,
+        drop_rate=drop_rate,
+        fault_seed=fault_seed,
+        sink=sink,
+    )
+
+    def announce(url: str) -> None:
+        print(url, flush=True)
+        console.print(
+            f"Trackly sandbox listening on [bold]{url}[/] (database: {db}). "
+            f"Use: export TRACKLY_BASE_URL={url}  — Ctrl-C stops it."
+        )
+
+    serve(config, announce)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,404 @@
+"""``TracklyClient``: the Trackly API over one pooled httpx client.
+
+It owns the auth header, timeouts, and the retry policy; it turns every answer into a typed
+result or an error from ``errors.py``. It never decides what to import.
+
+Retries: connection failures, timeouts, 429 and 500/502/503/504 are retried with exponential
+backoff and full jitter, bounded by attempts and by time. httpx's own ``retries=`` covers only
+failed connects, which is why the loop is ours. A ``Retry-After`` pauses every request of the
+client, not just the one that met it: the server asked the whole client to slow down.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+
+from trackly_migrate import __version__
+from trackly_migrate.config import ApiSettings
+from trackly_migrate.errors import (
+    ApiConnectionError,
+    ApiError,
+    ApiStatusError,
+    AuthenticationError,
+    RateLimitedError,
+    ServerError,
+    status_error_class,
+)
+
+BULK_PATHS = {"sends": "/v2/history/sends", "clicks": "/v2/history/clicks"}
+CLEAR_PATH = "/v2/history/clear"
+CONTACTS_PATH = "/v2/contacts"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 8
+    max_elapsed: float = 600.0  # seconds from the first attempt; no new attempt after it
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_cap: float = 120.0  # a server asking for longer is not waited for blindly
+
+
+def should_retry(error: ApiError) -> bool:
+    """Whether a failed attempt may be sent again (imports and unsubscribes are idempotent)."""
+    if isinstance(error, ApiConnectionError):
+        return True
+    return isinstance(error, ApiStatusError) and error.status in RETRY_STATUSES
+
+
+def retry_delay(
+    policy: RetryPolicy, attempt: int, retry_after: float | None, rng: random.Random
+) -> float:
+    """Seconds to wait before attempt ``attempt + 1`` (``attempt`` counts from 1).
+
+    Full jitter (AWS architecture blog, "Exponential Backoff and Jitter"): a uniform draw up to
+    the exponential bound, so that many clients do not retry in lockstep. A ``Retry-After``
+    is honoured as a floor, capped by the policy.
+    """
+    bound = min(policy.backoff_cap, policy.backoff_base * (2 ** (attempt - 1)))
+    delay = rng.uniform(0, bound)
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, policy.retry_after_cap))
+    return delay
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds (the delta-seconds form; an HTTP date is ignored)."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    index: int
+    code: str
+    message: str
+    record_id: str | None = None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    success_count: int
+    error_count: int
+    duplicates_skipped: int
+    invalid_phones: int | None
+    errors: tuple[ItemError, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A bulk answer and how it was obtained."""
+
+    result: BulkResult
+    attempts: int
+    # An earlier attempt may have been applied (dropped connection, timeout, 5xx): duplicates
+    # in ``result`` are then most likely this run's own records.
+    after_ambiguous_failure: bool
+
+
+class ResponseShapeError(ApiError):
+    """A 2xx answer whose body is not what the contract describes."""
+
+
+class PauseGate:
+    """A moment before which no request of this client starts (set by Retry-After)."""
+
+    def __init__(self) -> None:
+        self._until = 0.0
+        self._lock = threading.Lock()
+
+    def pause_for(self, seconds: float) -> None:
+        with self._lock:
+            self._until = max(self._until, time.monotonic() + seconds)
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                remaining = self._until - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, 0.5))
+
+
+RetryListener = Callable[[ApiError, float], None]
+
+
+class TracklyClient:
+    """The four endpoints of the contract, with retries where they are safe."""
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        timeout: float = 60.0,
+        max_connections: int = 8,
+        policy: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or RetryPolicy()
+        self._rng = rng or random.Random()
+        self._gate = PauseGate()
+        self.on_retry: RetryListener | None = None
+        self._http = httpx.Client(
+            base_url=settings.base_url,
+            headers={
+                "X-Api-Key": settings.api_key,
+                "User-Agent": f"trackly-migrate/{__version__}",
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            },
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> TracklyClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- endpoints -----------------------------------------------------------------------
+
+    def import_batch(self, kind: str, body: bytes, count: int) -> Delivery:
+        """POST one encoded batch (``{"records": [...]}``, ``count`` records), with retries."""
+        path = BULK_PATHS[kind]
+        attempts = 0
+        ambiguous = False
+
+        def send() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            return self._request("POST", path, body)
+
+        def note_failure(error: ApiError) -> None:
+            nonlocal ambiguous
+            ambiguous = ambiguous or _may_have_been_applied(error)
+
+        response = self._with_retries(send, note_failure)
+        return Delivery(parse_bulk_result(_json_body(response), count), attempts, ambiguous)
+
+    def clear(self, body: dict[str, Any]) -> dict[str, Any]:
+        """DELETE /v2/history/clear. Resent only when the request surely never arrived."""
+        encoded = orjson.dumps(body)
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            attempt += 1
+            try:
+                response = self._request("DELETE", CLEAR_PATH, encoded)
+                return _expect_object(_json_body(response))
+            except ApiError as error:
+                if not _surely_not_applied(error) or not self._may_retry(attempt, started):
+                    raise
+                delay = retry_delay(
+                    self.policy, attempt, getattr(error, "retry_after", None), self._rng
+                )
+                self._notify_retry(error, delay)
+                time.sleep(delay)
+
+    def unsubscribe(self, phone_number: str, list_number: str) -> bool:
+        """DELETE /v2/contacts; True when a subscription was switched off. Idempotent."""
+        body = orjson.dumps({"phone_number": phone_number, "list_number": list_number})
+        response = self._with_retries(lambda: self._request("DELETE", CONTACTS_PATH, body))
+        payload = _expect_object(_json_body(response))
+        unsubscribed = payload.get("unsubscribed")
+        if not isinstance(unsubscribed, bool):
+            raise ResponseShapeError(
+                f"The unsubscribe answer has no boolean 'unsubscribed': {_excerpt(response)}"
+            )
+        return unsubscribed
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _with_retries(
+        self,
+        send: Callable[[], httpx.Response],
+        on_failure: Callable[[ApiError], None] | None = None,
+    ) -> httpx.Response:
+        attempt = 0
+        started = time.monotonic()
+        while True:
+            attempt += 1
+            self._gate.wait()
+            try:
+                return send()
+            except ApiError as error:
+                if on_failure is not None:
+                    on_failure(error)
+                if not should_retry(error) or not self._may_retry(attempt, started):
+                    raise
+                retry_after = getattr(error, "retry_after", None)
+                if retry_after is not None:
+                    self._gate.pause_for(min(retry_after, self.policy.retry_after_cap))
+                delay = retry_delay(self.policy, attempt, retry_after, self._rng)
+                self._notify_retry(error, delay)
+                time.sleep(delay)
+
+    def _may_retry(self, attempt: int, started: float) -> bool:
+        return (
+            attempt < self.policy.max_attempts
+            and time.monotonic() - started < self.policy.max_elapsed
+        )
+
+    def _notify_retry(self, error: ApiError, delay: float) -> None:
+        if self.on_retry is not None:
+            self.on_retry(error, delay)
+
+    def _request(self, method: str, path: str, body: bytes) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, content=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise ApiConnectionError(
+                f"Cannot connect to {self.settings.host}: {_reason(exc)}.",
+                hint="Check the network and --base-url / TRACKLY_BASE_URL.",
+                request_sent=False,
+            ) from None
+        except httpx.TimeoutException:
+            raise ApiConnectionError(
+                f"No answer from {self.settings.host} in time (the request was sent)."
+            ) from None
+        except httpx.TransportError as exc:
+            raise ApiConnectionError(
+                f"The connection to {self.settings.host} dropped: {_reason(exc)}."
+            ) from None
+        if response.status_code >= 300:
+            raise _status_error(response)
+        return response
+
+
+def _may_have_been_applied(error: ApiError) -> bool:
+    if isinstance(error, ApiConnectionError):
+        return error.request_sent
+    # A 429 is refused before any work; a 5xx may come after the work was done.
+    return isinstance(error, ServerError)
+
+
+def _surely_not_applied(error: ApiError) -> bool:
+    """Only these failures prove a non-idempotent request never took effect."""
+    if isinstance(error, ApiConnectionError):
+        return not error.request_sent
+    if isinstance(error, RateLimitedError):
+        return True
+    return isinstance(error, ServerError) and error.status == 503 and error.retry_after is not None
+
+
+def _status_error(response: httpx.Response) -> ApiStatusError:
+    status = response.status_code
+    code: str | None = None
+    message = _excerpt(response)
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        code = payload.get("error") if isinstance(payload.get("error"), str) else None
+        if isinstance(payload.get("message"), str):
+            message = payload["message"]
+    error_class = status_error_class(status)
+    hint = None
+    if error_class is AuthenticationError:
+        message = "The API key was refused (401): it is wrong, revoked, or for another account."
+        hint = "Check TRACKLY_API_KEY / --api-key-file, and --base-url for the right server."
+    label = f"HTTP {status}" + (f" {code}" if code else "")
+    return error_class(
+        f"{label}: {message}" if error_class is not AuthenticationError else message,
+        status=status,
+        code=code,
+        hint=hint,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def _excerpt(response: httpx.Response, limit: int = 200) -> str:
+    text = " ".join(response.text.split())
+    return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        raise ResponseShapeError(
+            f"HTTP {response.status_code} with a body that is not JSON: {_excerpt(response)}"
+        ) from None
+
+
+def _expect_object(payload: Any) -> dict[str, Any]:
+    if not isinstance(payload, dict):
+        raise ResponseShapeError(f"Expected a JSON object, got: {str(payload)[:200]}")
+    return payload
+
+
+def parse_bulk_result(payload: Any, count: int) -> BulkResult:
+    """A bulk-import answer, checked for shape (not for the accounting identity)."""
+    body = _expect_object(payload)
+    counts: dict[str, int] = {}
+    for name in ("success_count", "error_count", "duplicates_skipped"):
+        value = body.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ResponseShapeError(f"The bulk answer has no valid {name!r}: {str(body)[:200]}")
+        counts[name] = value
+    invalid = body.get("invalid_phones")
+    invalid_phones = invalid if isinstance(invalid, int) and not isinstance(invalid, bool) else None
+    raw_errors = body.get("errors") or []
+    if not isinstance(raw_errors, list):
+        raise ResponseShapeError("The bulk answer's 'errors' is not a list.")
+    return BulkResult(
+        counts["success_count"],
+        counts["error_count"],
+        counts["duplicates_skipped"],
+        invalid_phones,
+        tuple(_item_errors(raw_errors, count)),
+    )
+
+
+def _item_errors(raw_errors: Sequence[Any], count: int) -> list[ItemError]:
+    items: list[ItemError] = []
+    seen: set[int] = set()
+    for entry in raw_errors:
+        if not isinstance(entry, dict):
+            continue
+        index = entry.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
+            continue  # an entry we cannot tie to a record; the identity check will show it
+        if index in seen:
+            continue
+        seen.add(index)
+        code = entry.get("code")
+        message = entry.get("error")
+        record_id = entry.get("id")
+        items.append(
+            ItemError(
+                index,
+                code if isinstance(code, str) else "unknown_error",
+                message if isinstance(message, str) else "",
+                record_id if isinstance(record_id, str) else None,
+            )
+        )
+    return items

@@ -1,0 +1,285 @@
+"""What a person (or a cron log) sees on stderr while a run goes and when it ends.
+
+Three displays share one interface: a Rich progress bar for a terminal, plain timestamped
+lines at a steady pace for everything else (cron, pipes, CI logs), and a quiet one. None ever
+writes to stdout: stdout is for the ``--json`` summary only.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from trackly_migrate.importer import Position, ProgressState
+from trackly_migrate.report import ErrorReport, Summary
+
+PLAIN_INTERVAL_S = 10.0
+PLAIN_STEP = 0.05  # also a line every 5% of the input
+
+
+def stderr_console() -> Console:
+    """The console for everything but results; colour only on a terminal, per NO_COLOR."""
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class LogFile:
+    """``--log-file``: the plain progress lines, appended, one per event."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self._lock = threading.Lock()
+
+    def write(self, line: str) -> None:
+        with self._lock:
+            self._handle.write(line + "\n")
+            self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
+
+
+def progress_line(state: ProgressState) -> str:
+    """One plain progress line (also what --log-file holds)."""
+    parts = [
+        f"read {state.read:,}",
+        f"imported {state.imported:,}",
+        f"duplicates {state.duplicates:,}",
+        f"rejected {state.rejected:,}",
+        f"{_rate(state.read, state.elapsed_s)}",
+        f"in flight {state.in_flight}",
+    ]
+    if state.total_bytes:
+        parts.append(f"{min(100.0, 100 * state.bytes_read / state.total_bytes):.0f}%")
+    return ", ".join(parts)
+
+
+class Display:
+    """The quiet display, and the base of the others: shows nothing but warnings' log lines."""
+
+    def __init__(self, console: Console, log: LogFile | None = None) -> None:
+        self.console = console
+        self._log = log
+
+    def log(self, message: str) -> None:
+        if self._log is not None:
+            self._log.write(f"{_stamp()} {message}")
+
+    def start(self, title: str) -> None:
+        self.log(title)
+
+    def progress(self, state: ProgressState) -> None:
+        pass
+
+    def settled(self, position: Position, summary: Summary, report: ErrorReport) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        self.log(f"warning: {message}")
+
+    def info(self, message: str) -> None:
+        self.log(message)
+
+    def retry(self, reason: str, delay: float) -> None:
+        self.log(f"retrying in {delay:.1f}s: {reason}")
+
+    def stop(self) -> None:
+        pass
+
+
+class PlainDisplay(Display):
+    """Timestamped lines every 10 s or 5% of the input, whichever comes first; no colour."""
+
+    def __init__(self, console: Console, log: LogFile | None = None) -> None:
+        super().__init__(console, log)
+        self._last_time = time.monotonic()
+        self._last_fraction = 0.0
+        self._last_state: ProgressState | None = None
+        self._last_line = ""
+        self._lock = threading.Lock()
+
+    def _emit(self, message: str) -> None:
+        line = f"{_stamp()} {message}"
+        with self._lock:
+            print(line, file=sys.stderr, flush=True)
+        if self._log is not None:
+            self._log.write(line)
+
+    def start(self, title: str) -> None:
+        self._emit(title)
+
+    def progress(self, state: ProgressState) -> None:
+        self._last_state = state
+        now = time.monotonic()
+        fraction = state.bytes_read / state.total_bytes if state.total_bytes else 0.0
+        if now - self._last_time >= PLAIN_INTERVAL_S or fraction - self._last_fraction >= (
+            PLAIN_STEP
+        ):
+            self._last_time = now
+            self._last_fraction = fraction
+            self._emit_progress(state)
+
+    def _emit_progress(self, state: ProgressState) -> None:
+        line = progress_line(state)
+        if line != self._last_line:
+            self._last_line = line
+            self._emit(line)
+
+    def warning(self, message: str) -> None:
+        self._emit(f"warning: {message}")
+
+    def info(self, message: str) -> None:
+        self._emit(message)
+
+    def retry(self, reason: str, delay: float) -> None:
+        self._emit(f"retrying in {delay:.1f}s: {reason}")
+
+    def stop(self) -> None:
+        if self._last_state is not None:
+            self._emit_progress(self._last_state)
+
+
+class _CountsColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        fields: dict[str, Any] = task.fields
+        return Text(
+            f"read {fields.get('read', 0):,} · imported {fields.get('imported', 0):,} · "
+            f"dup {fields.get('duplicates', 0):,} · rejected {fields.get('rejected', 0):,} · "
+            f"{fields.get('rate', '-')} · in flight {fields.get('in_flight', 0)}"
+        )
+
+
+class RichDisplay(Display):
+    """A live progress bar on a terminal: bytes read drive the bar and the ETA."""
+
+    def __init__(self, console: Console, log: LogFile | None = None) -> None:
+        super().__init__(console, log)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            _CountsColumn(),
+            console=console,
+            transient=False,
+            refresh_per_second=8,
+        )
+        self._task: Any = None
+
+    def start(self, title: str) -> None:
+        super().start(title)
+        self._progress.start()
+        self._task = self._progress.add_task(title, total=None)
+
+    def progress(self, state: ProgressState) -> None:
+        if self._task is None:
+            return
+        self._progress.update(
+            self._task,
+            total=state.total_bytes,
+            completed=state.bytes_read,
+            read=state.read,
+            imported=state.imported,
+            duplicates=state.duplicates,
+            rejected=state.rejected,
+            rate=_rate(state.read, state.elapsed_s),
+            in_flight=state.in_flight,
+        )
+
+    def warning(self, message: str) -> None:
+        super().warning(message)
+        self.console.print(f"[yellow]warning:[/] {message}", markup=True)
+
+    def info(self, message: str) -> None:
+        super().info(message)
+        self.console.print(message, markup=False)
+
+    def retry(self, reason: str, delay: float) -> None:
+        super().retry(reason, delay)
+        self.console.print(f"[dim]retrying in {delay:.1f}s: {reason}[/]", markup=True)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._progress.stop()
+            self._task = None
+
+
+def make_display(
+    console: Console, *, quiet: bool, interactive: bool, log: LogFile | None = None
+) -> Display:
+    if quiet:
+        return Display(console, log)
+    if interactive:
+        return RichDisplay(console, log)
+    return PlainDisplay(console, log)
+
+
+def summary_table(summary: Summary) -> Table:
+    """The end-of-run summary; every input record is on one of its lines."""
+    table = Table(title=f"{summary.command}: {summary.input}", show_header=False, box=None)
+    table.add_column("what", style="bold")
+    table.add_column("count", justify="right")
+    table.add_column("note", style="dim")
+    table.add_row("records read", f"{summary.read:,}", _resumed_note(summary))
+    if summary.dry_run:
+        table.add_row("valid (not sent: dry run)", f"{summary.pending:,}", "")
+    else:
+        table.add_row("imported", f"{summary.imported:,}", "")
+        dup_note = (
+            f"{summary.duplicates_after_retry:,} after a retried request (most likely stored "
+            "by the lost attempt)"
+            if summary.duplicates_after_retry
+            else "already in Trackly"
+        )
+        table.add_row("duplicates", f"{summary.duplicates:,}", dup_note)
+    table.add_row("rejected locally", f"{summary.rejected_local:,}", "never sent")
+    if not summary.dry_run:
+        table.add_row("rejected by the server", f"{summary.rejected_server:,}", "")
+    if summary.unaccounted:
+        table.add_row(
+            "[red]unaccounted[/]",
+            f"{summary.unaccounted:,}",
+            "the server's counts did not add up",
+        )
+    if summary.pending and not summary.dry_run:
+        table.add_row("not confirmed", f"{summary.pending:,}", "run again with --resume")
+    requests_note = f"{summary.retries:,} retries"
+    if summary.itemize_requests:
+        requests_note += f", {summary.itemize_requests:,} to itemize >100 failures"
+    table.add_row("requests", f"{summary.requests:,}", requests_note)
+    table.add_row("time", f"{summary.elapsed_s:,.1f}s", _rate(summary.read, summary.elapsed_s))
+    if summary.errors_report:
+        table.add_row("errors report", summary.errors_report, "one row per rejected record")
+    return table
+
+
+def _resumed_note(summary: Summary) -> str:
+    if summary.resumed_from_line:
+        return f"whole file; this run resumed at line {summary.resumed_from_line:,}"
+    return ""

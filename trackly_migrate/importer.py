@@ -1,0 +1,423 @@
+"""The streaming import: read → validate → batch → send → account, with flat memory.
+
+The main thread reads and validates; a pool of workers sends batches. Input is cut into
+*segments*: the records of one request plus the locally rejected rows read alongside them.
+Segments settle strictly in input order, whatever order their answers arrive in, so that
+
+* the errors report is written in line order, by one thread;
+* the position just past the last settled segment is a watermark: every record before it is
+  accounted for, which is what a resume checkpoint stores;
+* memory is bounded: at most ``2 × concurrency`` segments exist at once.
+
+Nothing here prints: progress, warnings and retries go to a ``RunObserver``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from trackly_migrate.client import BulkResult, Delivery, ItemError
+from trackly_migrate.errors import ExitCode, TracklyMigrateError
+from trackly_migrate.readers import RawRow
+from trackly_migrate.records import RecordBuilder, Rejection
+from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
+
+MAX_BATCH_SIZE = 1000
+DEFAULT_CONCURRENCY = 8
+# A segment also closes after this many local rejections, so that an input where nearly every
+# row is rejected cannot pile its rejections up in memory.
+MAX_SEGMENT_REJECTIONS = 1000
+# Without --max-rejects, a run stops when this many records were read and every one of them
+# was rejected: a forgotten --timezone or a wrong file, not ten million bad rows.
+ALL_REJECTED_PROBE = 1000
+PROGRESS_INTERVAL_S = 0.1
+
+
+class BatchSender(Protocol):
+    def import_batch(self, kind: str, body: bytes, count: int) -> Delivery: ...
+
+
+class RunObserver(Protocol):
+    """What the run tells the outside world (display, log, checkpoint)."""
+
+    def progress(self, state: ProgressState) -> None: ...
+
+    def warning(self, message: str) -> None: ...
+
+    def settled(self, position: Position, summary: Summary, report: ErrorReport) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Just past the last settled record: where a resume starts reading."""
+
+    offset: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressState:
+    read: int
+    imported: int
+    duplicates: int
+    rejected: int
+    bytes_read: int
+    total_bytes: int | None
+    in_flight: int
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    kind: str
+    batch_size: int = MAX_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    dry_run: bool = False
+    max_rejects: int | None = None  # stop after this many rejections...
+    max_reject_ratio: float | None = None  # ...or when this share of the records read so far
+
+
+@dataclass
+class Segment:
+    number: int
+    start: Position
+    end: Position
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[RawRow] = field(default_factory=list)  # the raw row of each record
+    local: list[ReportRow] = field(default_factory=list)
+    read: int = 0
+
+
+@dataclass
+class Settlement:
+    """How the server settled one segment's records."""
+
+    imported: int = 0
+    duplicates: int = 0
+    duplicates_after_retry: int = 0
+    unaccounted: int = 0
+    requests: int = 0
+    retries: int = 0
+    itemize_requests: int = 0
+    rejections: list[tuple[int, ItemError]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class RejectLimitReached(TracklyMigrateError):
+    """Too many records were rejected: the input (or an option) is clearly wrong."""
+
+    exit_code = ExitCode.REJECTED
+
+
+def deliver(sender: BatchSender, kind: str, records: list[dict[str, Any]]) -> Settlement:
+    """Send one batch until every record is settled and every rejection itemized.
+
+    The server itemizes at most 100 failures per request. When more failed, the records it did
+    not itemize are sent again: those stored the first time come back as duplicates (imports
+    are idempotent by id), and the next 100 failures get itemized, until all are.
+    """
+    settlement = Settlement()
+    outstanding = list(range(len(records)))
+    earlier_successes = 0
+    ambiguous = False
+    while True:
+        body = orjson.dumps({"records": [records[i] for i in outstanding]})
+        delivery = sender.import_batch(kind, body, len(outstanding))
+        settlement.requests += delivery.attempts
+        settlement.retries += delivery.attempts - 1
+        ambiguous = ambiguous or delivery.after_ambiguous_failure
+        result = delivery.result
+        sent = len(outstanding)
+        failed = _failed_count(result, sent)
+        itemized = [(outstanding[item.index], item) for item in result.errors]
+        settlement.rejections.extend(itemized)
+        if failed is None:
+            _mark_unaccounted(settlement, sent - len(itemized), result, sent)
+            return settlement
+        settlement.imported += result.success_count
+        if failed > len(itemized) and itemized:
+            earlier_successes += result.success_count
+            done = {index for index, _ in itemized}
+            outstanding = [i for i in outstanding if i not in done]
+            settlement.itemize_requests += 1
+            continue
+        if failed > len(itemized):
+            # Failures the server will not name: they cannot be reported row by row.
+            settlement.unaccounted += failed - len(itemized)
+            settlement.notes.append(
+                f"the server counted {failed} failures but itemized only {len(itemized)}"
+            )
+        duplicates = result.duplicates_skipped - earlier_successes
+        if duplicates < 0:
+            settlement.unaccounted += -duplicates
+            settlement.imported -= -duplicates
+            duplicates = 0
+        settlement.duplicates += duplicates
+        if ambiguous:
+            settlement.duplicates_after_retry += duplicates
+        return settlement
+
+
+def _failed_count(result: BulkResult, sent: int) -> int | None:
+    """Records that failed, or None when the answer's counts do not add up to ``sent``."""
+    total = result.success_count + result.error_count + result.duplicates_skipped
+    if total == sent:
+        return result.error_count
+    # Client tolerance (CONTRACT.md): a server that counts invalid phones apart from errors.
+    if result.invalid_phones is not None and total + result.invalid_phones == sent:
+        return result.error_count + result.invalid_phones
+    return None
+
+
+def _mark_unaccounted(settlement: Settlement, count: int, result: BulkResult, sent: int) -> None:
+    settlement.unaccounted += count
+    settlement.notes.append(
+        f"answer for {sent} records did not add up (success {result.success_count}, "
+        f"errors {result.error_count}, duplicates {result.duplicates_skipped})"
+    )
+
+
+class ImportRun:
+    """One import of one input. Call ``run()`` once; it returns the summary."""
+
+    def __init__(
+        self,
+        options: ImportOptions,
+        rows: Iterable[RawRow],
+        builder: RecordBuilder,
+        report: ErrorReport,
+        summary: Summary,
+        *,
+        sender: BatchSender | None,
+        observer: RunObserver,
+        bytes_read: Callable[[], int] = lambda: 0,
+        total_bytes: int | None = None,
+        start: Position = Position(0, 1),
+        stop: threading.Event | None = None,
+    ) -> None:
+        if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
+            raise ValueError("batch_size must be 1..1000")
+        self.options = options
+        self._rows = rows
+        self._builder = builder
+        self._report = report
+        self.summary = summary
+        self._sender = sender
+        self._observer = observer
+        self._bytes_read = bytes_read
+        self._total_bytes = total_bytes
+        self._start = start
+        self.stop = stop or threading.Event()
+        self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
+        self._started = time.monotonic()
+        self._last_progress = 0.0
+        self._failure: BaseException | None = None
+
+    def run(self) -> Summary:
+        workers = max(1, self.options.concurrency)
+        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
+        try:
+            self._read_and_submit(executor)
+            self._drain()
+        except BaseException as exc:
+            self._failure = exc
+            self._abandon()
+            raise
+        finally:
+            executor.shutdown(wait=self._failure is None, cancel_futures=True)
+            self.summary.elapsed_s += time.monotonic() - self._started
+            self._report.close()
+        return self.summary
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _read_and_submit(self, executor: ThreadPoolExecutor) -> None:
+        batch_size = self.options.batch_size
+        number = 0
+        segment = Segment(number, self._start, self._start)
+        builder = self._builder
+        for row in self._rows:
+            segment.read += 1
+            segment.end = Position(row.end_offset, row.line + 1)
+            outcome = builder.build(row)
+            if isinstance(outcome, Rejection):
+                segment.local.append(
+                    ReportRow(
+                        row.line,
+                        builder.record_id(row),
+                        Stage.LOCAL,
+                        outcome.code,
+                        outcome.message,
+                        row.data,
+                        row.text,
+                    )
+                )
+            else:
+                segment.records.append(outcome)
+                segment.rows.append(row)
+            if len(segment.records) >= batch_size or len(segment.local) >= MAX_SEGMENT_REJECTIONS:
+                self._submit(executor, segment)
+                number += 1
+                segment = Segment(number, segment.end, segment.end)
+            self._maybe_progress()
+            if self.stop.is_set():
+                break
+        if segment.read:
+            self._submit(executor, segment)
+
+    def _submit(self, executor: ThreadPoolExecutor, segment: Segment) -> None:
+        while len(self._pending) >= 2 * max(1, self.options.concurrency):
+            self._settle_head(block=True)
+        self._settle_ready()
+        future: Future[Settlement]
+        if segment.records and not self.options.dry_run and self._sender is not None:
+            future = executor.submit(deliver, self._sender, self.options.kind, segment.records)
+        else:
+            future = Future()
+            future.set_result(Settlement())
+        self._pending.append((segment, future))
+        self._settle_ready()
+        self._check_reject_limit()
+
+    # -- settling ------------------------------------------------------------------------
+
+    def _settle_ready(self) -> None:
+        while self._pending and self._pending[0][1].done():
+            self._settle_head(block=False)
+
+    def _settle_head(self, *, block: bool) -> None:
+        segment, future = self._pending[0]
+        while block and not future.done():
+            try:
+                future.result(timeout=PROGRESS_INTERVAL_S)
+            except TimeoutError:
+                self._maybe_progress()
+            except BaseException:
+                break
+        settlement = future.result()  # raises the worker's error: the run stops
+        self._pending.popleft()
+        self._apply(segment, settlement)
+
+    def _apply(self, segment: Segment, settlement: Settlement) -> None:
+        summary = self.summary
+        summary.read += segment.read
+        summary.rejected_local += len(segment.local)
+        summary.requests += settlement.requests
+        summary.retries += settlement.retries
+        summary.itemize_requests += settlement.itemize_requests
+        if self.options.dry_run:
+            summary.pending += len(segment.records)
+        else:
+            summary.imported += settlement.imported
+            summary.duplicates += settlement.duplicates
+            summary.duplicates_after_retry += settlement.duplicates_after_retry
+            summary.rejected_server += len(settlement.rejections)
+            summary.unaccounted += settlement.unaccounted
+        for note in settlement.notes:
+            message = f"lines {segment.start.line}-{segment.end.line - 1}: {note}"
+            summary.notes.append(message)
+            self._observer.warning(message)
+        rows = list(segment.local)
+        for index, item in settlement.rejections:
+            raw = segment.rows[index]
+            message = item.message or item.code
+            rows.append(
+                ReportRow(
+                    raw.line,
+                    item.record_id or self._builder.record_id(raw),
+                    Stage.SERVER,
+                    item.code,
+                    message,
+                    raw.data,
+                    raw.text,
+                )
+            )
+        rows.sort(key=lambda report_row: report_row.line)
+        for report_row in rows:
+            self._report.write(report_row)
+        self._observer.settled(segment.end, summary, self._report)
+        self._maybe_progress(force=True)
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._settle_head(block=True)
+
+    def _abandon(self) -> None:
+        """After a failure or an interruption: what was not settled is pending, not lost."""
+        for segment, future in self._pending:
+            future.cancel()
+            self.summary.read += segment.read
+            self.summary.pending += segment.read
+        self._pending.clear()
+
+    def _check_reject_limit(self) -> None:
+        options, summary = self.options, self.summary
+        rejected = summary.rejected_local + summary.rejected_server
+        if (
+            options.max_rejects is None
+            and options.max_reject_ratio is None
+            and summary.read >= ALL_REJECTED_PROBE
+            and rejected == summary.read
+        ):
+            raise RejectLimitReached(
+                f"Stopped: all of the first {summary.read} records were rejected.",
+                hint="Look at the errors report: a wrong file, a forgotten --timezone or "
+                "--default-region, or a column mapping (--map) is the usual cause. "
+                "To go on regardless, pass --max-rejects 100%.",
+            )
+        if options.max_rejects is not None and rejected > options.max_rejects:
+            raise RejectLimitReached(
+                f"Stopped: {rejected} records rejected, more than --max-rejects "
+                f"{options.max_rejects}."
+            )
+        if (
+            options.max_reject_ratio is not None
+            and summary.read >= MAX_BATCH_SIZE
+            and rejected > options.max_reject_ratio * summary.read
+        ):
+            raise RejectLimitReached(
+                f"Stopped: {rejected} of the first {summary.read} records were rejected, "
+                f"more than --max-rejects {options.max_reject_ratio:.0%}."
+            )
+
+    # -- progress ------------------------------------------------------------------------
+
+    def _maybe_progress(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
+            return
+        self._last_progress = now
+        summary = self.summary
+        in_flight_rows = sum(segment.read for segment, _ in self._pending)
+        self._observer.progress(
+            ProgressState(
+                read=summary.read + in_flight_rows,
+                imported=summary.imported,
+                duplicates=summary.duplicates,
+                rejected=summary.rejected_local + summary.rejected_server,
+                bytes_read=self._bytes_read(),
+                total_bytes=self._total_bytes,
+                in_flight=sum(1 for _, future in self._pending if not future.done()),
+                elapsed_s=self.summary.elapsed_s + now - self._started,
+            )
+        )
+
+
+__all__ = [
+    "BatchSender",
+    "ImportOptions",
+    "ImportRun",
+    "Position",
+    "ProgressState",
+    "RunObserver",
+    "Settlement",
+    "deliver",
+]

@@ -1,0 +1,242 @@
+"""The errors report (one row per rejected record) and the run summary.
+
+The report is created only when a record is rejected, readable by its owner only (it holds
+phone numbers), and shaped so that a user can fix the rows and feed the file back in: the
+report's own columns come first and start with ``_`` (readers ignore them), followed by the
+record's original columns.
+
+Spreadsheet safety (OWASP "CSV injection"): a cell that starts with ``=``, ``+``, ``-``, ``@``,
+tab or carriage return is written with a leading ``'`` so that a spreadsheet shows it as text
+instead of running it as a formula. A cell that is only a phone number in E.164 form
+(``+14155550123``) is left as it is: it cannot hold a formula, and escaping it would make every
+fixed row need editing before it imports. Reading a report back as input removes the ``'``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from trackly_migrate.errors import InputError
+from trackly_migrate.records import REPORT_COLUMNS
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_PHONE = re.compile(r"^\+[0-9]{1,15}$")
+
+
+class Stage:
+    LOCAL = "local"
+    SERVER = "server"
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRow:
+    line: int
+    record_id: str | None
+    stage: str
+    code: str
+    message: str
+    source: list[str] | dict[str, Any] | None
+    text: str | None = None  # the unreadable input, when there is no parsed source
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet will show it, never run it (see the module docstring)."""
+    if cell.startswith(_FORMULA_START) and not _PLAIN_PHONE.match(cell):
+        return "'" + cell
+    return cell
+
+
+def default_report_path(input_path: str, kind: str) -> Path:
+    """``<input name>.errors.csv`` in the current folder (``<kind>.errors.csv`` for stdin)."""
+    if input_path == "-":
+        return Path(f"stdin-{kind}.errors.csv")
+    name = Path(input_path).name
+    for suffix in (".gz", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"):
+        name = name.removesuffix(suffix)
+    return Path(f"{name}.errors.csv")
+
+
+def open_private(path: Path, *, append: bool, truncate_to: int | None = None) -> IO[str]:
+    """Open ``path`` for writing text, mode 0600 whatever umask or an older file said."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    try:
+        descriptor = os.open(path, flags, 0o600)
+        os.fchmod(descriptor, 0o600)
+        if truncate_to is not None:
+            os.ftruncate(descriptor, truncate_to)
+    except OSError as exc:
+        raise InputError(
+            f"Cannot write the errors report {path}: {exc.strerror}.",
+            hint="Choose another place with --errors PATH.",
+        ) from None
+    return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+class ErrorReport:
+    """Writes report rows as CSV or JSONL, creating the file on the first row."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        source_columns: list[str] | None,
+        field_names: list[str],
+        resume_size: int | None = None,
+    ) -> None:
+        self.path = path
+        self.jsonl = path.suffix.lower() in {".jsonl", ".ndjson"}
+        # CSV needs fixed columns: the input's header, or for JSONL input the field names.
+        self._columns = source_columns if source_columns is not None else field_names
+        self._from_jsonl = source_columns is None
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        self._resume_size = resume_size
+        self._opened = False
+        self.rows = 0
+
+    @property
+    def created(self) -> bool:
+        """Whether the report file exists for this run (written now or by the resumed run)."""
+        return self._opened or bool(self._resume_size)
+
+    def _open(self) -> None:
+        resuming = bool(self._resume_size)
+        self._opened = True
+        self._file = open_private(
+            self.path, append=resuming, truncate_to=self._resume_size if resuming else None
+        )
+        if not self.jsonl:
+            self._writer = csv.writer(self._file, lineterminator="\r\n")
+            if not resuming:
+                extra = ["_raw"] if self._from_jsonl else []
+                self._writer.writerow([*REPORT_COLUMNS, *self._columns, *extra])
+
+    def write(self, row: ReportRow) -> None:
+        if self._file is None:
+            self._open()
+        assert self._file is not None
+        try:
+            if self.jsonl:
+                self._file.write(self._jsonl_line(row))
+            else:
+                self._writer.writerow(self._csv_cells(row))
+        except OSError as exc:
+            raise InputError(
+                f"Cannot write the errors report {self.path}: {exc.strerror}.",
+                hint="Free some disk space or choose another place with --errors PATH.",
+            ) from None
+        self.rows += 1
+
+    def _csv_cells(self, row: ReportRow) -> list[str]:
+        meta = [str(row.line), row.record_id or "", row.stage, row.code, row.message]
+        source = row.source
+        if isinstance(source, list):
+            cells = [*source[: len(self._columns)]]
+            cells += [""] * (len(self._columns) - len(cells))
+            if len(source) > len(self._columns):  # a ragged row keeps its extra cells
+                cells.append(",".join(source[len(self._columns) :]))
+        elif isinstance(source, dict):
+            cells = [_cell_text(source.get(name)) for name in self._columns]
+        else:
+            cells = [""] * len(self._columns)
+        if self._from_jsonl:
+            cells.append(row.text or "")
+        return [spreadsheet_safe(cell) for cell in [*meta, *cells]]
+
+    def _jsonl_line(self, row: ReportRow) -> str:
+        item: dict[str, Any] = {}
+        if isinstance(row.source, dict):
+            item.update(row.source)
+        elif isinstance(row.source, list):
+            item.update(zip(self._columns, row.source, strict=False))
+        elif row.text is not None:
+            item["_raw"] = row.text
+        item.update(
+            _line=row.line,
+            _record_id=row.record_id,
+            _stage=row.stage,
+            _code=row.code,
+            _message=row.message,
+        )
+        return orjson.dumps(item).decode() + "\n"
+
+    def flush(self) -> int:
+        """Flush to the OS and return the file's size (what a checkpoint records)."""
+        if self._file is None:
+            return self._resume_size or 0
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        return self._file.tell()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _cell_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+@dataclass
+class Summary:
+    """Every input record accounted for.
+
+    ``imported + duplicates + rejected_local + rejected_server + unaccounted + pending == read``.
+    ``duplicates_after_retry`` is the part of ``duplicates`` that came back from a request sent
+    again after an attempt whose outcome was unknown: most likely stored by that attempt.
+    ``pending`` counts records read but never confirmed by the server: the valid records of a
+    ``--dry-run``, or the records after the last confirmed batch of an aborted or interrupted
+    run (a resume sends them again; any already stored come back as duplicates).
+    """
+
+    command: str
+    input: str
+    read: int = 0
+    imported: int = 0
+    duplicates: int = 0
+    duplicates_after_retry: int = 0
+    rejected_local: int = 0
+    rejected_server: int = 0
+    unaccounted: int = 0
+    pending: int = 0
+    requests: int = 0
+    retries: int = 0
+    itemize_requests: int = 0
+    errors_report: str | None = None
+    elapsed_s: float = 0.0
+    dry_run: bool = False
+    status: str = "completed"
+    resumed_from_line: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return self.rejected_local + self.rejected_server
+
+    def balanced(self) -> bool:
+        settled = (
+            self.imported
+            + self.duplicates
+            + self.rejected_local
+            + self.rejected_server
+            + self.unaccounted
+            + self.pending
+        )
+        return settled == self.read
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["elapsed_s"] = round(self.elapsed_s, 3)
+        return data
