@@ -244,7 +244,9 @@ def write_samples(folder: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     sub = parser.add_subparsers(dest="what", required=True)
     sends = sub.add_parser("sends", help="valid send records (CSV or JSONL by extension)")
     sends.add_argument("out", type=Path)

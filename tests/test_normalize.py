@@ -175,7 +175,15 @@ def test_not_integers(value: object) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("true", True), ("YES", True), ("1", True), (1, True), ("No", False), ("0", False), (False, False)],
+    [
+        ("true", True),
+        ("YES", True),
+        ("1", True),
+        (1, True),
+        ("No", False),
+        ("0", False),
+        (False, False),
+    ],
 )
 def test_booleans(value: object, expected: bool) -> None:
     assert parse_boolean(value) is expected

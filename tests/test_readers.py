@@ -34,7 +34,7 @@ def read_all(
 
 
 cell = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
+    alphabet=st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\r"),
     max_size=12,
 )
 
@@ -64,18 +64,14 @@ def test_csv_round_trips_cells_and_start_lines(
     path.write_bytes(("\ufeff" if bom else "").encode() + buffer.getvalue().encode())
     columns, read = read_all(path, InputFormat.CSV, delimiter=delimiter)
     assert columns == ["x", "y", "z"]
-    assert [r.data for r in read] == [
-        [c.replace("\r\n", "\n") for c in row] for row in rows
-    ]
+    assert [r.data for r in read] == [[c.replace("\r\n", "\n") for c in row] for row in rows]
     assert [r.line for r in read] == expected_lines
     assert read[-1].end_offset == path.stat().st_size
 
 
 def test_crlf_bom_and_quoted_newlines(tmp_path: Path) -> None:
     path = tmp_path / "s.csv"
-    path.write_bytes(
-        b'\xef\xbb\xbfid,message\r\nh1,"two\r\nlines, ""quoted"""\r\n\r\nh2,plain\r\n'
-    )
+    path.write_bytes(b'\xef\xbb\xbfid,message\r\nh1,"two\r\nlines, ""quoted"""\r\n\r\nh2,plain\r\n')
     columns, rows = read_all(path, InputFormat.CSV)
     assert columns == ["id", "message"]
     assert [(r.line, r.data) for r in rows] == [
@@ -158,7 +154,7 @@ def test_gzip_is_detected_by_content_too(tmp_path: Path) -> None:
 )
 def test_jsonl_blank_lines_skipped_bad_lines_reported(tmp_path: Path, items: list[object]) -> None:
     lines = []
-    expected = []
+    expected: list[tuple[int, str | None]] = []
     for number, item in enumerate(items, start=1):
         if item == "BLANK":
             lines.append("   ")

@@ -54,10 +54,26 @@ def test_empty_cells_are_absent_and_required_ones_named() -> None:
 @pytest.mark.parametrize(
     ("cells", "code", "field"),
     [
-        (("h", "+14155550123", "2025-11-15T14:30:00Z", "forty", "", "", ""), "invalid_type", "list_id"),
-        (("h", "+14155550123", "2025-11-15T14:30:00Z", "", "perhaps", "", ""), "invalid_type", "delivered"),
-        (("h", "not a phone", "2025-11-15T14:30:00Z", "", "", "", ""), "invalid_phone", "to_number"),
-        (("h", "+14155550123", "2025-13-15T14:30:00Z", "", "", "", ""), "invalid_timestamp", "timestamp"),
+        (
+            ("h", "+14155550123", "2025-11-15T14:30:00Z", "forty", "", "", ""),
+            "invalid_type",
+            "list_id",
+        ),
+        (
+            ("h", "+14155550123", "2025-11-15T14:30:00Z", "", "perhaps", "", ""),
+            "invalid_type",
+            "delivered",
+        ),
+        (
+            ("h", "not a phone", "2025-11-15T14:30:00Z", "", "", "", ""),
+            "invalid_phone",
+            "to_number",
+        ),
+        (
+            ("h", "+14155550123", "2025-13-15T14:30:00Z", "", "", "", ""),
+            "invalid_timestamp",
+            "timestamp",
+        ),
     ],
 )
 def test_bad_values_reject_the_record_naming_the_field(
@@ -138,7 +154,9 @@ def test_a_report_fed_back_in_loses_its_formula_quotes() -> None:
     mapping = resolve_columns(Kind.SENDS, columns, {}, source_name="r.csv")
     builder = RecordBuilder(mapping, unescape_report_cells=True)
     record = builder.build(
-        csv_row("4", "invalid_phone", "h1", "'+1 (415) 555-0123", "2025-11-15T14:30:00Z", "'=SUM(A1)")
+        csv_row(
+            "4", "invalid_phone", "h1", "'+1 (415) 555-0123", "2025-11-15T14:30:00Z", "'=SUM(A1)"
+        )
     )
     assert record == {
         "id": "h1",

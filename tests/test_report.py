@@ -28,7 +28,7 @@ def test_no_cell_can_start_a_formula_except_plain_e164_numbers(cell: str) -> Non
 
 def test_phone_numbers_stay_importable_and_formulas_become_text() -> None:
     assert spreadsheet_safe("+14155550123") == "+14155550123"
-    assert spreadsheet_safe('=HYPERLINK("http://x")') == "'=HYPERLINK(\"http://x\")"
+    assert spreadsheet_safe('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
     assert spreadsheet_safe("-2+3") == "'-2+3"
     assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
     assert spreadsheet_safe("plain") == "plain"
@@ -84,8 +84,16 @@ def test_default_report_path() -> None:
 
 
 def test_summary_balances() -> None:
-    summary = Summary("import-sends", "x", read=10, imported=5, duplicates=2, rejected_local=1,
-                      rejected_server=1, pending=1)
+    summary = Summary(
+        "import-sends",
+        "x",
+        read=10,
+        imported=5,
+        duplicates=2,
+        rejected_local=1,
+        rejected_server=1,
+        pending=1,
+    )
     assert summary.balanced()
     summary.read += 1
     assert not summary.balanced()

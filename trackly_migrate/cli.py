@@ -20,7 +20,9 @@ import orjson
 import typer
 
 from trackly_migrate import __version__
-from trackly_migrate.client import RetryPolicy
+from trackly_migrate.clearing import execute as execute_clear
+from trackly_migrate.clearing import is_future, make_plan
+from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import (
     API_KEY_ENV,
     BASE_URL_ENV,
@@ -31,7 +33,9 @@ from trackly_migrate.config import (
 from trackly_migrate.display import (
     Display,
     LogFile,
+    clear_result_table,
     make_display,
+    render_clear_plan,
     stderr_console,
     summary_table,
 )
@@ -41,6 +45,7 @@ from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
 from trackly_migrate.report import Summary, open_private
 from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
+from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
 
 app = typer.Typer(
     name="trackly-migrate",
@@ -273,6 +278,7 @@ def _run_import(
     json_output: bool,
     quiet: bool,
     log_file: Path | None,
+    defaults: dict[str, str] | None = None,
 ) -> None:
     settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
     limit, ratio = parse_max_rejects(max_rejects)
@@ -296,6 +302,7 @@ def _run_import(
         sandbox_db=sandbox_db,
         max_rejects=limit,
         max_reject_ratio=ratio,
+        defaults=defaults or {},
     )
     console = stderr_console()
     log = _open_log(log_file)
@@ -303,7 +310,7 @@ def _run_import(
     target = (
         "dry run" if dry_run else ("embedded sandbox" if sandbox else settings and settings.host)
     )
-    display.start(f"import-{kind} {'<stdin>' if file == '-' else file} → {target}")
+    display.start(f"{request.command} {'<stdin>' if file == '-' else file} → {target}")
     stopper = _StopOnSignal(display)
     try:
         with stopper:
@@ -458,6 +465,208 @@ app.command(
 )(_import_command(Kind.CLICKS))
 
 
+@app.command("clear")
+@error_boundary
+def clear_command(
+    entities: Annotated[
+        list[str],
+        typer.Argument(metavar="ENTITY...", help="One or more of: sends, clicks, revenue."),
+    ],
+    before: Annotated[
+        str | None,
+        typer.Option(
+            "--before",
+            metavar="WHEN",
+            help="Clear records stamped before WHEN (exclusive). A date means midnight UTC.",
+        ),
+    ] = None,
+    all_time: Annotated[
+        bool, typer.Option("--all-time", help="Clear every matching record, whatever its date.")
+    ] = False,
+    timezone: TimezoneOpt = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask; for scripts. The plan is still printed.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the exact request body; send nothing.")
+    ] = False,
+    json_output: JsonOpt = False,
+    base_url: BaseUrlOpt = None,
+    api_key_file: ApiKeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
+) -> None:
+    """Permanently delete imported history (and revenue: ALL of it). Asks first.
+
+    Sends and clicks: imported records only. Revenue: every revenue record of the account,
+    live sends' included. Say the time scope explicitly: --before WHEN or --all-time.
+    """
+    plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
+    settings = _optional_settings(base_url, api_key, api_key_file, required=not dry_run)
+    console = stderr_console()
+    target = (
+        f"{settings.host} with key {settings.redacted_key}"
+        if settings is not None
+        else "(no key configured)"
+    )
+    render_clear_plan(console, plan, target)
+    if is_future(plan):
+        console.print(
+            "[bold yellow]warning:[/] --before is in the future: records stamped up to that "
+            "moment go, including any sent from now until then."
+        )
+    if dry_run:
+        sys.stdout.write(orjson.dumps(plan.body(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        console.print("Dry run: nothing was sent.")
+        return
+    assert settings is not None
+    if not yes:
+        _confirm_clear(console)
+    with TracklyClient(settings) as client:
+        result = execute_clear(client, plan)
+    console.print(clear_result_table(result))
+    if json_output:
+        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+
+
+def _optional_settings(
+    base_url: str | None, api_key: str | None, key_file: Path | None, *, required: bool
+) -> ApiSettings | None:
+    try:
+        return _api_settings(base_url, api_key, key_file)
+    except UsageError:
+        if required:
+            raise
+        return None
+
+
+def _confirm_clear(console: Any) -> None:
+    if not (_interactive(sys.stdin) and _interactive(sys.stderr)):
+        raise UsageError(
+            "Refusing to clear without confirmation: this is not an interactive terminal.",
+            hint="Re-run with --yes to confirm in a script (the plan above is what will go).",
+        )
+    try:
+        answer = console.input("Type [bold]clear[/] to delete, anything else cancels: ")
+    except (KeyboardInterrupt, EOFError):
+        answer = ""
+        console.print()
+    if answer.strip() != "clear":
+        console.print("Cancelled: nothing was deleted.")
+        raise typer.Exit(int(ExitCode.REJECTED))
+
+
+@app.command("unsubscribe")
+@error_boundary
+def unsubscribe_command(
+    phone: Annotated[
+        str | None,
+        typer.Argument(metavar="[PHONE]", help="The contact's number (E.164, e.g. +14155559876)."),
+    ] = None,
+    list_number: Annotated[
+        str | None,
+        typer.Option(
+            "--list",
+            metavar="LIST_NUMBER",
+            help="The sending list's number; with --file, fills rows that lack one.",
+        ),
+    ] = None,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            metavar="FILE",
+            help="CSV or JSONL with phone_number and list_number columns, or - for stdin.",
+        ),
+    ] = None,
+    input_format: FormatOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    delimiter: DelimiterOpt = ",",
+    map_options: MapOpt = None,
+    default_region: RegionOpt = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at most.")
+    ] = 8,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate only; send nothing.")
+    ] = False,
+    errors: Annotated[
+        Path | None,
+        typer.Option("--errors", metavar="PATH", help="Errors report for --file (.csv/.jsonl)."),
+    ] = None,
+    base_url: BaseUrlOpt = None,
+    api_key_file: ApiKeyFileOpt = None,
+    api_key: ApiKeyOpt = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds to wait for one answer.")
+    ] = 60.0,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    log_file: LogFileOpt = None,
+) -> None:
+    """Unsubscribe one contact from a list, or many from a file (--file)."""
+    if (phone is None) == (file is None):
+        raise UsageError(
+            "Give either a PHONE (with --list) or --file FILE.",
+            hint="trackly-migrate unsubscribe +14155559876 --list +18005551234",
+        )
+    if file is not None:
+        _run_import(
+            kind=Kind.CONTACTS,
+            file=file,
+            input_format=input_format,
+            encoding=encoding,
+            delimiter=delimiter,
+            map_options=map_options,
+            default_region=default_region,
+            timezone=None,
+            batch_size=UNSUBSCRIBE_SEGMENT,
+            concurrency=concurrency,
+            dry_run=dry_run,
+            sandbox=False,
+            sandbox_db=None,
+            errors=errors,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_file=api_key_file,
+            timeout=timeout,
+            max_retries=7,
+            max_rejects=None,
+            json_output=json_output,
+            quiet=quiet,
+            log_file=log_file,
+            defaults={"list_number": list_number} if list_number else None,
+        )
+        return
+    assert phone is not None
+    record = contact_record(phone, list_number, region=check_region(default_region))
+    console = stderr_console()
+    if dry_run:
+        sys.stdout.write(orjson.dumps(record).decode() + "\n")
+        console.print("Dry run: nothing was sent.")
+        return
+    settings = _api_settings(base_url, api_key, api_key_file)
+    with TracklyClient(settings, timeout=timeout) as client:
+        answer = client.unsubscribe(record["phone_number"], record["list_number"])
+    if answer.unsubscribed:
+        console.print(
+            f"Unsubscribed {record['phone_number']} from list {record['list_number']}.",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"{record['phone_number']} on list {record['list_number']}: {NOT_CHANGED_MEANING}.",
+            markup=False,
+        )
+    if json_output:
+        sys.stdout.write(orjson.dumps({**record, "unsubscribed": answer.unsubscribed}).decode())
+        sys.stdout.write("\n")
+
+
+# One segment of a bulk unsubscribe is sent one request per contact by one worker; small
+# segments spread the contacts over all the workers.
+UNSUBSCRIBE_SEGMENT = 25
+
+
 @app.command("sandbox")
 @error_boundary
 def sandbox_command(
@@ -553,5 +762,5 @@ def sandbox_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point (also ``python -m trackly_migrate``)."""
+    app(prog_name="trackly-migrate")

@@ -110,6 +110,14 @@ class Delivery:
     after_ambiguous_failure: bool
 
 
+@dataclass(frozen=True)
+class UnsubscribeAnswer:
+    # False means one of three things the API does not tell apart: the list is not the
+    # account's, the contact is not on it, or it was already unsubscribed.
+    unsubscribed: bool
+    attempts: int
+
+
 class ResponseShapeError(ApiError):
     """A 2xx answer whose body is not what the contract describes."""
 
@@ -217,17 +225,24 @@ class TracklyClient:
                 self._notify_retry(error, delay)
                 time.sleep(delay)
 
-    def unsubscribe(self, phone_number: str, list_number: str) -> bool:
-        """DELETE /v2/contacts; True when a subscription was switched off. Idempotent."""
+    def unsubscribe(self, phone_number: str, list_number: str) -> UnsubscribeAnswer:
+        """DELETE /v2/contacts, retried (it is idempotent)."""
         body = orjson.dumps({"phone_number": phone_number, "list_number": list_number})
-        response = self._with_retries(lambda: self._request("DELETE", CONTACTS_PATH, body))
+        attempts = 0
+
+        def send() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            return self._request("DELETE", CONTACTS_PATH, body)
+
+        response = self._with_retries(send)
         payload = _expect_object(_json_body(response))
         unsubscribed = payload.get("unsubscribed")
         if not isinstance(unsubscribed, bool):
             raise ResponseShapeError(
                 f"The unsubscribe answer has no boolean 'unsubscribed': {_excerpt(response)}"
             )
-        return unsubscribed
+        return UnsubscribeAnswer(unsubscribed, attempts)
 
     # -- plumbing ------------------------------------------------------------------------
 

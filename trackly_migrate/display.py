@@ -27,6 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from trackly_migrate.clearing import SCOPES, ClearPlan, ClearResult
 from trackly_migrate.importer import Position, ProgressState
 from trackly_migrate.report import ErrorReport, Summary
 
@@ -249,6 +250,13 @@ def summary_table(summary: Summary) -> Table:
     table.add_row("records read", f"{summary.read:,}", _resumed_note(summary))
     if summary.dry_run:
         table.add_row("valid (not sent: dry run)", f"{summary.pending:,}", "")
+    elif summary.command == "unsubscribe":
+        table.add_row("unsubscribed", f"{summary.imported:,}", "")
+        table.add_row(
+            "not changed",
+            f"{summary.duplicates:,}",
+            "not on the list, list not yours, or already unsubscribed",
+        )
     else:
         table.add_row("imported", f"{summary.imported:,}", "")
         dup_note = (
@@ -283,3 +291,25 @@ def _resumed_note(summary: Summary) -> str:
     if summary.resumed_from_line:
         return f"whole file; this run resumed at line {summary.resumed_from_line:,}"
     return ""
+
+
+def render_clear_plan(console: Console, plan: ClearPlan, target: str) -> None:
+    """The clear plan in words: each entity's exact scope, the cutoff, the target and key."""
+    console.print("[bold]This will permanently delete, and it cannot be undone:[/]")
+    for entity in plan.entities:
+        scope = SCOPES[entity]
+        if entity == "revenue":
+            console.print(f"  • [bold red]revenue: {scope}[/]")
+        else:
+            console.print(f"  • [bold]{entity}[/]: {scope}")
+    console.print(f"  Time scope: {plan.time_scope()}", markup=False)
+    console.print(f"  Target: {target}", markup=False)
+
+
+def clear_result_table(result: ClearResult) -> Table:
+    table = Table(title="Cleared", show_header=True, box=None)
+    table.add_column("entity", style="bold")
+    table.add_column("records deleted", justify="right")
+    for entity, count in result.cleared.items():
+        table.add_row(entity, f"{count:,}" if count >= 0 else "(not reported)")
+    return table

@@ -45,6 +45,10 @@ class BatchSender(Protocol):
     def import_batch(self, kind: str, body: bytes, count: int) -> Delivery: ...
 
 
+# Sends one segment's records and says how the server settled each (deliver() for imports).
+DeliverBatch = Callable[[list[dict[str, Any]]], "Settlement"]
+
+
 class RunObserver(Protocol):
     """What the run tells the outside world (display, log, checkpoint)."""
 
@@ -77,7 +81,6 @@ class ProgressState:
 
 @dataclass(frozen=True)
 class ImportOptions:
-    kind: str
     batch_size: int = MAX_BATCH_SIZE
     concurrency: int = DEFAULT_CONCURRENCY
     dry_run: bool = False
@@ -196,7 +199,7 @@ class ImportRun:
         report: ErrorReport,
         summary: Summary,
         *,
-        sender: BatchSender | None,
+        deliver_batch: DeliverBatch | None,
         observer: RunObserver,
         bytes_read: Callable[[], int] = lambda: 0,
         total_bytes: int | None = None,
@@ -210,7 +213,7 @@ class ImportRun:
         self._builder = builder
         self._report = report
         self.summary = summary
-        self._sender = sender
+        self._deliver = deliver_batch
         self._observer = observer
         self._bytes_read = bytes_read
         self._total_bytes = total_bytes
@@ -278,8 +281,8 @@ class ImportRun:
             self._settle_head(block=True)
         self._settle_ready()
         future: Future[Settlement]
-        if segment.records and not self.options.dry_run and self._sender is not None:
-            future = executor.submit(deliver, self._sender, self.options.kind, segment.records)
+        if segment.records and not self.options.dry_run and self._deliver is not None:
+            future = executor.submit(self._deliver, segment.records)
         else:
             future = Future()
             future.set_result(Settlement())
@@ -413,6 +416,7 @@ class ImportRun:
 
 __all__ = [
     "BatchSender",
+    "DeliverBatch",
     "ImportOptions",
     "ImportRun",
     "Position",

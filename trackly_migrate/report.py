@@ -239,4 +239,13 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["elapsed_s"] = round(self.elapsed_s, 3)
+        if self.command == "unsubscribe":
+            # One request per contact: "imported" reads as unsubscribed, "duplicates" as
+            # answered unsubscribed=false (not changed).
+            data = {UNSUBSCRIBE_NAMES.get(key, key): value for key, value in data.items()}
+            for name in ("duplicates_after_retry", "itemize_requests"):
+                data.pop(name, None)
         return data
+
+
+UNSUBSCRIBE_NAMES = {"imported": "unsubscribed", "duplicates": "not_changed"}

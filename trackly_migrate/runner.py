@@ -8,6 +8,7 @@ its options and renders what comes back; other programs can do the same.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from trackly_migrate.errors import TracklyMigrateError, UsageError
 from trackly_migrate.importer import (
     DEFAULT_CONCURRENCY,
     MAX_BATCH_SIZE,
+    DeliverBatch,
     ImportOptions,
     ImportRun,
     RunObserver,
+    deliver,
 )
 from trackly_migrate.readers import InputFormat, InputSource, infer_format, open_reader
 from trackly_migrate.records import (
@@ -59,6 +62,11 @@ class ImportRequest:
     sandbox_db: Path | None = None
     max_rejects: int | None = None
     max_reject_ratio: float | None = None
+    defaults: dict[str, str] = field(default_factory=dict)  # e.g. list_number from --list
+
+    @property
+    def command(self) -> str:
+        return "unsubscribe" if self.kind is Kind.CONTACTS else f"import-{self.kind}"
 
 
 class Observer(RunObserver, Protocol):
@@ -110,13 +118,21 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
         yield ApiSettings(base_url=running.url, api_key=DEMO_API_KEY)
 
 
+def _deliverer(client: TracklyClient, kind: Kind) -> DeliverBatch:
+    if kind is Kind.CONTACTS:
+        from trackly_migrate.unsubscribing import deliver_unsubscribes
+
+        return functools.partial(deliver_unsubscribes, client)
+    return functools.partial(deliver, client, str(kind))
+
+
 def run_import(
     request: ImportRequest,
     observer: Observer,
     *,
     stop: threading.Event | None = None,
 ) -> ImportOutcome:
-    """Import one input and account for every record.
+    """Import one input (or, for the ``contacts`` kind, unsubscribe it) record by record.
 
     Raises ``UsageError``/``InputError`` before anything is sent when the run cannot start.
     An error that stops a started run (auth, retries exhausted, reject limit) comes back in
@@ -129,7 +145,11 @@ def run_import(
         reader = open_reader(source, fmt, encoding=request.encoding, delimiter=request.delimiter)
         columns = reader.columns
         mapping = resolve_columns(
-            request.kind, columns, request.mapping, source_name=source.display_name
+            request.kind,
+            columns,
+            request.mapping,
+            source_name=source.display_name,
+            provided=request.defaults,
         )
         if mapping.unknown_columns:
             observer.warning(
@@ -140,6 +160,7 @@ def run_import(
             mapping,
             default_region=request.default_region,
             timezone=request.timezone,
+            defaults=request.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
         report_path = request.errors_path or default_report_path(
@@ -153,10 +174,9 @@ def run_import(
             ],
         )
         summary = Summary(
-            command=f"import-{request.kind}", input=source.display_name, dry_run=request.dry_run
+            command=request.command, input=source.display_name, dry_run=request.dry_run
         )
         options = ImportOptions(
-            kind=str(request.kind),
             batch_size=request.batch_size,
             concurrency=request.concurrency,
             dry_run=request.dry_run,
@@ -164,7 +184,7 @@ def run_import(
             max_reject_ratio=request.max_reject_ratio,
         )
         with api_target(request) as settings, contextlib.ExitStack() as stack:
-            client = None
+            deliver_batch = None
             if settings is not None:
                 client = stack.enter_context(
                     TracklyClient(
@@ -175,13 +195,14 @@ def run_import(
                     )
                 )
                 client.on_retry = lambda error, delay: observer.retry(error.message, delay)
+                deliver_batch = _deliverer(client, request.kind)
             run = ImportRun(
                 options,
                 reader,
                 builder,
                 report,
                 summary,
-                sender=client,
+                deliver_batch=deliver_batch,
                 observer=observer,
                 bytes_read=lambda: source.bytes_read,
                 total_bytes=source.total_bytes,

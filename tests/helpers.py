@@ -1,0 +1,87 @@
+"""Small helpers for tests that look into the sandbox and at what the CLI wrote."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from trackly_migrate.sandbox.server import RunningSandbox
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "samples"
+SEND_HEADER = ["id", "to_number", "timestamp", "list_number", "list_id", "message"]
+
+
+def stored_imported_ids(sandbox: RunningSandbox, account: str = "demo") -> list[str]:
+    """Ids of the account's imported messages, as the sandbox's database holds them."""
+    assert sandbox.db_path is not None
+    with sqlite3.connect(sandbox.db_path) as conn:
+        rows = conn.execute(
+            "SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id "
+            "WHERE a.name = ? AND m.imported = 1",
+            (account,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def stored_click_ids(sandbox: RunningSandbox, account: str = "demo") -> list[str]:
+    assert sandbox.db_path is not None
+    with sqlite3.connect(sandbox.db_path) as conn:
+        rows = conn.execute(
+            "SELECT c.message_id FROM clicks c JOIN accounts a ON a.id = c.account_id "
+            "WHERE a.name = ?",
+            (account,),
+        ).fetchall()
+    return [row[0] for row in rows]
+
+
+def requests_to(sandbox: RunningSandbox, endpoint: str) -> int:
+    """How many requests the sandbox answered on ``endpoint`` ("POST /api/v2/history/sends")."""
+    by_status = sandbox.stats()["requests"]["by_endpoint"].get(endpoint, {})
+    return sum(by_status.values())
+
+
+def write_sends_csv(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SEND_HEADER, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def send_row(index: int, **overrides: Any) -> dict[str, Any]:
+    row = {
+        "id": f"t_{index:06d}",
+        "to_number": f"+1415555{index % 10000:04d}",
+        "timestamp": f"2025-01-01T00:{(index // 60) % 60:02d}:{index % 60:02d}Z",
+        "list_number": "+14155551234",
+        "message": f"hello {index}",
+    }
+    row.update(overrides)
+    return row
+
+
+def read_report(path: Path) -> list[dict[str, str]]:
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text().splitlines()]
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def summary_of(stdout: str) -> dict[str, Any]:
+    data = json.loads(stdout)
+    assert isinstance(data, dict)
+    settled = (
+        data["imported"]
+        + data["duplicates"]
+        + data["rejected_local"]
+        + data["rejected_server"]
+        + data["unaccounted"]
+        + data["pending"]
+    )
+    assert settled == data["read"], data
+    return data
