@@ -21,9 +21,9 @@ install: $(VENV)/.installed-dev
 # The main job: import the samples into a fresh local sandbox that the tool starts itself.
 demo: install
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	cd $(DEMO) && ../$(BIN)/trackly-migrate import-sends ../samples/sends.csv --sandbox --sandbox-db sandbox.db; \
+	cd $(DEMO) && ../$(BIN)/trackly-migrate import-sends ../samples/sends.csv --sandbox --sandbox-db sandbox.db --restart; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
-	cd $(DEMO) && ../$(BIN)/trackly-migrate import-clicks ../samples/clicks.jsonl --sandbox --sandbox-db sandbox.db; \
+	cd $(DEMO) && ../$(BIN)/trackly-migrate import-clicks ../samples/clicks.jsonl --sandbox --sandbox-db sandbox.db --restart; \
 	  status=$$?; [ $$status -le 1 ] || exit $$status
 	@echo "Done. Error reports for the rejected sample rows are in $(DEMO)/."
 

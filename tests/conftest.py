@@ -22,11 +22,13 @@ from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TRACKLY_* setting of the developer's leaks into a test; fixed terminal width."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No TRACKLY_* setting of the developer's leaks into a test; fixed terminal width;
+    resume checkpoints go to the test's own state folder."""
     for name in list(os.environ):
         if name.startswith("TRACKLY_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
 

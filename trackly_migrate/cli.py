@@ -8,6 +8,8 @@ error into a message and an exit code.
 from __future__ import annotations
 
 import functools
+import os
+import shlex
 import signal
 import sys
 import threading
@@ -279,6 +281,9 @@ def _run_import(
     quiet: bool,
     log_file: Path | None,
     defaults: dict[str, str] | None = None,
+    resume: bool = False,
+    restart: bool = False,
+    checkpoint: Path | None = None,
 ) -> None:
     settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
     limit, ratio = parse_max_rejects(max_rejects)
@@ -303,6 +308,9 @@ def _run_import(
         max_rejects=limit,
         max_reject_ratio=ratio,
         defaults=defaults or {},
+        resume=resume,
+        restart=restart,
+        checkpoint_path=checkpoint,
     )
     console = stderr_console()
     log = _open_log(log_file)
@@ -321,9 +329,36 @@ def _run_import(
     _render_summary(outcome.summary, json_output=json_output, quiet=quiet, display=display)
     if outcome.error is not None:
         print_error(outcome.error)
+    if outcome.checkpoint is not None:
+        display.info(f"To resume: {resume_command(sys.argv)}")
     code = import_exit_code(outcome, interrupted)
+    if log is not None:
+        log.close()
+    if outcome.abandoned_requests:
+        # Requests given up on are still blocked in worker threads; everything that counts
+        # (report, checkpoint, summary) is on disk, so do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
     if code is not ExitCode.OK:
         raise typer.Exit(int(code))
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that resumes this run: same options plus --resume, key removed."""
+    words = ["trackly-migrate"]
+    skip_next = False
+    for word in argv[1:]:
+        if skip_next:
+            skip_next = False
+            continue
+        if word == "--api-key":
+            skip_next = True
+            continue
+        if word.startswith("--api-key=") or word in {"--resume", "--restart"}:
+            continue
+        words.append(word)
+    return shlex.join([*words, "--resume"])
 
 
 def _render_summary(summary: Summary, *, json_output: bool, quiet: bool, display: Display) -> None:
@@ -424,6 +459,24 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         json_output: JsonOpt = False,
         quiet: QuietOpt = False,
         log_file: LogFileOpt = None,
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume", help="Continue an interrupted run of this file where it stopped."
+            ),
+        ] = False,
+        restart: Annotated[
+            bool,
+            typer.Option("--restart", help="Discard this file's checkpoint and start over."),
+        ] = False,
+        checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                "--checkpoint",
+                metavar="PATH",
+                help="Where to keep the resume checkpoint (default: the user's state folder).",
+            ),
+        ] = None,
     ) -> None:
         _run_import(
             kind=kind,
@@ -449,6 +502,9 @@ def _import_command(kind: Kind) -> Callable[..., None]:
             json_output=json_output,
             quiet=quiet,
             log_file=log_file,
+            resume=resume,
+            restart=restart,
+            checkpoint=checkpoint,
         )
 
     return command

@@ -28,8 +28,8 @@ from rich.table import Table
 from rich.text import Text
 
 from trackly_migrate.clearing import SCOPES, ClearPlan, ClearResult
-from trackly_migrate.importer import Position, ProgressState
-from trackly_migrate.report import ErrorReport, Summary
+from trackly_migrate.importer import ProgressState
+from trackly_migrate.report import Summary
 
 PLAIN_INTERVAL_S = 10.0
 PLAIN_STEP = 0.05  # also a line every 5% of the input
@@ -94,9 +94,6 @@ class Display:
         self.log(title)
 
     def progress(self, state: ProgressState) -> None:
-        pass
-
-    def settled(self, position: Position, summary: Summary, report: ErrorReport) -> None:
         pass
 
     def warning(self, message: str) -> None:

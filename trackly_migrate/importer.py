@@ -56,7 +56,13 @@ class RunObserver(Protocol):
 
     def warning(self, message: str) -> None: ...
 
-    def settled(self, position: Position, summary: Summary, report: ErrorReport) -> None: ...
+
+class Checkpointer(Protocol):
+    """Keeps the resume watermark (``checkpoint.CheckpointWriter``)."""
+
+    def submitted(self, end_offset: int) -> None: ...
+
+    def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +211,9 @@ class ImportRun:
         total_bytes: int | None = None,
         start: Position = Position(0, 1),
         stop: threading.Event | None = None,
+        checkpoint: Checkpointer | None = None,
+        possibly_stored_until: int = 0,
+        grace_s: float = 10.0,
     ) -> None:
         if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
             raise ValueError("batch_size must be 1..1000")
@@ -219,8 +228,15 @@ class ImportRun:
         self._total_bytes = total_bytes
         self._start = start
         self.stop = stop or threading.Event()
+        self._checkpoint = checkpoint
+        # After a crash, records up to here may have been stored by batches that were in
+        # flight: their duplicates are this migration's own, not old ones.
+        self._possibly_stored_until = possibly_stored_until
+        self._grace_s = grace_s
+        self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
         self._started = time.monotonic()
+        self._base_elapsed = summary.elapsed_s
         self._last_progress = 0.0
         self._failure: BaseException | None = None
 
@@ -229,16 +245,22 @@ class ImportRun:
         executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
         try:
             self._read_and_submit(executor)
-            self._drain()
+            deadline = time.monotonic() + self._grace_s if self.stop.is_set() else None
+            self._drain(deadline)
         except BaseException as exc:
             self._failure = exc
-            self._abandon()
             raise
         finally:
-            executor.shutdown(wait=self._failure is None, cancel_futures=True)
-            self.summary.elapsed_s += time.monotonic() - self._started
+            self._abandon()
+            executor.shutdown(
+                wait=self._failure is None and not self.abandoned, cancel_futures=True
+            )
+            self._update_elapsed()
             self._report.close()
         return self.summary
+
+    def _update_elapsed(self) -> None:
+        self.summary.elapsed_s = self._base_elapsed + time.monotonic() - self._started
 
     # -- reading -------------------------------------------------------------------------
 
@@ -287,6 +309,8 @@ class ImportRun:
             future = Future()
             future.set_result(Settlement())
         self._pending.append((segment, future))
+        if self._checkpoint is not None and not future.done():
+            self._checkpoint.submitted(segment.end.offset)
         self._settle_ready()
         self._check_reject_limit()
 
@@ -296,18 +320,22 @@ class ImportRun:
         while self._pending and self._pending[0][1].done():
             self._settle_head(block=False)
 
-    def _settle_head(self, *, block: bool) -> None:
+    def _settle_head(self, *, block: bool, deadline: float | None = None) -> bool:
+        """Settle the oldest segment; False if ``deadline`` passed before its answer came."""
         segment, future = self._pending[0]
         while block and not future.done():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
             try:
                 future.result(timeout=PROGRESS_INTERVAL_S)
             except TimeoutError:
                 self._maybe_progress()
             except BaseException:
-                break
+                break  # the worker's error is raised just below
         settlement = future.result()  # raises the worker's error: the run stops
         self._pending.popleft()
         self._apply(segment, settlement)
+        return True
 
     def _apply(self, segment: Segment, settlement: Settlement) -> None:
         summary = self.summary
@@ -321,7 +349,10 @@ class ImportRun:
         else:
             summary.imported += settlement.imported
             summary.duplicates += settlement.duplicates
-            summary.duplicates_after_retry += settlement.duplicates_after_retry
+            if segment.start.offset < self._possibly_stored_until:
+                summary.duplicates_after_retry += settlement.duplicates
+            else:
+                summary.duplicates_after_retry += settlement.duplicates_after_retry
             summary.rejected_server += len(settlement.rejections)
             summary.unaccounted += settlement.unaccounted
         for note in settlement.notes:
@@ -346,17 +377,25 @@ class ImportRun:
         rows.sort(key=lambda report_row: report_row.line)
         for report_row in rows:
             self._report.write(report_row)
-        self._observer.settled(segment.end, summary, self._report)
+        self._update_elapsed()
+        if self._checkpoint is not None:
+            report_size = self._report.flush()  # rows on disk before the watermark moves
+            self._checkpoint.advance(segment.end.offset, segment.end.line, summary, report_size)
         self._maybe_progress(force=True)
 
-    def _drain(self) -> None:
+    def _drain(self, deadline: float | None = None) -> None:
         while self._pending:
-            self._settle_head(block=True)
+            if not self._settle_head(block=True, deadline=deadline):
+                return
 
     def _abandon(self) -> None:
-        """After a failure or an interruption: what was not settled is pending, not lost."""
+        """After a failure or an interruption: what was not settled is pending, not lost.
+
+        Nothing of it reaches the report or the checkpoint, so a resume sends it again.
+        """
         for segment, future in self._pending:
-            future.cancel()
+            if not future.cancel() and not future.done():
+                self.abandoned += 1
             self.summary.read += segment.read
             self.summary.pending += segment.read
         self._pending.clear()

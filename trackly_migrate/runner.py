@@ -14,8 +14,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from trackly_migrate.checkpoint import (
+    Checkpoint,
+    CheckpointWriter,
+    InputIdentity,
+    default_checkpoint_path,
+    load,
+    option_differences,
+)
+from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import TracklyMigrateError, UsageError
@@ -25,10 +34,18 @@ from trackly_migrate.importer import (
     DeliverBatch,
     ImportOptions,
     ImportRun,
+    Position,
     RunObserver,
     deliver,
 )
-from trackly_migrate.readers import InputFormat, InputSource, infer_format, open_reader
+from trackly_migrate.readers import (
+    STDIN,
+    InputFormat,
+    InputSource,
+    Reader,
+    infer_format,
+    open_reader,
+)
 from trackly_migrate.records import (
     FIELDS,
     REPORT_COLUMNS,
@@ -63,6 +80,10 @@ class ImportRequest:
     max_rejects: int | None = None
     max_reject_ratio: float | None = None
     defaults: dict[str, str] = field(default_factory=dict)  # e.g. list_number from --list
+    resume: bool = False
+    restart: bool = False
+    checkpoint_path: Path | None = None
+    grace_s: float = 10.0  # after Ctrl-C, how long in-flight requests may still finish
 
     @property
     def command(self) -> str:
@@ -70,9 +91,11 @@ class ImportRequest:
 
 
 class Observer(RunObserver, Protocol):
-    """A ``RunObserver`` that also hears about retries."""
+    """A ``RunObserver`` that also hears about retries and the run's own notes."""
 
     def retry(self, reason: str, delay: float) -> None: ...
+
+    def info(self, message: str) -> None: ...
 
 
 @dataclass
@@ -81,6 +104,8 @@ class ImportOutcome:
 
     summary: Summary
     error: TracklyMigrateError | None = None
+    checkpoint: Path | None = None  # kept for --resume when the run did not complete
+    abandoned_requests: int = 0  # requests still in flight when the run gave up on them
 
 
 def validate_request(request: ImportRequest) -> None:
@@ -136,13 +161,29 @@ def run_import(
 
     Raises ``UsageError``/``InputError`` before anything is sent when the run cannot start.
     An error that stops a started run (auth, retries exhausted, reject limit) comes back in
-    the outcome beside the summary so far.
+    the outcome beside the summary so far. File inputs keep a resume checkpoint while the
+    run goes; it is removed when the run completes.
     """
     validate_request(request)
     fmt = infer_format(request.input_path, request.format)
-    source = InputSource(request.input_path)
-    try:
-        reader = open_reader(source, fmt, encoding=request.encoding, delimiter=request.delimiter)
+    if request.input_path == STDIN and (request.resume or request.restart):
+        raise UsageError(
+            "--resume and --restart need a file: stdin cannot be read again.",
+            hint="Save the stream to a file first, then import that file.",
+        )
+    with contextlib.ExitStack() as stack:
+        checkpoint = _open_checkpoint(request, fmt, observer, stack)
+        source = InputSource(request.input_path)
+        stack.callback(source.close)
+        start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
+        reader = open_reader(
+            source,
+            fmt,
+            encoding=request.encoding,
+            delimiter=request.delimiter,
+            start_offset=start.offset if start else 0,
+            start_line=start.line if start else 1,
+        )
         columns = reader.columns
         mapping = resolve_columns(
             request.kind,
@@ -151,7 +192,7 @@ def run_import(
             source_name=source.display_name,
             provided=request.defaults,
         )
-        if mapping.unknown_columns:
+        if mapping.unknown_columns and not (start and start.offset):
             observer.warning(
                 "ignoring column(s) not used by "
                 f"{request.kind}: {', '.join(mapping.unknown_columns)}"
@@ -163,61 +204,196 @@ def run_import(
             defaults=request.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
-        report_path = request.errors_path or default_report_path(
-            request.input_path, str(request.kind)
-        )
         report = ErrorReport(
-            report_path,
+            _report_path(request),
             source_columns=columns,
             field_names=[
                 mapping.sources.get(spec.name, spec.name) for spec in FIELDS[request.kind]
             ],
+            resume_size=_report_resume_size(checkpoint, observer),
         )
         summary = Summary(
             command=request.command, input=source.display_name, dry_run=request.dry_run
         )
-        options = ImportOptions(
+        if checkpoint is not None and checkpoint.base.offset:
+            checkpoint.base.apply_totals(summary)
+            summary.resumed_from_line = checkpoint.base.line
+            observer.info(
+                f"resuming at line {checkpoint.base.line:,} "
+                f"({summary.read:,} records already accounted for)"
+            )
+        outcome = _run(
+            request,
+            observer,
+            stop,
+            stack,
+            reader,
+            builder,
+            report,
+            summary,
+            source,
+            checkpoint,
+            start,
+        )
+        if checkpoint is not None:
+            nothing_sent = not checkpoint.base.offset and not checkpoint.base.submitted_until
+            if outcome.summary.status == "completed" or nothing_sent:
+                checkpoint.remove()
+            else:
+                outcome.checkpoint = checkpoint.path
+        return outcome
+
+
+def _run(
+    request: ImportRequest,
+    observer: Observer,
+    stop: threading.Event | None,
+    stack: contextlib.ExitStack,
+    reader: Reader,
+    builder: RecordBuilder,
+    report: ErrorReport,
+    summary: Summary,
+    source: InputSource,
+    checkpoint: CheckpointWriter | None,
+    start: Position | None,
+) -> ImportOutcome:
+    settings = stack.enter_context(api_target(request))
+    deliver_batch = None
+    if settings is not None:
+        client = stack.enter_context(
+            TracklyClient(
+                settings,
+                timeout=request.timeout,
+                max_connections=request.concurrency,
+                policy=request.retry_policy,
+            )
+        )
+        client.on_retry = lambda error, delay: observer.retry(error.message, delay)
+        deliver_batch = _deliverer(client, request.kind)
+    run = ImportRun(
+        ImportOptions(
             batch_size=request.batch_size,
             concurrency=request.concurrency,
             dry_run=request.dry_run,
             max_rejects=request.max_rejects,
             max_reject_ratio=request.max_reject_ratio,
+        ),
+        reader,
+        builder,
+        report,
+        summary,
+        deliver_batch=deliver_batch,
+        observer=observer,
+        bytes_read=lambda: source.bytes_read,
+        total_bytes=source.total_bytes,
+        start=start or Position(0, 1),
+        stop=stop,
+        checkpoint=checkpoint,
+        possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
+        grace_s=request.grace_s,
+    )
+    outcome = ImportOutcome(summary)
+    try:
+        run.run()
+    except TracklyMigrateError as exc:
+        outcome.error = exc
+        summary.status = "aborted"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"  # a second Ctrl-C: in-flight requests abandoned
+    if stop is not None and stop.is_set() and outcome.error is None:
+        summary.status = "interrupted"
+    outcome.abandoned_requests = run.abandoned
+    if report.created:
+        summary.errors_report = str(report.path)
+    return outcome
+
+
+def _report_path(request: ImportRequest) -> Path:
+    return request.errors_path or default_report_path(request.input_path, str(request.kind))
+
+
+def _options_fingerprint(request: ImportRequest, fmt: InputFormat) -> dict[str, Any]:
+    """What changes the records sent or where they go; a resume must not change any of it."""
+    if request.sandbox:
+        target = f"sandbox:{request.sandbox_db.resolve() if request.sandbox_db else ''}"
+    else:
+        target = request.settings.base_url if request.settings else ""
+    return {
+        "format": str(fmt),
+        "encoding": request.encoding,
+        "delimiter": request.delimiter,
+        "mapping": dict(sorted(request.mapping.items())),
+        "default_region": request.default_region,
+        "timezone": str(request.timezone) if request.timezone else None,
+        "defaults": dict(sorted(request.defaults.items())),
+        "errors_report": str(_report_path(request).resolve()),
+        "target": target,
+    }
+
+
+def _open_checkpoint(
+    request: ImportRequest, fmt: InputFormat, observer: Observer, stack: contextlib.ExitStack
+) -> CheckpointWriter | None:
+    """Lock, check and load the checkpoint for a file input, or None when there is none."""
+    if request.input_path == STDIN or request.dry_run:
+        return None
+    if request.sandbox and request.sandbox_db is None:
+        return None  # a throw-away sandbox: there is nothing to resume into
+    identity = InputIdentity.of(request.input_path)
+    path = request.checkpoint_path or default_checkpoint_path(request.command, identity)
+    stack.enter_context(checkpoint_lock(path))
+    options = _options_fingerprint(request, fmt)
+    existing = load(path)
+    if existing is not None and request.restart:
+        observer.info(f"--restart: discarding the checkpoint at line {existing.line:,}")
+        existing = None
+    if existing is not None and not request.resume:
+        raise UsageError(
+            f"An interrupted run of this input stopped at line {existing.line:,} "
+            f"(checkpoint {path}).",
+            hint="Add --resume to continue where it stopped, or --restart to start over.",
         )
-        with api_target(request) as settings, contextlib.ExitStack() as stack:
-            deliver_batch = None
-            if settings is not None:
-                client = stack.enter_context(
-                    TracklyClient(
-                        settings,
-                        timeout=request.timeout,
-                        max_connections=request.concurrency,
-                        policy=request.retry_policy,
-                    )
-                )
-                client.on_retry = lambda error, delay: observer.retry(error.message, delay)
-                deliver_batch = _deliverer(client, request.kind)
-            run = ImportRun(
-                options,
-                reader,
-                builder,
-                report,
-                summary,
-                deliver_batch=deliver_batch,
-                observer=observer,
-                bytes_read=lambda: source.bytes_read,
-                total_bytes=source.total_bytes,
-                stop=stop,
+    if existing is None and request.resume:
+        observer.warning("no checkpoint for this input: starting from the beginning")
+    if existing is not None:
+        if existing.identity != identity:
+            raise UsageError(
+                f"{request.input_path} has changed since the interrupted run (size, time or "
+                "content differ), so its line numbers no longer match the checkpoint.",
+                hint="Resume with the original file, or --restart to import this one from "
+                "the start (records already stored come back as duplicates).",
             )
-            error: TracklyMigrateError | None = None
-            try:
-                run.run()
-            except TracklyMigrateError as exc:
-                error = exc
-                summary.status = "aborted"
-            if stop is not None and stop.is_set() and error is None:
-                summary.status = "interrupted"
-            if report.created:
-                summary.errors_report = str(report.path)
-            return ImportOutcome(summary, error)
-    finally:
-        source.close()
+        differences = option_differences(existing.options, options)
+        if differences:
+            raise UsageError(
+                "These options differ from the interrupted run: " + "; ".join(differences) + ".",
+                hint="Resume with the same options, or --restart.",
+            )
+        return CheckpointWriter(path, existing)
+    base = Checkpoint(
+        command=request.command,
+        identity=identity,
+        options=options,
+        offset=0,
+        line=1,
+        totals={},
+        report_path=str(_report_path(request)),
+        report_size=0,
+    )
+    return CheckpointWriter(path, base)
+
+
+def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer) -> int | None:
+    """How much of an earlier run's report to keep: exactly what its checkpoint covered."""
+    if checkpoint is None or not checkpoint.base.report_size:
+        return None
+    recorded = checkpoint.base.report_size
+    path = Path(checkpoint.base.report_path or "")
+    actual = path.stat().st_size if path.exists() else 0
+    if actual < recorded:
+        observer.warning(
+            f"the errors report {path} is shorter than when the run stopped; rows of the "
+            "earlier part are missing from it"
+        )
+        return actual or None
+    return recorded

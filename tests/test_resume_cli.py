@@ -1,0 +1,271 @@
+"""Crash-safe resume and life in cron: real processes, real signals, the real sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.helpers import requests_to, send_row, stored_imported_ids, summary_of, write_sends_csv
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
+from trackly_migrate.sandbox.server import RunningSandbox
+
+SENDS_ENDPOINT = "POST /api/v2/history/sends"
+SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
+RECORDS = 6000
+BATCH = 250
+CONCURRENCY = 4
+
+
+def messy_rows(count: int = RECORDS) -> list[dict[str, str]]:
+    rows = [send_row(i) for i in range(count)]
+    for i in range(0, count, 97):
+        rows[i]["to_number"] = "+1 555"  # rejected locally
+    for i in range(50, count, 301):
+        rows[i]["list_number"], rows[i]["list_id"] = "", "999"  # rejected by the server
+    for i in range(10, count, 500):
+        rows[i]["message"] = "two\nlines"  # records that span lines
+    return rows
+
+
+def valid_ids(rows: list[dict[str, str]]) -> set[str]:
+    return {
+        row["id"] for row in rows if row["to_number"] != "+1 555" and row.get("list_id") != "999"
+    }
+
+
+def start_cli(args: list[str], sandbox: RunningSandbox, cwd: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
+    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY)
+    return subprocess.Popen(
+        [sys.executable, "-m", "trackly_migrate", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for_checkpoint(path: Path, process: subprocess.Popen[bytes], min_offset: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the import finished before it could be interrupted"
+        try:
+            checkpoint = json.loads(path.read_bytes())
+        except (FileNotFoundError, ValueError):
+            checkpoint = None
+        if checkpoint and checkpoint["submitted_until"] > 0 and checkpoint["offset"] >= min_offset:
+            return
+        time.sleep(0.01)
+    raise AssertionError("no checkpoint progress")
+
+
+def import_args(source: Path, checkpoint: Path, *extra: str) -> list[str]:
+    return [
+        "import-sends",
+        str(source),
+        "--json",
+        "--batch-size",
+        str(BATCH),
+        "--concurrency",
+        str(CONCURRENCY),
+        "--checkpoint",
+        str(checkpoint),
+        *extra,
+    ]
+
+
+@pytest.fixture
+def reference(sandbox_factory, tmp_path: Path) -> tuple[dict[str, int], str]:
+    """An uninterrupted run of the same file: the totals and report to match."""
+    folder = tmp_path / "reference"
+    folder.mkdir()
+    source = write_sends_csv(folder / "history.csv", messy_rows())
+    sandbox = sandbox_factory()
+    result = run_cli(import_args(source, folder / "ck.json"), sandbox=sandbox, cwd=folder)
+    assert result.returncode == 1, result.stderr
+    return summary_of(result.stdout), (folder / "history.errors.csv").read_text()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.35, 0.7])
+def test_kill_9_then_resume_stores_every_record_once(
+    sandbox_factory, tmp_path: Path, fraction: float, reference: tuple[dict[str, int], str]
+) -> None:
+    rows = messy_rows()
+    source = write_sends_csv(tmp_path / "history.csv", rows)
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=(0.05, 0.15), fault_seed=1)
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, process, int(source.stat().st_size * fraction))
+    process.kill()
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+    resumed = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    summary = summary_of(resumed.stdout)
+    stored = stored_imported_ids(sandbox)
+    assert len(stored) == len(set(stored))
+    assert set(stored) - SEED_IMPORTED == valid_ids(rows)
+
+    # Only batches in flight at the kill were sent twice.
+    batches = -(
+        -len(valid_ids(rows) | {r["id"] for r in rows if r.get("list_id") == "999"}) // BATCH
+    )
+    assert requests_to(sandbox, SENDS_ENDPOINT) <= batches + CONCURRENCY
+
+    expected, expected_report = reference
+    for name in ("read", "rejected_local", "rejected_server", "unaccounted", "pending"):
+        assert summary[name] == expected[name], name
+    assert summary["imported"] + summary["duplicates"] == expected["imported"]
+    assert summary["duplicates"] == summary["duplicates_after_retry"]
+    assert (tmp_path / "history.errors.csv").read_text() == expected_report
+    assert not checkpoint.exists()  # a finished run removes it
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_stop_cleanly_and_resume(
+    sandbox_factory, tmp_path: Path, sig: signal.Signals, code: int
+) -> None:
+    rows = messy_rows()
+    source = write_sends_csv(tmp_path / "history.csv", rows)
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=(0.05, 0.15))
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, process, 1)
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == code, stderr.decode()
+    text = stderr.decode()
+    assert "Traceback" not in text
+    assert "To resume: trackly-migrate import-sends" in text and "--resume" in text
+    interrupted = summary_of(stdout.decode())
+    assert interrupted["status"] == "interrupted"
+    assert 0 < interrupted["read"] < RECORDS
+    assert checkpoint.exists()
+    assert DEMO_API_KEY not in checkpoint.read_text()
+
+    resumed = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    summary = summary_of(resumed.stdout)
+    assert summary["read"] == RECORDS
+    assert summary["resumed_from_line"] > 1
+    assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == valid_ids(rows)
+    # Ctrl-C let the requests in flight finish: nothing was sent twice.
+    assert summary["duplicates"] == 0
+
+
+def test_a_changed_input_is_refused_and_restart_starts_over(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "history.csv", messy_rows())
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=(0.05, 0.1))
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, process, 1)
+    process.kill()
+    process.wait()
+
+    plain_rerun = run_cli(import_args(source, checkpoint), sandbox=sandbox, cwd=tmp_path)
+    assert plain_rerun.returncode == 2
+    assert "--resume" in plain_rerun.stderr and "--restart" in plain_rerun.stderr
+
+    other_options = run_cli(
+        import_args(source, checkpoint, "--resume", "--default-region", "US"),
+        sandbox=sandbox,
+        cwd=tmp_path,
+    )
+    assert other_options.returncode == 2
+    assert "default_region" in other_options.stderr
+
+    with source.open("a") as handle:
+        handle.write("t_new,+14155550000,2025-01-01T00:00:00Z,+14155551234,,late\n")
+    changed = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert changed.returncode == 2
+    assert "has changed" in changed.stderr
+
+    restarted = run_cli(import_args(source, checkpoint, "--restart"), sandbox=sandbox, cwd=tmp_path)
+    assert restarted.returncode == 1, restarted.stderr
+    summary = summary_of(restarted.stdout)
+    assert summary["read"] == RECORDS + 1
+    assert summary["duplicates"] > 0  # what the killed run stored comes back as duplicates
+    assert not checkpoint.exists()
+
+
+def test_two_runs_on_one_checkpoint_the_second_is_refused(sandbox_factory, tmp_path: Path) -> None:
+    source = write_sends_csv(tmp_path / "history.csv", messy_rows())
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=(0.1, 0.2))
+    first = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, first, 1)
+    second = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert second.returncode == 2
+    assert "Another trackly-migrate run is using the checkpoint" in second.stderr
+    first.kill()
+    first.wait()
+    # The killed run's lock does not block the next one.
+    third = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert third.returncode == 1, third.stderr
+
+
+def test_resume_needs_a_file(sandbox: RunningSandbox) -> None:
+    result = run_cli(
+        ["import-sends", "-", "--format", "csv", "--resume"], sandbox=sandbox, stdin="id\n"
+    )
+    assert result.returncode == 2
+    assert "stdin" in result.stderr
+
+
+def test_resume_without_a_checkpoint_says_so_and_runs(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(5)])
+    result = run_cli(["import-sends", str(source), "--resume", "--json"], sandbox=sandbox)
+    assert result.returncode == 0
+    assert "no checkpoint" in result.stderr
+    assert summary_of(result.stdout)["imported"] == 5
+
+
+def test_all_rejected_stops_early_by_default(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    rows = [send_row(i, timestamp="2025-01-01 10:00:00") for i in range(5000)]  # no offset
+    source = write_sends_csv(tmp_path / "naive.csv", rows)
+    result = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "all of the first" in result.stderr
+    assert "--timezone" in result.stderr
+    summary = summary_of(result.stdout)
+    assert summary["read"] < 5000
+    assert requests_to(sandbox, SENDS_ENDPOINT) == 0
+
+
+@pytest.mark.parametrize("limit", ["10", "1%"])
+def test_max_rejects_stops_early(sandbox: RunningSandbox, tmp_path: Path, limit: str) -> None:
+    rows = [send_row(i) for i in range(3000)]
+    for i in range(0, 3000, 20):
+        rows[i]["to_number"] = "bad"
+    source = write_sends_csv(tmp_path / "s.csv", rows)
+    result = run_cli(
+        ["import-sends", str(source), "--json", "--max-rejects", limit, "--batch-size", "100"],
+        sandbox=sandbox,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "--max-rejects" in result.stderr
+    assert summary_of(result.stdout)["read"] < 3000
+
+
+def test_version_and_completion() -> None:
+    version = run_cli(["--version"], api_key=None)
+    assert version.returncode == 0
+    assert version.stdout.startswith("trackly-migrate ")
+    completion = run_cli(["--show-completion", "bash"], api_key=None, env={"SHELL": "/bin/bash"})
+    assert completion.returncode == 0
+    assert "trackly" in completion.stdout.lower()

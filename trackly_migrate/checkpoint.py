@@ -1,0 +1,199 @@
+"""Resume checkpoints: where an interrupted import stands, written so a crash cannot corrupt it.
+
+A checkpoint names the input (absolute path, size, mtime, a hash of its first MiB), the
+options that change what is sent, the position just past the last record the server
+acknowledged (a watermark: every earlier batch is settled), the running totals, and the
+errors report with its size at that moment. It never holds the API key.
+
+Each write goes to a temporary file that is fsynced and renamed over the old one, so a reader
+sees either the previous checkpoint or the new one, never half of one. A lock file (``filelock``,
+released by the OS when a process dies, so a ``kill -9`` leaves nothing stuck) keeps two runs
+off the same checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import filelock
+import orjson
+import platformdirs
+
+from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.report import Summary
+
+FORMAT_VERSION = 1
+HEAD_BYTES = 1 << 20
+TOTAL_FIELDS = (
+    "read",
+    "imported",
+    "duplicates",
+    "duplicates_after_retry",
+    "rejected_local",
+    "rejected_server",
+    "unaccounted",
+    "requests",
+    "retries",
+    "itemize_requests",
+    "elapsed_s",
+)
+
+
+@dataclass(frozen=True)
+class InputIdentity:
+    path: str
+    size: int
+    mtime_ns: int
+    head_sha256: str
+
+    @classmethod
+    def of(cls, path: str) -> InputIdentity:
+        absolute = Path(path).resolve()
+        try:
+            info = absolute.stat()
+            digest = hashlib.sha256()
+            with absolute.open("rb") as handle:
+                digest.update(handle.read(HEAD_BYTES))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
+        return cls(str(absolute), info.st_size, info.st_mtime_ns, digest.hexdigest())
+
+
+@dataclass
+class Checkpoint:
+    command: str
+    identity: InputIdentity
+    options: dict[str, Any]
+    offset: int
+    line: int
+    totals: dict[str, Any]
+    report_path: str | None
+    report_size: int
+    # Records before this offset may already be stored: the batches that were in flight.
+    submitted_until: int = 0
+    version: int = FORMAT_VERSION
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, source: Path) -> Checkpoint:
+        try:
+            raw = orjson.loads(data)
+            if raw.get("version") != FORMAT_VERSION:
+                raise ValueError("unknown version")
+            raw["identity"] = InputIdentity(**raw["identity"])
+            return cls(**raw)
+        except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError, KeyError):
+            raise UsageError(
+                f"The checkpoint {source} is not readable.",
+                hint="Start over with --restart (the errors report is rewritten).",
+            ) from None
+
+    def apply_totals(self, summary: Summary) -> None:
+        for name in TOTAL_FIELDS:
+            if name in self.totals:
+                setattr(summary, name, self.totals[name])
+
+
+def totals_of(summary: Summary) -> dict[str, Any]:
+    return {name: getattr(summary, name) for name in TOTAL_FIELDS}
+
+
+def default_checkpoint_path(command: str, identity: InputIdentity) -> Path:
+    """One checkpoint per command and input file, in the user's state folder."""
+    folder = platformdirs.user_state_path("trackly-migrate") / "checkpoints"
+    key = hashlib.sha256(identity.path.encode()).hexdigest()[:16]
+    return folder / f"{command}-{Path(identity.path).name}-{key}.json"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once (temp file, fsync, rename), mode 0600."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).replace(path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            Path(temporary).unlink()
+        raise InputError(
+            f"Cannot write the checkpoint {path}: {exc.strerror}.",
+            hint="Free some disk space, or choose another place with --checkpoint PATH.",
+        ) from None
+
+
+def load(path: Path) -> Checkpoint | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UsageError(f"Cannot read the checkpoint {path}: {exc.strerror}.") from None
+    return Checkpoint.from_bytes(data, path)
+
+
+def option_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    names = sorted(set(saved) | set(current))
+    return [
+        f"{name}: was {saved.get(name)!r}, now {current.get(name)!r}"
+        for name in names
+        if saved.get(name) != current.get(name)
+    ]
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold the checkpoint's lock for the run; a second run on it is refused at once."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = filelock.FileLock(str(path) + ".lock", timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise UsageError(
+            f"Another trackly-migrate run is using the checkpoint {path}.",
+            hint="Wait for it to finish (or stop it); two runs on one input would send "
+            "the same records twice.",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@dataclass
+class CheckpointWriter:
+    """Writes the checkpoint whenever the watermark moves or a batch is sent."""
+
+    path: Path
+    base: Checkpoint
+    _dirty: bool = field(default=False, init=False)
+
+    def submitted(self, end_offset: int) -> None:
+        if end_offset > self.base.submitted_until:
+            self.base.submitted_until = end_offset
+            self._write()
+
+    def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None:
+        self.base.offset = offset
+        self.base.line = line
+        self.base.totals = totals_of(summary)
+        self.base.report_size = report_size
+        self._write()
+
+    def _write(self) -> None:
+        write_atomic(self.path, self.base.to_bytes())
+
+    def remove(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
