@@ -1,0 +1,764 @@
+"""The sandbox's HTTP routes and the contract rules behind them.
+
+Each import request goes through two phases:
+
+1. ``check_send`` / ``check_click``: pure checks of one record (shape, types, required
+   fields, E.164, ISO 8601), run outside the database lock;
+2. ``store_sends`` / ``store_clicks``: inside one SQLite transaction, the checks that need the
+   account's data (duplicates, lists, messages, offers), then the writes.
+
+Rules the contract leaves open are decided here and listed in ``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trackly_migrate.sandbox.faults import FaultInjector, FaultMiddleware
+from trackly_migrate.sandbox.seed import Seed
+from trackly_migrate.sandbox.store import ClickRow, SendRow, Store, Transaction
+from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
+
+logger = logging.getLogger("trackly_migrate.sandbox")
+
+MAX_RECORDS = 1000
+MAX_LISTED_ERRORS = 100
+ENTITIES = frozenset({"sends", "clicks", "revenue"})
+_INT64 = 2**63
+
+SENDS_PATH = "/api/v2/history/sends"
+CLICKS_PATH = "/api/v2/history/clicks"
+CLEAR_PATH = "/api/v2/history/clear"
+CONTACTS_PATH = "/api/v2/contacts"
+
+
+class JSONResponse(Response):
+    """orjson-encoded JSON: a 1,000-record answer is encoded several times faster."""
+
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class RequestError(Exception):
+    """The whole request is refused: nothing is stored, the answer is {"error", "message"}."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": self.code, "message": self.message}, self.status)
+
+
+# ---------------------------------------------------------------------------------------
+# Per-record checks that need no database
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that fails; ``id`` is the send's id when it has one (sends' errors carry it)."""
+
+    code: str
+    message: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendCandidate:
+    """A send with a usable id. ``problem`` is its first field error, judged after dedup."""
+
+    id: str
+    problem: Rejected | None
+    row: SendRow | None = None
+    list_id: int | None = None
+    list_number: str | None = None
+
+
+@dataclass(frozen=True)
+class ClickCandidate:
+    message_id: str
+    problem: Rejected | None
+    row: ClickRow | None = None
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python but not in JSON; the range is what SQLite can store.
+    return isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+_TYPE_NAMES: dict[Callable[[Any], bool], str] = {
+    _is_int: "an integer",
+    _is_str: "a string",
+    _is_bool: "true or false",
+}
+
+_SEND_TYPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("to_number", _is_str),
+    ("timestamp", _is_str),
+    ("list_number", _is_str),
+    ("list_id", _is_int),
+    ("message", _is_str),
+    ("send_type", _is_str),
+    ("delivered", _is_bool),
+    ("length", _is_int),
+    ("creative_id", _is_int),
+)
+
+_CLICK_TYPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("offer_id", _is_str),
+    ("phone_number", _is_str),
+    ("timestamp", _is_str),
+    ("send_timestamp", _is_str),
+)
+
+
+def _missing(record: dict[str, Any], name: str) -> bool:
+    """Absent, null and "" all count as missing for a required field."""
+    value = record.get(name)
+    return value is None or value == ""
+
+
+def _type_error(
+    record: dict[str, Any], fields: tuple[tuple[str, Callable[[Any], bool]], ...]
+) -> Rejected | None:
+    """The first field of the wrong JSON type (null means absent for optional fields)."""
+    for name, is_type in fields:
+        value = record.get(name)
+        if value is not None and not is_type(value):
+            expected = _TYPE_NAMES[is_type]
+            return Rejected("invalid_type", f"Field '{name}' must be {expected}.")
+    return None
+
+
+def check_send(record: Any) -> Rejected | SendCandidate:
+    """Check one send record as far as possible without the database."""
+    if not isinstance(record, dict):
+        return Rejected("invalid_record", "Each record must be a JSON object.")
+    if _missing(record, "id"):
+        return Rejected("missing_id", "The 'id' field is required.")
+    message_id = record["id"]
+    if not isinstance(message_id, str):
+        return Rejected("invalid_type", "Field 'id' must be a string.")
+    problem = _send_problem(record)
+    if isinstance(problem, Rejected):
+        return SendCandidate(message_id, Rejected(problem.code, problem.message, message_id))
+    row = SendRow(
+        id=message_id,
+        list_id=None,  # resolved against the account's lists in store_sends
+        to_number=record["to_number"],
+        timestamp=problem,
+        message=record.get("message"),
+        send_type=record.get("send_type"),
+        delivered=record.get("delivered"),
+        length=record.get("length"),
+        creative_id=record.get("creative_id"),
+    )
+    return SendCandidate(message_id, None, row, record.get("list_id"), record.get("list_number"))
+
+
+def _send_problem(record: dict[str, Any]) -> Rejected | str:
+    """The record's first field error, or (when it has none) its normalized timestamp."""
+    if _missing(record, "to_number"):
+        return Rejected("missing_to_number", "The 'to_number' field is required.")
+    if _missing(record, "timestamp"):
+        return Rejected("missing_timestamp", "The 'timestamp' field is required.")
+    type_error = _type_error(record, _SEND_TYPES)
+    if type_error is not None:
+        return type_error
+    if not is_valid_e164(record["to_number"]):
+        return Rejected("invalid_phone", "Field 'to_number' is not a valid E.164 phone number.")
+    list_number = record.get("list_number")
+    if list_number is not None and not is_valid_e164(list_number):
+        return Rejected("invalid_phone", "Field 'list_number' is not a valid E.164 phone number.")
+    timestamp = normalize_timestamp(record["timestamp"])
+    if timestamp is None:
+        return Rejected(
+            "invalid_timestamp",
+            "Field 'timestamp' is not a valid ISO 8601 datetime with a UTC offset.",
+        )
+    return timestamp
+
+
+def check_click(record: Any) -> Rejected | ClickCandidate:
+    """Check one click record as far as possible without the database."""
+    if not isinstance(record, dict):
+        return Rejected("invalid_record", "Each record must be a JSON object.")
+    if _missing(record, "message_id"):
+        return Rejected("missing_message_id", "The 'message_id' field is required.")
+    message_id = record["message_id"]
+    if not isinstance(message_id, str):
+        return Rejected("invalid_type", "Field 'message_id' must be a string.")
+    problem = _click_problem(record)
+    if problem is not None:
+        return ClickCandidate(message_id, problem)
+    send_timestamp = record.get("send_timestamp")
+    row = ClickRow(
+        message_id=message_id,
+        offer_id=record["offer_id"],
+        phone=record["phone_number"],
+        timestamp=normalize_timestamp(record["timestamp"]) or "",
+        send_timestamp=None if send_timestamp is None else normalize_timestamp(send_timestamp),
+    )
+    return ClickCandidate(message_id, None, row)
+
+
+def _click_problem(record: dict[str, Any]) -> Rejected | None:
+    for name in ("offer_id", "phone_number", "timestamp"):
+        if _missing(record, name):
+            return Rejected(f"missing_{name}", f"The '{name}' field is required.")
+    type_error = _type_error(record, _CLICK_TYPES)
+    if type_error is not None:
+        return type_error
+    # The contract lists no invalid_phone for clicks (nor an invalid_phones count): the
+    # click's phone_number is only required to be a string, as the vendor's page implies.
+    for name in ("timestamp", "send_timestamp"):
+        value = record.get(name)
+        if value is not None and normalize_timestamp(value) is None:
+            return Rejected(
+                "invalid_timestamp",
+                f"Field '{name}' is not a valid ISO 8601 datetime with a UTC offset.",
+            )
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Per-record rules that need the account's data, inside the request's transaction
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class BulkOutcome:
+    """What one import request did; ``errors`` holds every failure (capped when answered)."""
+
+    success: int = 0
+    duplicates: int = 0
+    errors: list[tuple[int, Rejected]] = field(default_factory=list)
+
+    def fail(self, index: int, rejected: Rejected) -> None:
+        self.errors.append((index, rejected))
+
+
+def store_sends(
+    tx: Transaction, account_id: int, checked: list[Rejected | SendCandidate]
+) -> BulkOutcome:
+    """Dedup, resolve lists and store; one savepoint per record."""
+    outcome = BulkOutcome()
+    lists = _ListResolver(tx, account_id)
+    for index, item in enumerate(checked):
+        if isinstance(item, Rejected):
+            outcome.fail(index, item)
+        elif tx.message_exists(account_id, item.id):
+            # Stored before, or by an earlier record of this request (the transaction sees
+            # its own rows). A record that failed does not claim its id for later repeats.
+            outcome.duplicates += 1
+        elif item.problem is not None or item.row is None:
+            outcome.fail(index, item.problem or Rejected("save_error", "Unexpected.", item.id))
+        else:
+            _store_send(tx, account_id, index, item, item.row, lists, outcome)
+    return outcome
+
+
+def _store_send(
+    tx: Transaction,
+    account_id: int,
+    index: int,
+    item: SendCandidate,
+    row: SendRow,
+    lists: _ListResolver,
+    outcome: BulkOutcome,
+) -> None:
+    found, list_id = lists.resolve(item.list_id, item.list_number)
+    if not found:
+        message = "No sending list of this account matches the given list_id or list_number."
+        outcome.fail(index, Rejected("list_not_found", message, item.id))
+        return
+    try:
+        with tx.savepoint():
+            tx.insert_send(account_id, _with_list(row, list_id))
+    except Exception:  # any failure of this one record; the rest of the request goes on
+        logger.exception("saving send record %d failed", index)
+        outcome.fail(index, Rejected("save_error", "The record could not be saved.", item.id))
+        return
+    outcome.success += 1
+
+
+def _with_list(row: SendRow, list_id: int | None) -> SendRow:
+    return SendRow(
+        row.id,
+        list_id,
+        row.to_number,
+        row.timestamp,
+        row.message,
+        row.send_type,
+        row.delivered,
+        row.length,
+        row.creative_id,
+    )
+
+
+class _ListResolver:
+    """Finds the account's list for a record's list_id/list_number, cached per request."""
+
+    def __init__(self, tx: Transaction, account_id: int) -> None:
+        self.tx = tx
+        self.account_id = account_id
+        self.by_id: dict[int, int | None] = {}
+        self.by_number: dict[str, int | None] = {}
+
+    def resolve(self, list_id: int | None, list_number: str | None) -> tuple[bool, int | None]:
+        """(found, list id). No list given is fine: (True, None). Both given: same list."""
+        from_id = from_number = None
+        if list_id is not None:
+            if list_id not in self.by_id:
+                self.by_id[list_id] = self.tx.list_by_id(self.account_id, list_id)
+            from_id = self.by_id[list_id]
+            if from_id is None:
+                return False, None
+        if list_number is not None:
+            if list_number not in self.by_number:
+                self.by_number[list_number] = self.tx.list_by_number(self.account_id, list_number)
+            from_number = self.by_number[list_number]
+            if from_number is None:
+                return False, None
+        if from_id is not None and from_number is not None and from_id != from_number:
+            return False, None
+        return True, from_id if from_id is not None else from_number
+
+
+def store_clicks(
+    tx: Transaction, account_id: int, checked: list[Rejected | ClickCandidate]
+) -> BulkOutcome:
+    """Dedup on message_id, check message and offer, store; one savepoint per record."""
+    outcome = BulkOutcome()
+    offers: dict[str, bool] = {}
+    for index, item in enumerate(checked):
+        if isinstance(item, Rejected):
+            outcome.fail(index, item)
+        elif tx.click_exists(account_id, item.message_id):
+            outcome.duplicates += 1
+        elif item.problem is not None or item.row is None:
+            outcome.fail(index, item.problem or Rejected("save_error", "Unexpected."))
+        else:
+            _store_click(tx, account_id, index, item.row, offers, outcome)
+    return outcome
+
+
+def _store_click(
+    tx: Transaction,
+    account_id: int,
+    index: int,
+    row: ClickRow,
+    offers: dict[str, bool],
+    outcome: BulkOutcome,
+) -> None:
+    exists, list_id = tx.message_list(account_id, row.message_id)
+    if not exists:
+        message = f"No message of this account has the id '{row.message_id}'."
+        outcome.fail(index, Rejected("message_not_found", message))
+        return
+    if row.offer_id not in offers:
+        offers[row.offer_id] = tx.offer_exists(account_id, row.offer_id)
+    if not offers[row.offer_id]:
+        message = f"No offer of this account has the id '{row.offer_id}'."
+        outcome.fail(index, Rejected("offer_not_found", message))
+        return
+    try:
+        with tx.savepoint():
+            tx.insert_click(account_id, row, list_id)
+    except Exception:
+        logger.exception("saving click record %d failed", index)
+        outcome.fail(index, Rejected("save_error", "The record could not be saved."))
+        return
+    outcome.success += 1
+
+
+def bulk_body(outcome: BulkOutcome, *, sends: bool) -> dict[str, Any]:
+    """The documented answer; ``errors`` lists at most 100 failures, the count stays true."""
+    listed = []
+    for index, rejected in outcome.errors[:MAX_LISTED_ERRORS]:
+        entry: dict[str, Any] = {"index": index}
+        if sends:
+            entry["id"] = rejected.id
+        entry["code"] = rejected.code
+        entry["error"] = rejected.message
+        listed.append(entry)
+    body: dict[str, Any] = {
+        "success_count": outcome.success,
+        "error_count": len(outcome.errors),
+        "duplicates_skipped": outcome.duplicates,
+    }
+    if sends:
+        body["invalid_phones"] = sum(1 for _, r in outcome.errors if r.code == "invalid_phone")
+    body["errors"] = listed
+    return body
+
+
+# ---------------------------------------------------------------------------------------
+# Request-level parsing
+# ---------------------------------------------------------------------------------------
+
+
+async def read_json(request: Request) -> Any:
+    body = await request.body()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
+def records_of(body: Any) -> list[Any]:
+    records = body.get("records") if isinstance(body, dict) else None
+    if not isinstance(records, list) or not records:
+        raise RequestError(
+            400, "missing_records", "The records field is required and must be a non-empty array."
+        )
+    if len(records) > MAX_RECORDS:
+        raise RequestError(
+            413,
+            "too_many_records",
+            f"Exceeded the maximum of {MAX_RECORDS:,} records per request ({len(records):,}).",
+        )
+    return records
+
+
+@dataclass(frozen=True)
+class ClearRequest:
+    entities: tuple[str, ...]
+    before: str | None
+
+
+def parse_clear(body: Any) -> ClearRequest:
+    """Check a clear body in the contract's order: entities, confirm, before_date."""
+    fields = body if isinstance(body, dict) else {}
+    entities = fields.get("entities")
+    if not isinstance(entities, list) or not entities:
+        raise RequestError(
+            400, "missing_entities", "The entities field is required and must be a non-empty array."
+        )
+    if any(not isinstance(name, str) or name not in ENTITIES for name in entities):
+        raise RequestError(
+            400,
+            "invalid_entities",
+            "One or more entity types are not valid. Must be sends, clicks, or revenue.",
+        )
+    # `is True`: JSON true only; "true", 1 (which == True in Python) and false are refused.
+    if fields.get("confirm") is not True:
+        raise RequestError(
+            400, "confirm_required", "The confirm field must be set to true to proceed."
+        )
+    before = None
+    if "before_date" in fields:
+        raw = fields["before_date"]
+        before = normalize_timestamp(raw) if isinstance(raw, str) else None
+        if before is None:
+            raise RequestError(
+                400,
+                "invalid_before_date",
+                "before_date must be an ISO 8601 datetime with a UTC offset.",
+            )
+    return ClearRequest(tuple(dict.fromkeys(entities)), before)
+
+
+@dataclass(frozen=True)
+class UnsubscribeRequest:
+    phone_number: str
+    list_number: str
+
+
+def parse_unsubscribe(body: Any, *, check_phones: bool = True) -> UnsubscribeRequest:
+    fields = body if isinstance(body, dict) else {}
+    if _missing(fields, "phone_number"):
+        raise RequestError(400, "missing_phone_number", "The phone_number field was not provided.")
+    if _missing(fields, "list_number"):
+        raise RequestError(400, "missing_list_number", "The list_number field was not provided.")
+    phone, list_number = fields["phone_number"], fields["list_number"]
+    if not isinstance(phone, str) or (check_phones and not is_valid_e164(phone)):
+        raise RequestError(
+            400, "invalid_phone", "The phone_number is not a valid E.164 phone number."
+        )
+    if not isinstance(list_number, str) or (check_phones and not is_valid_e164(list_number)):
+        raise RequestError(
+            400, "invalid_list_number", "The list_number is not a valid E.164 phone number."
+        )
+    return UnsubscribeRequest(phone, list_number)
+
+
+_SINK_REQUIRED = {
+    "sends": (
+        ("id", "missing_id"),
+        ("to_number", "missing_to_number"),
+        ("timestamp", "missing_timestamp"),
+    ),
+    "clicks": (
+        ("message_id", "missing_message_id"),
+        ("offer_id", "missing_offer_id"),
+        ("phone_number", "missing_phone_number"),
+        ("timestamp", "missing_timestamp"),
+    ),
+}
+
+
+def sink_outcome(kind: str, records: list[Any]) -> BulkOutcome:
+    """Sink mode: required fields present, nothing else checked, nothing stored."""
+    outcome = BulkOutcome()
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            outcome.fail(index, Rejected("invalid_record", "Each record must be a JSON object."))
+            continue
+        missing = next(
+            (code for name, code in _SINK_REQUIRED[kind] if _missing(record, name)), None
+        )
+        if missing is None:
+            outcome.success += 1
+        else:
+            record_id = record.get("id")
+            outcome.fail(
+                index,
+                Rejected(
+                    missing,
+                    "A required field is missing.",
+                    record_id if isinstance(record_id, str) else None,
+                ),
+            )
+    return outcome
+
+
+# ---------------------------------------------------------------------------------------
+# Counters for /_sandbox/stats
+# ---------------------------------------------------------------------------------------
+
+
+class ServerStats:
+    """Requests answered and records handled since start (or the last reset)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # handlers bump record counts from the thread pool
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests: Counter[tuple[str, int]] = Counter()
+            self.records: dict[str, Counter[str]] = {"sends": Counter(), "clicks": Counter()}
+            self.sink: Counter[str] = Counter()
+
+    def record_response(self, method: str, path: str, status: int) -> None:
+        with self._lock:
+            self.requests[(f"{method} {path}", status)] += 1
+
+    def record_outcome(self, kind: str, outcome: BulkOutcome, *, sink: bool) -> None:
+        with self._lock:
+            if sink:
+                self.sink["requests"] += 1
+                self.sink["records"] += outcome.success + len(outcome.errors)
+                return
+            counter = self.records[kind]
+            counter["stored"] += outcome.success
+            counter["duplicates"] += outcome.duplicates
+            counter["errors"] += len(outcome.errors)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            by_endpoint: dict[str, dict[str, int]] = {}
+            for (endpoint, status), count in sorted(self.requests.items()):
+                by_endpoint.setdefault(endpoint, {})[str(status)] = count
+            return {
+                "requests": {"total": sum(self.requests.values()), "by_endpoint": by_endpoint},
+                "records": {kind: dict(counter) for kind, counter in self.records.items()},
+                "sink": {"requests": self.sink["requests"], "records": self.sink["records"]},
+            }
+
+
+# ---------------------------------------------------------------------------------------
+# The application
+# ---------------------------------------------------------------------------------------
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class SandboxState:
+    store: Store
+    seed: Seed
+    injector: FaultInjector
+    sink: bool = False
+    stats: ServerStats = field(default_factory=ServerStats)
+
+
+class SandboxApp:
+    """The endpoints; ``asgi()`` builds the Starlette app wrapped in the fault layer."""
+
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+
+    def asgi(self) -> FaultMiddleware:
+        api = [
+            Route(SENDS_PATH, self._guarded(self.import_sends), methods=["POST"]),
+            Route(CLICKS_PATH, self._guarded(self.import_clicks), methods=["POST"]),
+            Route(CLEAR_PATH, self._guarded(self.clear_history), methods=["DELETE"]),
+            Route(CONTACTS_PATH, self._guarded(self.unsubscribe), methods=["DELETE"]),
+        ]
+        tools = [
+            Route("/", self.index, methods=["GET"]),
+            Route("/_sandbox/stats", self.stats, methods=["GET"]),
+            Route("/_sandbox/reset", self.reset, methods=["POST"]),
+        ]
+        starlette = Starlette(
+            routes=api + tools,
+            exception_handlers={HTTPException: _http_error},
+        )
+        return FaultMiddleware(starlette, self.state.injector, self.state.stats.record_response)
+
+    def _guarded(self, handler: Callable[[Request, int], Awaitable[Response]]) -> Handler:
+        """Authenticate, then run the handler; map refusals and crashes to JSON errors."""
+
+        async def endpoint(request: Request) -> Response:
+            account_id = self._account(request)
+            if account_id is None:
+                return RequestError(
+                    401, "unauthorized", "Missing or invalid X-Api-Key header."
+                ).response()
+            try:
+                return await handler(request, account_id)
+            except RequestError as refused:
+                return refused.response()
+            except Exception:
+                logger.exception("internal error on %s %s", request.method, request.url.path)
+                return RequestError(
+                    500, "internal_error", "An unexpected server error occurred."
+                ).response()
+
+        return endpoint
+
+    def _account(self, request: Request) -> int | None:
+        key = request.headers.get("x-api-key")
+        return None if not key else self.state.store.account_for_key(key)
+
+    async def import_sends(self, request: Request, account_id: int) -> Response:
+        records = records_of(await read_json(request))
+        if self.state.sink:
+            return self._sink_answer("sends", records)
+
+        def work() -> BulkOutcome:
+            checked = [check_send(record) for record in records]
+            with self.state.store.transaction() as tx:
+                return store_sends(tx, account_id, checked)
+
+        outcome = await run_in_threadpool(work)
+        self.state.stats.record_outcome("sends", outcome, sink=False)
+        return JSONResponse(bulk_body(outcome, sends=True))
+
+    async def import_clicks(self, request: Request, account_id: int) -> Response:
+        records = records_of(await read_json(request))
+        if self.state.sink:
+            return self._sink_answer("clicks", records)
+
+        def work() -> BulkOutcome:
+            checked = [check_click(record) for record in records]
+            with self.state.store.transaction() as tx:
+                return store_clicks(tx, account_id, checked)
+
+        outcome = await run_in_threadpool(work)
+        self.state.stats.record_outcome("clicks", outcome, sink=False)
+        return JSONResponse(bulk_body(outcome, sends=False))
+
+    def _sink_answer(self, kind: str, records: list[Any]) -> Response:
+        outcome = sink_outcome(kind, records)
+        self.state.stats.record_outcome(kind, outcome, sink=True)
+        return JSONResponse(bulk_body(outcome, sends=kind == "sends"))
+
+    async def clear_history(self, request: Request, account_id: int) -> Response:
+        clear = parse_clear(await read_json(request))
+        if self.state.sink:
+            return JSONResponse({"success": True, "cleared": dict.fromkeys(clear.entities, 0)})
+
+        def work() -> dict[str, int]:
+            with self.state.store.transaction() as tx:
+                return tx.clear(account_id, clear.entities, clear.before)
+
+        cleared = await run_in_threadpool(work)
+        # In the order the request named them (the answer holds only those).
+        return JSONResponse({"success": True, "cleared": {e: cleared[e] for e in clear.entities}})
+
+    async def unsubscribe(self, request: Request, account_id: int) -> Response:
+        sink = self.state.sink
+        body = parse_unsubscribe(await read_json(request), check_phones=not sink)
+        if sink:
+            return JSONResponse({"success": True, "unsubscribed": False})
+
+        def work() -> bool:
+            with self.state.store.transaction() as tx:
+                return tx.unsubscribe(account_id, body.phone_number, body.list_number)
+
+        changed = await run_in_threadpool(work)
+        return JSONResponse({"success": True, "unsubscribed": changed})
+
+    async def index(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "service": "trackly-migrate sandbox (a local emulator of the Trackly SMS API)",
+                "api_base_url": str(request.base_url) + "api",
+                "endpoints": [
+                    f"POST {SENDS_PATH}",
+                    f"POST {CLICKS_PATH}",
+                    f"DELETE {CLEAR_PATH}",
+                    f"DELETE {CONTACTS_PATH}",
+                ],
+                "tools": ["GET /_sandbox/stats", "POST /_sandbox/reset"],
+            }
+        )
+
+    async def stats(self, request: Request) -> Response:
+        data = await run_in_threadpool(self.state.store.stats)
+        data.update(self.state.stats.snapshot())
+        data["faults"] = dict(self.state.injector.counts)
+        data["mode"] = "sink" if self.state.sink else "store"
+        return JSONResponse(data)
+
+    async def reset(self, request: Request) -> Response:
+        await run_in_threadpool(self.state.store.reset, self.state.seed)
+        self.state.stats.reset()
+        self.state.injector.reset()
+        return JSONResponse({"success": True})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """404/405 as JSON too, so a client that expects JSON errors meets one everywhere."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "not_found", 405: "method_not_allowed"}.get(status, "http_error")
+    headers = exc.headers if isinstance(exc, HTTPException) else None
+    return JSONResponse(
+        {"error": code, "message": f"{request.method} {request.url.path}: {code}"},
+        status,
+        headers=headers,
+    )
+
+
+def build_app(state: SandboxState) -> FaultMiddleware:
+    """The ASGI application of a sandbox."""
+    return SandboxApp(state).asgi()

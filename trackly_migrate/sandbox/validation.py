@@ -1,0 +1,104 @@
+"""The sandbox's own checks of phone numbers, timestamps and API keys.
+
+Deliberately independent of the client's validation (``trackly_migrate.records`` and friends):
+if both sides shared one function, a bug in it would pass the client's checks and the
+sandbox's alike, and the tests would never see it. So nothing here is imported from the rest
+of the package, and the rules are written from the contract, not from the client's code.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
+
+import phonenumbers
+
+# E.164: "+", a country code that does not start with 0, at most 15 digits in all. The regex
+# runs first because ``phonenumbers.parse`` is lenient (it accepts spaces, dashes, letters).
+_E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,14}")
+
+# ISO 8601 extended format with a mandatory offset. "T" is the only separator ISO 8601
+# allows (RFC 3339's space is not ISO 8601); fractions may use "." or ",", up to 9 digits
+# (nanosecond exports exist), kept to the microsecond. The offset is "Z", "+HH:MM", "+HHMM"
+# or "+HH". A timestamp without an offset names no instant, so it is rejected.
+_ISO_8601 = re.compile(
+    r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+    r"T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    r"(?::(?P<second>[0-9]{2})(?:[.,](?P<fraction>[0-9]{1,9}))?)?"
+    r"(?P<offset>Z|(?P<sign>[+-])(?P<off_h>[0-9]{2})(?::?(?P<off_m>[0-9]{2}))?)"
+)
+
+# The API key format: "trk_" and 32 ASCII letters or digits (one vendor page says hex, which
+# is a subset).
+API_KEY_PATTERN = re.compile(r"trk_[A-Za-z0-9]{32}")
+
+
+@lru_cache(maxsize=65536)
+def is_valid_e164(value: str) -> bool:
+    """True when ``value`` is a strict E.164 number that libphonenumber calls valid.
+
+    Cached per string: a migration repeats the same few list numbers and many recipients in
+    every batch, and ``phonenumbers`` costs tens of microseconds a call.
+    """
+    if _E164_SHAPE.fullmatch(value) is None:
+        return False
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return bool(phonenumbers.is_valid_number(parsed))
+
+
+def parse_timestamp(value: str) -> datetime | None:
+    """The aware UTC instant named by an ISO 8601 string with an offset, or None."""
+    match = _ISO_8601.fullmatch(value)
+    if match is None:
+        return None
+    parts = match.groupdict()
+    fraction = (parts["fraction"] or "0")[:6].ljust(6, "0")
+    try:
+        offset = _offset(parts["sign"], parts["off_h"], parts["off_m"])
+        local = datetime(
+            int(parts["year"]),
+            int(parts["month"]),
+            int(parts["day"]),
+            int(parts["hour"]),
+            int(parts["minute"]),
+            int(parts["second"] or 0),
+            int(fraction),
+            tzinfo=offset,
+        )
+        return local.astimezone(UTC)
+    except (ValueError, OverflowError):  # 2025-02-30, hour 24, offset pushing past year 1
+        return None
+
+
+def _offset(sign: str | None, hours: str | None, minutes: str | None) -> timezone:
+    if sign is None:  # "Z"
+        return UTC
+    delta = timedelta(hours=int(hours or 0), minutes=int(minutes or 0))
+    if int(hours or 0) > 23 or int(minutes or 0) > 59:
+        raise ValueError("offset out of range")
+    return timezone(-delta if sign == "-" else delta)
+
+
+def format_utc(instant: datetime) -> str:
+    """The stored form of an instant: UTC, fixed width, microseconds, "Z".
+
+    Fixed width (years 0001-9999, always six fraction digits) makes SQLite's text order the
+    same as time order, so ``timestamp < ?`` compares real instants.
+    """
+    utc = instant.astimezone(UTC)
+    return f"{utc.year:04d}-{utc:%m-%dT%H:%M:%S}.{utc.microsecond:06d}Z"
+
+
+def normalize_timestamp(value: str) -> str | None:
+    """The stored (normalized UTC) form of an ISO 8601 string with offset, or None if invalid."""
+    instant = parse_timestamp(value)
+    return None if instant is None else format_utc(instant)
+
+
+def is_api_key_format(value: str) -> bool:
+    """True when ``value`` looks like a Trackly key (used for seed files, not for auth)."""
+    return API_KEY_PATTERN.fullmatch(value) is not None
