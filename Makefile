@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO := demo-output
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean docs
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "trackly-migrate needs Python 3.11 or newer")'
@@ -31,10 +31,15 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/cog --check README.md
 
-# The whole test suite: lint, format, types, then every test.
+# The whole test suite: lint, format, types, README reference in sync, then every test.
 test: lint
 	$(BIN)/python -m pytest
+
+# Regenerate README.md's sandbox section and command reference (from docs/ and --help).
+docs: install
+	$(BIN)/cog -r README.md
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache

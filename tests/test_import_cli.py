@@ -232,8 +232,9 @@ def test_the_api_key_never_appears_in_output_or_files(
     )
     assert result.returncode == 1
     assert DEMO_API_KEY not in result.output
-    for written in tmp_path.iterdir():
-        assert DEMO_API_KEY not in written.read_text(errors="replace"), written
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    for path in written:
+        assert DEMO_API_KEY not in path.read_text(errors="replace"), path
     assert "summary" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
 

@@ -118,16 +118,25 @@ def root(
 # -- shared options ------------------------------------------------------------------------
 
 FileArg = Annotated[
-    str, typer.Argument(help="CSV or JSONL file (.gz read transparently), or - for stdin.")
+    str,
+    typer.Argument(
+        metavar="FILE", help="CSV or JSONL file (.gz read transparently), or - for stdin."
+    ),
 ]
 FormatOpt = Annotated[
     InputFormat | None,
-    typer.Option("--format", help="Input format; inferred from the file name, needed for stdin."),
+    typer.Option(
+        "--format",
+        metavar="csv|jsonl",
+        help="Input format; inferred from the file name, needed for stdin.",
+    ),
 ]
 EncodingOpt = Annotated[
-    str, typer.Option("--encoding", help="Text encoding of the input, e.g. cp1252.")
+    str, typer.Option("--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252.")
 ]
-DelimiterOpt = Annotated[str, typer.Option("--delimiter", help="CSV delimiter: ',' ';' or 'tab'.")]
+DelimiterOpt = Annotated[
+    str, typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab'.")
+]
 MapOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -156,6 +165,7 @@ BaseUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--base-url",
+        metavar="URL",
         envvar=BASE_URL_ENV,
         show_envvar=True,
         help="API base URL (default: production). Plain http:// only to localhost.",
@@ -406,11 +416,15 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         timezone: TimezoneOpt = None,
         batch_size: Annotated[
             int,
-            typer.Option("--batch-size", min=1, max=1000, help="Records per request (1-1000)."),
+            typer.Option(
+                "--batch-size", metavar="N", min=1, max=1000, help="Records per request (1-1000)."
+            ),
         ] = 1000,
         concurrency: Annotated[
             int,
-            typer.Option("--concurrency", min=1, max=64, help="Requests in flight at most."),
+            typer.Option(
+                "--concurrency", metavar="N", min=1, max=64, help="Requests in flight at most."
+            ),
         ] = 8,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
@@ -450,11 +464,16 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         api_key_file: ApiKeyFileOpt = None,
         api_key: ApiKeyOpt = None,
         timeout: Annotated[
-            float, typer.Option("--timeout", min=1, help="Seconds to wait for one answer.")
+            float,
+            typer.Option(
+                "--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."
+            ),
         ] = 60.0,
         max_retries: Annotated[
             int,
-            typer.Option("--max-retries", min=0, max=50, help="Retries of one request at most."),
+            typer.Option(
+                "--max-retries", metavar="N", min=0, max=50, help="Retries of one request at most."
+            ),
         ] = 7,
         json_output: JsonOpt = False,
         quiet: QuietOpt = False,
@@ -616,7 +635,7 @@ def _confirm_clear(console: Any) -> None:
 def unsubscribe_command(
     phone: Annotated[
         str | None,
-        typer.Argument(metavar="[PHONE]", help="The contact's number (E.164, e.g. +14155559876)."),
+        typer.Argument(metavar="PHONE", help="The contact's number (E.164, e.g. +14155559876)."),
     ] = None,
     list_number: Annotated[
         str | None,
@@ -640,7 +659,10 @@ def unsubscribe_command(
     map_options: MapOpt = None,
     default_region: RegionOpt = None,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=64, help="Requests in flight at most.")
+        int,
+        typer.Option(
+            "--concurrency", metavar="N", min=1, max=64, help="Requests in flight at most."
+        ),
     ] = 8,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate only; send nothing.")
@@ -653,7 +675,8 @@ def unsubscribe_command(
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds to wait for one answer.")
+        float,
+        typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."),
     ] = 60.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -727,11 +750,14 @@ UNSUBSCRIBE_SEGMENT = 25
 @error_boundary
 def sandbox_command(
     host: Annotated[
-        str, typer.Option("--host", help="Address to listen on (loopback unless you mean it).")
+        str,
+        typer.Option(
+            "--host", metavar="ADDRESS", help="Address to listen on (loopback unless you mean it)."
+        ),
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 picks a free port.")] = (
-        8765
-    ),
+    port: Annotated[
+        int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="0 picks a free port.")
+    ] = (8765),
     db: Annotated[
         str,
         typer.Option("--db", metavar="PATH", help="SQLite file, or :memory:."),
@@ -752,20 +778,32 @@ def sandbox_command(
         ),
     ] = None,
     fail_rate: Annotated[
-        float, typer.Option("--fail-rate", min=0, max=1, help="Share answered 503 (non-JSON).")
+        float,
+        typer.Option(
+            "--fail-rate", metavar="SHARE", min=0, max=1, help="Share answered 503 (non-JSON)."
+        ),
     ] = 0.0,
     rate_limit: Annotated[
         float | None,
-        typer.Option("--rate-limit", min=0.1, help="Requests per second per key; then 429."),
+        typer.Option(
+            "--rate-limit",
+            metavar="PER_SECOND",
+            min=0.1,
+            help="Requests per second per key; then 429.",
+        ),
     ] = None,
     drop_rate: Annotated[
         float,
         typer.Option(
-            "--drop-rate", min=0, max=1, help="Share stored, then dropped without an answer."
+            "--drop-rate",
+            metavar="SHARE",
+            min=0,
+            max=1,
+            help="Share stored, then dropped without an answer.",
         ),
     ] = 0.0,
     fault_seed: Annotated[
-        int | None, typer.Option("--fault-seed", help="Seed for reproducible faults.")
+        int | None, typer.Option("--fault-seed", metavar="N", help="Seed for reproducible faults.")
     ] = None,
     sink: Annotated[
         bool, typer.Option("--sink", help="Check and count requests without storing them.")
@@ -775,7 +813,12 @@ def sandbox_command(
     try:
         from trackly_migrate.sandbox.faults import parse_latency
         from trackly_migrate.sandbox.seed import DEMO_API_KEY
-        from trackly_migrate.sandbox.server import SandboxConfig, is_loopback, serve
+        from trackly_migrate.sandbox.server import (
+            SandboxConfig,
+            SandboxError,
+            is_loopback,
+            serve,
+        )
     except ImportError:
         raise UsageError(
             "The sandbox needs the sandbox extra.",
@@ -808,13 +851,19 @@ def sandbox_command(
     )
 
     def announce(url: str) -> None:
-        print(url, flush=True)
+        print(url, flush=True)  # stdout: the URL alone, for scripts
+        key_note = "the demo key" if api_key else f"demo key {DEMO_API_KEY}"
         console.print(
-            f"Trackly sandbox listening on [bold]{url}[/] (database: {db}). "
-            f"Use: export TRACKLY_BASE_URL={url}  — Ctrl-C stops it."
+            f"Trackly sandbox listening on {url} (database: {db}; {key_note}).\n"
+            f"  export TRACKLY_BASE_URL={url}\n"
+            "Ctrl-C stops it.",
+            markup=False,
         )
 
-    serve(config, announce)
+    try:
+        serve(config, announce)
+    except SandboxError as exc:
+        raise UsageError(f"The sandbox cannot start: {exc}") from None
 
 
 def main() -> None:

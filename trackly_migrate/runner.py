@@ -126,7 +126,7 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
         return
     try:
         from trackly_migrate.sandbox.seed import DEMO_API_KEY
-        from trackly_migrate.sandbox.server import SandboxConfig, start_sandbox
+        from trackly_migrate.sandbox.server import SandboxConfig, SandboxError, start_sandbox
     except ImportError:
         raise UsageError(
             "--sandbox needs the sandbox extra.",
@@ -139,7 +139,10 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
         if db is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="trackly-sandbox-"))
             db = Path(folder) / "sandbox.db"
-        running = stack.enter_context(start_sandbox(SandboxConfig(db=db)))
+        try:
+            running = stack.enter_context(start_sandbox(SandboxConfig(db=db)))
+        except SandboxError as exc:
+            raise UsageError(f"The embedded sandbox cannot start: {exc}") from None
         yield ApiSettings(base_url=running.url, api_key=DEMO_API_KEY)
 
 
@@ -172,9 +175,9 @@ def run_import(
             hint="Save the stream to a file first, then import that file.",
         )
     with contextlib.ExitStack() as stack:
-        checkpoint = _open_checkpoint(request, fmt, observer, stack)
         source = InputSource(request.input_path)
         stack.callback(source.close)
+        checkpoint = _open_checkpoint(request, fmt, observer, stack)
         start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
         reader = open_reader(
             source,
