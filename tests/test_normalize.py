@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import (
+    PhoneNormalizer,
     check_region,
     check_timezone,
     format_utc,
@@ -203,3 +204,27 @@ def test_region_and_timezone_options_are_checked() -> None:
     with pytest.raises(UsageError) as caught:
         check_timezone("Mars/Olympus")
     assert "IANA" in (caught.value.hint or "")
+
+
+@given(st.from_regex(r"\+[1-9][0-9]{6,14}", fullmatch=True))
+def test_the_fast_e164_path_agrees_with_the_general_parser(text: str) -> None:
+    try:
+        expected = phonenumbers.is_valid_number(phonenumbers.parse(text))
+    except phonenumbers.NumberParseException:
+        expected = False
+    try:
+        accepted = normalize_phone(text) == text
+    except ValueError:
+        accepted = False
+    assert accepted == expected
+
+
+def test_the_phone_cache_remembers_rejections_and_stays_bounded() -> None:
+    normalizer = PhoneNormalizer("US", size=3)
+    assert normalizer("(415) 555-0123") == "+14155550123"
+    for _ in range(2):
+        with pytest.raises(ValueError, match="not a phone number"):
+            normalizer("nope")
+    for number in ("+14155550124", "+14155550125", "+14155550126"):
+        assert normalizer(number) == number
+    assert len(normalizer._cache) <= 3

@@ -18,7 +18,7 @@ SEND_COLUMNS = ["id", "to_number", "timestamp", "list_id", "delivered", "message
 
 
 def csv_row(*cells: str, line: int = 2) -> RawRow:
-    return RawRow(line, 0, list(cells))
+    return RawRow(line, 0, line + 1, list(cells))
 
 
 def sends_builder(columns: list[str] = SEND_COLUMNS, **options: object) -> RecordBuilder:
@@ -91,6 +91,7 @@ def test_jsonl_values_keep_their_json_types() -> None:
     row = RawRow(
         1,
         0,
+        2,
         {"Sid": 123, "to_number": "+14155550123", "timestamp": "2025-11-15T14:30:00Z", "length": 5},
     )
     assert builder.build(row) == {
@@ -99,13 +100,15 @@ def test_jsonl_values_keep_their_json_types() -> None:
         "timestamp": "2025-11-15T14:30:00Z",
         "length": 5,
     }
-    bad = RawRow(1, 0, {"Sid": "x", "to_number": 14155550123, "timestamp": "2025-11-15T14:30:00Z"})
+    bad = RawRow(
+        1, 0, 2, {"Sid": "x", "to_number": 14155550123, "timestamp": "2025-11-15T14:30:00Z"}
+    )
     rejection = builder.build(bad)
     assert isinstance(rejection, Rejection) and rejection.code == "invalid_phone"
 
 
 def test_an_unreadable_row_keeps_the_readers_reason() -> None:
-    row = RawRow(7, 0, None, RowProblem("invalid_json", "not valid JSON"))
+    row = RawRow(7, 0, 8, None, RowProblem("invalid_json", "not valid JSON"))
     assert sends_builder().build(row) == Rejection("invalid_json", "not valid JSON")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, tzinfo
-from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -26,7 +25,6 @@ PHONE_CACHE_SIZE = 1 << 16
 # read "call +1 415 555 0123 now" as a number.
 _PHONE_CHARS = re.compile(r"^\+?[0-9 ()./\-\u00a0]+$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_UTC_SECONDS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _HAS_TIME = re.compile(r"\d[T t]\d")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
@@ -62,7 +60,57 @@ def check_timezone(name: str | None) -> tzinfo | None:
         ) from None
 
 
-@lru_cache(maxsize=PHONE_CACHE_SIZE)
+class PhoneNormalizer:
+    """``normalize_phone`` with a bounded cache per distinct input string.
+
+    A plain dict beats ``functools.lru_cache`` here (no key tuple, no recency bookkeeping),
+    and it remembers rejections too; when full it starts over, which keeps memory flat when
+    every number of a file is distinct and costs nothing when they repeat.
+    """
+
+    def __init__(self, region: str | None = None, size: int = PHONE_CACHE_SIZE) -> None:
+        self._region = region
+        self._size = size
+        self._cache: dict[str, str | _Invalid] = {}
+
+    def __call__(self, text: str) -> str:
+        result = self._cache.get(text)
+        if result is None:
+            try:
+                result = normalize_phone(text, self._region)
+            except ValueError as exc:
+                result = _Invalid(str(exc))
+            if len(self._cache) >= self._size:
+                self._cache.clear()
+            self._cache[text] = result
+        if type(result) is _Invalid:
+            raise ValueError(result.reason)
+        return result  # type: ignore[return-value]
+
+
+class _Invalid:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_e164(text: str) -> phonenumbers.PhoneNumber | None:
+    """A number already in E.164, split without phonenumbers' general parser (10x faster).
+
+    Country codes are prefix-free, so the first known prefix is the one. National numbers
+    with a leading zero (Italy's) are left to the general parser, which keeps that zero.
+    """
+    for length in (1, 2, 3):
+        country = int(text[1 : 1 + length])
+        if country in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = text[1 + length :]
+            if not national or national[0] == "0":
+                return None
+            return phonenumbers.PhoneNumber(country_code=country, national_number=int(national))
+    return None
+
+
 def normalize_phone(text: str, region: str | None = None) -> str:
     """``text`` as an E.164 number (``+14155550123``), or ``ValueError`` saying why not.
 
@@ -72,6 +120,12 @@ def normalize_phone(text: str, region: str | None = None) -> str:
     candidate = text.strip()
     if not candidate:
         raise ValueError("is empty")
+    if _E164.match(candidate):
+        fast = _parse_e164(candidate)
+        if fast is not None:
+            if not phonenumbers.is_valid_number(fast):
+                raise ValueError(f"{candidate!r} is not a valid phone number")
+            return candidate
     if not _PHONE_CHARS.match(candidate):
         raise ValueError(f"{candidate!r} is not a phone number")
     if not candidate.startswith("+") and region is None:
@@ -97,6 +151,19 @@ def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
     Accepts ISO 8601 / RFC 3339: ``T`` or space, fractional seconds, ``Z`` or an offset.
     A timestamp without an offset is read in ``default_zone`` (``--timezone``) when given.
     """
+    if (
+        len(text) == 20
+        and text[19] == "Z"
+        and text[10] == "T"
+        and text[4] == text[7] == "-"
+        and text[13] == text[16] == ":"
+    ):
+        # Already the exact form we send (the common case): only check the date is real.
+        try:
+            datetime.fromisoformat(text)
+            return text
+        except ValueError:
+            pass  # the general path below explains what is wrong
     candidate = text.strip()
     try:
         moment = datetime.fromisoformat(candidate)
@@ -111,8 +178,6 @@ def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
                 "or pass --timezone Area/City (e.g. --timezone America/New_York)"
             )
         moment = _localize(moment, default_zone, candidate)
-    elif _UTC_SECONDS.match(candidate):
-        return candidate  # already in the exact form we send
     return format_utc(moment)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.normalize import (
-    normalize_phone,
+    PhoneNormalizer,
     normalize_timestamp,
     parse_boolean,
     parse_integer,
@@ -189,10 +189,42 @@ def _fold(name: str) -> str:
 
 
 _FORMULA_ESCAPE_PREFIXES = ("'=", "'+", "'-", "'@", "'\t", "'\r")
+_TEXT_BOOLEANS = {
+    "true": True,
+    "false": False,
+    "True": True,
+    "False": False,
+    "TRUE": True,
+    "FALSE": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+    "Yes": True,
+    "No": False,
+}
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One field of the build plan: where its value is and how to convert it."""
+
+    name: str
+    source: int | str | None  # CSV position, JSON key, or None (only a default can fill it)
+    convert: Converter
+    required: bool
+    missing_code: str
+    error_code: str
+    default: str | None
 
 
 class RecordBuilder:
-    """Turns raw rows into API records (dicts) or rejections, per the kind's field table."""
+    """Turns raw rows into API records (dicts) or rejections, per the kind's field table.
+
+    The per-field work is planned once (positions, converters, codes), and CSV cells get
+    converters that know they hold text: this loop runs for every record of the input.
+    """
 
     def __init__(
         self,
@@ -204,75 +236,140 @@ class RecordBuilder:
         unescape_report_cells: bool = False,
     ) -> None:
         self.kind = mapping.kind
-        self._mapping = mapping
-        self._region = default_region
-        self._timezone = timezone
-        self._defaults = dict(defaults or {})
+        phones = PhoneNormalizer(default_region)
         # An errors report fed back in: undo the quote that kept formulas from running.
         self._unescape = unescape_report_cells
-        specs = FIELDS[mapping.kind]
-        self._steps: list[tuple[FieldSpec, Callable[[Any], Any]]] = [
-            (spec, self._converter(spec.type)) for spec in specs
-        ]
-        self._csv_positions = [mapping.indexes.get(spec.name) for spec in specs]
-        self._json_keys = [mapping.sources.get(spec.name, spec.name) for spec in specs]
-
-    def _converter(self, kind: FieldType) -> Callable[[Any], Any]:
-        region, zone = self._region, self._timezone
-        if kind is FieldType.PHONE:
-            return lambda value: normalize_phone(_require_text(value), region)
-        if kind is FieldType.TIMESTAMP:
-            return lambda value: normalize_timestamp(_require_text(value), zone)
-        if kind is FieldType.INTEGER:
-            return parse_integer
-        if kind is FieldType.BOOLEAN:
-            return parse_boolean
-        if kind is FieldType.IDENTIFIER:
-            return _identifier
-        return _require_text
+        defaults = dict(defaults or {})
+        self._csv_plan: list[_Step] = []
+        self._json_plan: list[_Step] = []
+        for spec in FIELDS[mapping.kind]:
+            common = {
+                "name": spec.name,
+                "required": spec.required,
+                "missing_code": f"missing_{spec.name}",
+                "error_code": _code_for(spec),
+                "default": defaults.get(spec.name),
+            }
+            self._csv_plan.append(
+                _Step(
+                    source=mapping.indexes.get(spec.name),
+                    convert=_text_converter(spec.type, phones, timezone),
+                    **common,  # type: ignore[arg-type]
+                )
+            )
+            self._json_plan.append(
+                _Step(
+                    source=mapping.sources.get(spec.name, spec.name),
+                    convert=_json_converter(spec.type, phones, timezone),
+                    **common,  # type: ignore[arg-type]
+                )
+            )
 
     def record_id(self, row: RawRow) -> str | None:
         """The record's id as written in the input, for the report (None if absent)."""
-        value = self._raw_value(row, 0)
+        data = row.data
+        value: Any = None
+        if isinstance(data, list):
+            position = self._csv_plan[0].source
+            if isinstance(position, int) and position < len(data):
+                value = data[position]
+        elif isinstance(data, dict):
+            value = data.get(self._json_plan[0].source)  # type: ignore[arg-type]
         if value is None or isinstance(value, dict | list):
             return None
         return str(value).strip() or None
-
-    def _raw_value(self, row: RawRow, step: int) -> Any:
-        data = row.data
-        if isinstance(data, list):
-            position = self._csv_positions[step]
-            if position is None or position >= len(data):
-                return None
-            return data[position]
-        if isinstance(data, dict):
-            return data.get(self._json_keys[step])
-        return None
 
     def build(self, row: RawRow) -> dict[str, Any] | Rejection:
         """The record to send, or why it cannot be sent."""
         if row.problem is not None:
             return Rejection(row.problem.code, row.problem.message)
+        data = row.data
+        if isinstance(data, list):
+            return self._build_cells(data)
+        if isinstance(data, dict):
+            return self._build_object(data)
+        return Rejection("invalid_record", "no data")
+
+    def _build_cells(self, cells: list[str]) -> dict[str, Any] | Rejection:
         record: dict[str, Any] = {}
-        for step, (spec, convert) in enumerate(self._steps):
-            value = self._raw_value(row, step)
-            if value is None or value == "":
-                value = self._defaults.get(spec.name)
-            if value is None or value == "" or (isinstance(value, str) and not value.strip()):
-                if spec.required:
-                    return Rejection(f"missing_{spec.name}", f"{spec.name} is missing")
-                continue
-            if (
-                self._unescape
-                and isinstance(value, str)
-                and value.startswith(_FORMULA_ESCAPE_PREFIXES)
-            ):
+        width = len(cells)
+        for step in self._csv_plan:
+            position = step.source
+            value = cells[position] if position is not None and position < width else ""  # type: ignore[index,operator]
+            if not value or value.isspace():
+                if step.default is None:
+                    if step.required:
+                        return Rejection(step.missing_code, f"{step.name} is missing")
+                    continue
+                value = step.default
+            if self._unescape and value.startswith(_FORMULA_ESCAPE_PREFIXES):
                 value = value[1:]
             try:
-                record[spec.name] = convert(value)
+                record[step.name] = step.convert(value)
             except ValueError as exc:
-                return Rejection(_code_for(spec), f"{spec.name}: {exc}")
+                return Rejection(step.error_code, f"{step.name}: {exc}")
         return record
+
+    def _build_object(self, data: dict[str, Any]) -> dict[str, Any] | Rejection:
+        record: dict[str, Any] = {}
+        for step in self._json_plan:
+            value = data.get(step.source)  # type: ignore[arg-type]
+            if value is None or (isinstance(value, str) and (not value or value.isspace())):
+                if step.default is None:
+                    if step.required:
+                        return Rejection(step.missing_code, f"{step.name} is missing")
+                    continue
+                value = step.default
+            try:
+                record[step.name] = step.convert(value)
+            except ValueError as exc:
+                return Rejection(step.error_code, f"{step.name}: {exc}")
+        return record
+
+
+def _text_converter(kind: FieldType, phones: PhoneNormalizer, zone: tzinfo | None) -> Converter:
+    """A converter for a CSV cell: always a non-blank ``str``."""
+    if kind is FieldType.PHONE:
+        return phones
+    if kind is FieldType.TIMESTAMP:
+        return lambda value: normalize_timestamp(value, zone)
+    if kind is FieldType.INTEGER:
+        return _integer_text
+    if kind is FieldType.BOOLEAN:
+        return _boolean_text
+    if kind is FieldType.IDENTIFIER:
+        return str.strip
+    return _identity
+
+
+def _json_converter(kind: FieldType, phones: PhoneNormalizer, zone: tzinfo | None) -> Converter:
+    """A converter for a JSON value of any type."""
+    if kind is FieldType.PHONE:
+        return lambda value: phones(_require_text(value))
+    if kind is FieldType.TIMESTAMP:
+        return lambda value: normalize_timestamp(_require_text(value), zone)
+    if kind is FieldType.INTEGER:
+        return parse_integer
+    if kind is FieldType.BOOLEAN:
+        return parse_boolean
+    if kind is FieldType.IDENTIFIER:
+        return _identifier
+    return _require_text
+
+
+def _identity(value: str) -> str:
+    return value
+
+
+def _integer_text(value: str) -> int:
+    if len(value) < 19 and value.isdigit() and value.isascii():
+        return int(value)
+    return parse_integer(value)
+
+
+def _boolean_text(value: str) -> bool:
+    known = _TEXT_BOOLEANS.get(value)
+    return known if known is not None else parse_boolean(value)
 
 
 def _code_for(spec: FieldSpec) -> str:
