@@ -201,3 +201,14 @@ def test_unreadable_inputs_are_clear_errors(tmp_path: Path) -> None:
         infer_format("export.dat", None)
     with pytest.raises(UsageError, match="not supported"):
         read_all(empty, InputFormat.CSV, encoding="utf-16")
+
+
+def test_next_line_follows_multi_line_records_and_blank_lines(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text('id,m\na,"x\ny\nz"\n\nb,w\n')
+    _, rows = read_all(path, InputFormat.CSV)
+    assert [(r.line, r.next_line) for r in rows] == [(2, 5), (6, 7)]
+    _, rest = read_all(
+        path, InputFormat.CSV, start_offset=rows[0].end_offset, start_line=rows[0].next_line
+    )
+    assert [(r.line, r.data) for r in rest] == [(6, ["b", "w"])]

@@ -31,13 +31,14 @@ from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
 
 MAX_BATCH_SIZE = 1000
-DEFAULT_CONCURRENCY = 8
+DEFAULT_CONCURRENCY = 16
 # A segment also closes after this many local rejections, so that an input where nearly every
 # row is rejected cannot pile its rejections up in memory.
 MAX_SEGMENT_REJECTIONS = 1000
 # Without --max-rejects, a run stops when this many records were read and every one of them
 # was rejected: a forgotten --timezone or a wrong file, not ten million bad rows.
 ALL_REJECTED_PROBE = 1000
+READ_AHEAD_SEGMENTS = 4
 PROGRESS_INTERVAL_S = 0.1
 
 
@@ -64,6 +65,8 @@ class Checkpointer(Protocol):
 
     def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None: ...
 
+    def flush(self) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Position:
@@ -83,6 +86,7 @@ class ProgressState:
     total_bytes: int | None
     in_flight: int
     elapsed_s: float
+    concurrency: int = 0  # the current limit of requests in flight
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,7 @@ class ImportRun:
         checkpoint: Checkpointer | None = None,
         possibly_stored_until: int = 0,
         grace_s: float = 10.0,
+        current_concurrency: Callable[[], int] | None = None,
     ) -> None:
         if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
             raise ValueError("batch_size must be 1..1000")
@@ -233,10 +238,15 @@ class ImportRun:
         # flight: their duplicates are this migration's own, not old ones.
         self._possibly_stored_until = possibly_stored_until
         self._grace_s = grace_s
+        # The adaptive limit of requests in flight (client.AdaptiveLimit), for the progress
+        # display and for how many segments are read ahead.
+        self._current_concurrency = current_concurrency or (lambda: options.concurrency)
         self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
         self._started = time.monotonic()
         self._base_elapsed = summary.elapsed_s
+        self._read_count = 0  # records read by this run, settled or not
+        self._resumed_read = summary.read  # accounted for by the run that was resumed
         self._last_progress = 0.0
         self._failure: BaseException | None = None
 
@@ -256,6 +266,8 @@ class ImportRun:
                 wait=self._failure is None and not self.abandoned, cancel_futures=True
             )
             self._update_elapsed()
+            if self._checkpoint is not None:
+                self._checkpoint.flush()
             self._report.close()
         return self.summary
 
@@ -265,54 +277,73 @@ class ImportRun:
     # -- reading -------------------------------------------------------------------------
 
     def _read_and_submit(self, executor: ThreadPoolExecutor) -> None:
+        # The per-record loop: everything that can be done per segment or every 256 records
+        # is kept out of it.
         batch_size = self.options.batch_size
+        build = self._builder.build
+        local_row = self._local_row
         number = 0
         segment = Segment(number, self._start, self._start)
-        builder = self._builder
-        for row in self._rows:
-            segment.read += 1
-            segment.end = Position(row.end_offset, row.line + 1)
-            outcome = builder.build(row)
-            if isinstance(outcome, Rejection):
-                segment.local.append(
-                    ReportRow(
-                        row.line,
-                        builder.record_id(row),
-                        Stage.LOCAL,
-                        outcome.code,
-                        outcome.message,
-                        row.data,
-                        row.text,
-                    )
-                )
+        records, rows, local = segment.records, segment.rows, segment.local
+        count = closed = 0
+        last: RawRow | None = None
+        for last in self._rows:
+            count += 1
+            outcome = build(last)
+            if type(outcome) is dict:
+                records.append(outcome)
+                rows.append(last)
             else:
-                segment.records.append(outcome)
-                segment.rows.append(row)
-            if len(segment.records) >= batch_size or len(segment.local) >= MAX_SEGMENT_REJECTIONS:
+                local.append(local_row(last, outcome))  # type: ignore[arg-type]
+            if len(records) >= batch_size or len(local) >= MAX_SEGMENT_REJECTIONS:
+                segment.read = count - closed
+                segment.end = Position(last.end_offset, last.next_line)
                 self._submit(executor, segment)
+                closed = count
                 number += 1
                 segment = Segment(number, segment.end, segment.end)
-            self._maybe_progress()
-            if self.stop.is_set():
-                break
-        if segment.read:
+                records, rows, local = segment.records, segment.rows, segment.local
+            if not count & 0xFF:
+                self._read_count = count
+                self._maybe_progress()
+                if self.stop.is_set():
+                    break
+        self._read_count = count
+        if count > closed and last is not None:
+            segment.read = count - closed
+            segment.end = Position(last.end_offset, last.next_line)
             self._submit(executor, segment)
 
+    def _local_row(self, row: RawRow, rejection: Rejection) -> ReportRow:
+        return ReportRow(
+            row.line,
+            self._builder.record_id(row),
+            Stage.LOCAL,
+            rejection.code,
+            rejection.message,
+            row.data,
+            row.text,
+        )
+
     def _submit(self, executor: ThreadPoolExecutor, segment: Segment) -> None:
-        while len(self._pending) >= 2 * max(1, self.options.concurrency):
+        # Read ahead of the requests in flight by a few segments, no more: the network never
+        # waits for the reader, and memory stays bounded by the concurrency.
+        while len(self._pending) >= self._current_concurrency() + READ_AHEAD_SEGMENTS:
             self._settle_head(block=True)
         self._settle_ready()
         future: Future[Settlement]
         if segment.records and not self.options.dry_run and self._deliver is not None:
             future = executor.submit(self._deliver, segment.records)
         else:
+            if segment.records:
+                # A dry run encodes what it would send: the same work, the same failures.
+                orjson.dumps({"records": segment.records})
             future = Future()
             future.set_result(Settlement())
         self._pending.append((segment, future))
         if self._checkpoint is not None and not future.done():
             self._checkpoint.submitted(segment.end.offset)
         self._settle_ready()
-        self._check_reject_limit()
 
     # -- settling ------------------------------------------------------------------------
 
@@ -379,9 +410,10 @@ class ImportRun:
             self._report.write(report_row)
         self._update_elapsed()
         if self._checkpoint is not None:
-            report_size = self._report.flush()  # rows on disk before the watermark moves
+            report_size = self._report.flush()  # the writer fsyncs it before the checkpoint
             self._checkpoint.advance(segment.end.offset, segment.end.line, summary, report_size)
         self._maybe_progress(force=True)
+        self._check_reject_limit()
 
     def _drain(self, deadline: float | None = None) -> None:
         while self._pending:
@@ -438,16 +470,16 @@ class ImportRun:
             return
         self._last_progress = now
         summary = self.summary
-        in_flight_rows = sum(segment.read for segment, _ in self._pending)
         self._observer.progress(
             ProgressState(
-                read=summary.read + in_flight_rows,
+                read=self._resumed_read + self._read_count,
                 imported=summary.imported,
                 duplicates=summary.duplicates,
                 rejected=summary.rejected_local + summary.rejected_server,
                 bytes_read=self._bytes_read(),
                 total_bytes=self._total_bytes,
                 in_flight=sum(1 for _, future in self._pending if not future.done()),
+                concurrency=self._current_concurrency(),
                 elapsed_s=self.summary.elapsed_s + now - self._started,
             )
         )

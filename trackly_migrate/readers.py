@@ -54,6 +54,7 @@ class RawRow:
 
     line: int
     end_offset: int
+    next_line: int  # the line just past the record: where a resume starts counting
     data: list[str] | dict[str, Any] | None
     problem: RowProblem | None = None
     text: str | None = None
@@ -242,6 +243,7 @@ class CsvReader:
                 yield RawRow(
                     start,
                     lines.offset,
+                    lines.line + 1,
                     None,
                     RowProblem("malformed_row", f"not valid CSV: {exc}"),
                 )
@@ -252,6 +254,7 @@ class CsvReader:
                 yield RawRow(
                     start,
                     lines.offset,
+                    lines.line + 1,
                     cells,
                     RowProblem(
                         "invalid_encoding",
@@ -264,6 +267,7 @@ class CsvReader:
                 yield RawRow(
                     start,
                     lines.offset,
+                    lines.line + 1,
                     cells,
                     RowProblem(
                         "malformed_row",
@@ -272,7 +276,7 @@ class CsvReader:
                     ),
                 )
                 continue
-            yield RawRow(start, lines.offset, cells)
+            yield RawRow(start, lines.offset, lines.line + 1, cells)
 
 
 class JsonlReader:
@@ -311,6 +315,7 @@ class JsonlReader:
                 yield RawRow(
                     self._line,
                     self._offset,
+                    self._line + 1,
                     None,
                     RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
                     text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
@@ -320,6 +325,7 @@ class JsonlReader:
                 yield RawRow(
                     self._line,
                     self._offset,
+                    self._line + 1,
                     None,
                     RowProblem(
                         "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
@@ -327,7 +333,7 @@ class JsonlReader:
                     text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
                 )
                 continue
-            yield RawRow(self._line, self._offset, value)
+            yield RawRow(self._line, self._offset, self._line + 1, value)
 
 
 Reader = CsvReader | JsonlReader

@@ -28,7 +28,7 @@ def contact_record(phone: str, list_number: str | None, *, region: str | None) -
         raise UsageError("Name the list to unsubscribe from with --list LIST_NUMBER.")
     mapping = resolve_columns(Kind.CONTACTS, None, {}, source_name="command line")
     builder = RecordBuilder(mapping, default_region=region)
-    outcome = builder.build(RawRow(0, 0, {"phone_number": phone, "list_number": list_number}))
+    outcome = builder.build(RawRow(0, 0, 1, {"phone_number": phone, "list_number": list_number}))
     if isinstance(outcome, Rejection):
         raise UsageError(
             f"Not sent: {outcome.message} ({outcome.code}).",
