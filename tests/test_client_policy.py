@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trackly_migrate.client import (
+    AdaptiveLimit,
     BulkResult,
     Delivery,
     ItemError,
@@ -151,3 +152,45 @@ def test_deliver_accepts_invalid_phones_counted_apart() -> None:
     assert settlement.unaccounted == 0
     assert settlement.imported == 1
     assert [index for index, _ in settlement.rejections] == [1]
+
+
+def test_adaptive_limit_grows_while_it_goes_well_and_halves_on_overload() -> None:
+    limit = AdaptiveLimit(ceiling=16, start=4)
+    for _ in range(4):  # slow start: one step per success
+        limit.acquire()
+        limit.release(overloaded=False)
+    assert limit.current == 8
+    limit.acquire()
+    limit.release(overloaded=True)
+    assert limit.current == 4
+    for _ in range(4):  # after an overload: one step per round trip
+        limit.acquire()
+        limit.release(overloaded=False)
+    assert limit.current == 5
+    for _ in range(200):
+        limit.acquire()
+        limit.release(overloaded=False)
+    assert limit.current == 16  # never above the ceiling
+    for _ in range(10):
+        limit.acquire()
+        limit.release(overloaded=True)
+    assert limit.current == 1
+
+
+def test_adaptive_limit_blocks_beyond_the_current_limit() -> None:
+    import threading
+
+    limit = AdaptiveLimit(ceiling=2, start=1)
+    limit.acquire()
+    entered = threading.Event()
+
+    def second() -> None:
+        limit.acquire()
+        entered.set()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    assert not entered.wait(0.2)
+    limit.release(overloaded=False)
+    assert entered.wait(2)
+    thread.join()

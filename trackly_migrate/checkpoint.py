@@ -17,8 +17,9 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ import filelock
 import orjson
 import platformdirs
 
-from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.errors import InputError, TracklyMigrateError, UsageError
 from trackly_migrate.report import Summary
 
 FORMAT_VERSION = 1
@@ -171,29 +172,89 @@ def exclusive(path: Path) -> Iterator[None]:
         lock.release()
 
 
-@dataclass
 class CheckpointWriter:
-    """Writes the checkpoint whenever the watermark moves or a batch is sent."""
+    """Writes the checkpoint whenever a batch is sent or the watermark moves.
 
-    path: Path
-    base: Checkpoint
-    _dirty: bool = field(default=False, init=False)
+    The writes (fsync included) happen on a thread of their own so the reading loop never
+    waits for the disk; the newest state is always the one written next, and ``flush()``
+    waits until it is on disk. ``before_write`` runs first (the errors report's fsync), so a
+    checkpoint never counts report rows that are not on disk yet.
+    """
+
+    def __init__(
+        self, path: Path, base: Checkpoint, before_write: Callable[[], None] | None = None
+    ) -> None:
+        self.path = path
+        self.base = base
+        self.before_write = before_write
+        self._condition = threading.Condition()
+        self._version = 0
+        self._written = 0
+        self._closing = False
+        self._error: TracklyMigrateError | None = None
+        self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
+        self._thread.start()
 
     def submitted(self, end_offset: int) -> None:
-        if end_offset > self.base.submitted_until:
-            self.base.submitted_until = end_offset
-            self._write()
+        with self._condition:
+            if end_offset > self.base.submitted_until:
+                self.base.submitted_until = end_offset
+                self._changed()
 
     def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None:
-        self.base.offset = offset
-        self.base.line = line
-        self.base.totals = totals_of(summary)
-        self.base.report_size = report_size
-        self._write()
+        with self._condition:
+            self.base.offset = offset
+            self.base.line = line
+            self.base.totals = totals_of(summary)
+            self.base.report_size = report_size
+            self._changed()
 
-    def _write(self) -> None:
-        write_atomic(self.path, self.base.to_bytes())
+    def _changed(self) -> None:
+        if self._error is not None:
+            raise self._error
+        self._version += 1
+        self._condition.notify_all()
+
+    def flush(self) -> None:
+        """Wait until the newest state is on disk (raises what went wrong writing it)."""
+        with self._condition:
+            while self._written < self._version and self._error is None:
+                self._condition.wait()
+            if self._error is not None:
+                raise self._error
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            with self._condition:
+                self._closing = True
+                self._condition.notify_all()
+            self._thread.join()
 
     def remove(self) -> None:
+        self.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    def _loop(self) -> None:
+        while True:
+            with self._condition:
+                while self._written == self._version and not self._closing:
+                    self._condition.wait()
+                if self._written == self._version:
+                    return
+                target = self._version
+                data = self.base.to_bytes()
+            try:
+                if self.before_write is not None:
+                    self.before_write()
+                write_atomic(self.path, data)
+            except TracklyMigrateError as exc:
+                with self._condition:
+                    self._error = exc
+                    self._condition.notify_all()
+                return
+            with self._condition:
+                self._written = target
+                self._condition.notify_all()

@@ -42,6 +42,7 @@ from trackly_migrate.display import (
     summary_table,
 )
 from trackly_migrate.errors import ExitCode, TracklyMigrateError, UsageError
+from trackly_migrate.importer import DEFAULT_CONCURRENCY
 from trackly_migrate.normalize import check_region, check_timezone
 from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
@@ -423,9 +424,13 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         concurrency: Annotated[
             int,
             typer.Option(
-                "--concurrency", metavar="N", min=1, max=64, help="Requests in flight at most."
+                "--concurrency",
+                metavar="N",
+                min=1,
+                max=64,
+                help="Requests in flight at most (it adapts below that to the server).",
             ),
-        ] = 8,
+        ] = DEFAULT_CONCURRENCY,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
         ] = False,
@@ -661,7 +666,11 @@ def unsubscribe_command(
     concurrency: Annotated[
         int,
         typer.Option(
-            "--concurrency", metavar="N", min=1, max=64, help="Requests in flight at most."
+            "--concurrency",
+            metavar="N",
+            min=1,
+            max=64,
+            help="Requests in flight at most (it adapts below that to the server).",
         ),
     ] = 8,
     dry_run: Annotated[

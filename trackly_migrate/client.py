@@ -122,6 +122,47 @@ class ResponseShapeError(ApiError):
     """A 2xx answer whose body is not what the contract describes."""
 
 
+class AdaptiveLimit:
+    """How many requests may be in flight: grows while the server keeps up, halves on 429/503.
+
+    Like TCP's congestion window: it starts small, doubles every round trip (one step per
+    success) until the first sign of overload, then grows by one per round trip; a 429 or a
+    503 halves it. ``ceiling`` (``--concurrency``) is never exceeded.
+    """
+
+    def __init__(self, ceiling: int, start: int = 4) -> None:
+        self.ceiling = max(1, ceiling)
+        self.current = min(self.ceiling, max(1, start))
+        self.in_flight = 0
+        self._slow_start = True
+        self._successes = 0
+        self._condition = threading.Condition()
+
+    def acquire(self) -> None:
+        with self._condition:
+            while self.in_flight >= self.current:
+                self._condition.wait()
+            self.in_flight += 1
+
+    def release(self, *, overloaded: bool) -> None:
+        with self._condition:
+            self.in_flight -= 1
+            if overloaded:
+                self.current = max(1, self.current // 2)
+                self._slow_start = False
+                self._successes = 0
+            else:
+                self._successes += 1
+                if self._slow_start or self._successes >= self.current:
+                    self.current = min(self.ceiling, self.current + 1)
+                    self._successes = 0
+            self._condition.notify_all()
+
+
+def _is_overload(error: ApiError) -> bool:
+    return isinstance(error, ApiStatusError) and error.status in (429, 503)
+
+
 class PauseGate:
     """A moment before which no request of this client starts (set by Retry-After)."""
 
@@ -161,6 +202,7 @@ class TracklyClient:
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
         self._gate = PauseGate()
+        self.limit = AdaptiveLimit(max_connections)
         self.on_retry: RetryListener | None = None
         self._http = httpx.Client(
             base_url=settings.base_url,
@@ -256,9 +298,11 @@ class TracklyClient:
         while True:
             attempt += 1
             self._gate.wait()
+            self.limit.acquire()
             try:
-                return send()
+                response = send()
             except ApiError as error:
+                self.limit.release(overloaded=_is_overload(error))
                 if on_failure is not None:
                     on_failure(error)
                 if not should_retry(error) or not self._may_retry(attempt, started):
@@ -269,6 +313,9 @@ class TracklyClient:
                 delay = retry_delay(self.policy, attempt, retry_after, self._rng)
                 self._notify_retry(error, delay)
                 time.sleep(delay)
+            else:
+                self.limit.release(overloaded=False)
+                return response
 
     def _may_retry(self, attempt: int, started: float) -> bool:
         return (

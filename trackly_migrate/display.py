@@ -72,7 +72,7 @@ def progress_line(state: ProgressState) -> str:
         f"duplicates {state.duplicates:,}",
         f"rejected {state.rejected:,}",
         f"{_rate(state.read, state.elapsed_s)}",
-        f"in flight {state.in_flight}",
+        f"in flight {state.in_flight}/{state.concurrency}",
     ]
     if state.total_bytes:
         parts.append(f"{min(100.0, 100 * state.bytes_read / state.total_bytes):.0f}%")
@@ -168,6 +168,7 @@ class _CountsColumn(ProgressColumn):
             f"read {fields.get('read', 0):,} · imported {fields.get('imported', 0):,} · "
             f"dup {fields.get('duplicates', 0):,} · rejected {fields.get('rejected', 0):,} · "
             f"{fields.get('rate', '-')} · in flight {fields.get('in_flight', 0)}"
+            f"/{fields.get('concurrency', 0)}"
         )
 
 
@@ -208,6 +209,7 @@ class RichDisplay(Display):
             rejected=state.rejected,
             rate=_rate(state.read, state.elapsed_s),
             in_flight=state.in_flight,
+            concurrency=state.concurrency,
         )
 
     def warning(self, message: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -99,6 +100,7 @@ class ErrorReport:
         self._writer: Any = None
         self._resume_size = resume_size
         self._opened = False
+        self._sync_lock = threading.Lock()
         self.rows = 0
 
     @property
@@ -168,17 +170,23 @@ class ErrorReport:
         return orjson.dumps(item).decode() + "\n"
 
     def flush(self) -> int:
-        """Flush to the OS and return the file's size (what a checkpoint records)."""
+        """Hand the rows to the OS and return the file's size (what a checkpoint records)."""
         if self._file is None:
             return self._resume_size or 0
         self._file.flush()
-        os.fsync(self._file.fileno())
         return self._file.tell()
 
+    def sync(self) -> None:
+        """Make what was flushed durable (called by the checkpoint writer, from its thread)."""
+        with self._sync_lock:
+            if self._file is not None:
+                os.fsync(self._file.fileno())
+
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._sync_lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
 
 
 def _cell_text(value: Any) -> str:

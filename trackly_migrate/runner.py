@@ -225,6 +225,9 @@ def run_import(
                 f"resuming at line {checkpoint.base.line:,} "
                 f"({summary.read:,} records already accounted for)"
             )
+        if checkpoint is not None:
+            checkpoint.before_write = report.sync
+            stack.callback(checkpoint.close)
         outcome = _run(
             request,
             observer,
@@ -262,6 +265,7 @@ def _run(
 ) -> ImportOutcome:
     settings = stack.enter_context(api_target(request))
     deliver_batch = None
+    current_concurrency = None
     if settings is not None:
         client = stack.enter_context(
             TracklyClient(
@@ -273,6 +277,8 @@ def _run(
         )
         client.on_retry = lambda error, delay: observer.retry(error.message, delay)
         deliver_batch = _deliverer(client, request.kind)
+        limit = client.limit
+        current_concurrency = lambda: limit.current  # noqa: E731 - read live by the run
     run = ImportRun(
         ImportOptions(
             batch_size=request.batch_size,
@@ -294,6 +300,7 @@ def _run(
         checkpoint=checkpoint,
         possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
         grace_s=request.grace_s,
+        current_concurrency=current_concurrency,
     )
     outcome = ImportOutcome(summary)
     try:
