@@ -1,0 +1,233 @@
+"""Benchmark harness: trackly-migrate against the vendor-docs baseline and its own limit.
+
+    .venv/bin/python benchmarks/run.py            # the whole suite (about 2 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # smaller inputs, a smoke run
+
+It generates realistic sends (benchmarks/datagen.py), starts the sandbox on loopback in
+*sink* mode (it checks and counts requests without storing them, so the sandbox is not what
+is measured) in its own process, and measures, in the same run:
+
+1. baseline: the vendor docs' loop (benchmarks/baseline.py): sequential 1,000-record batches;
+2. trackly-migrate end to end with default options;
+3. limit: trackly-migrate --dry-run (read + validate + encode, no network);
+
+with and without 100 ms of injected latency, with 10% and 100% distinct phone numbers, and
+peak RSS (from the OS, ``wait4``) importing 100,000 and 1,000,000 sends. Rates use each
+program's own clock (startup excluded); RSS is the whole process's peak. It prints a table
+and the targets of the performance issue, and writes benchmarks/out/results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out"
+DEMO_KEY = "trk_sandboxdemokey000000000000000000"
+
+
+@dataclass
+class Measure:
+    name: str
+    records: int
+    seconds: float
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float]:
+    """Run a command; its stdout and its peak RSS in MB (from the kernel, via wait4)."""
+    process = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode not in (0, 1):
+        raise RuntimeError(f"{args[:4]} exited {process.returncode}")
+    return output, usage.ru_maxrss / 1024
+
+
+def generate(records: int, distinct: float) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"sends-{records}-{distinct:g}.csv"
+    if not path.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                str(HERE / "datagen.py"),
+                "sends",
+                str(path),
+                "--records",
+                str(records),
+                "--distinct",
+                str(distinct),
+            ],
+            check=True,
+        )
+    return path
+
+
+class Sandbox:
+    """``trackly-migrate sandbox --sink`` in its own process, on a free loopback port."""
+
+    def __init__(self, latency: str | None) -> None:
+        args = [sys.executable, "-m", "trackly_migrate", "sandbox", "--port", "0"]
+        args += ["--db", ":memory:", "--sink"]
+        if latency:
+            args += ["--latency", latency]
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http://127.0.0.1"):
+            raise RuntimeError("the sandbox did not start")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+
+
+def baseline(path: Path, sandbox: Sandbox) -> Measure:
+    output, rss = run_measured(
+        [sys.executable, str(HERE / "baseline.py"), str(path), sandbox.url],
+        env={"TRACKLY_API_KEY": DEMO_KEY},
+    )
+    result = json.loads(output)
+    return Measure("baseline", result["records"], result["seconds"], rss)
+
+
+def trackly(name: str, path: Path, sandbox: Sandbox | None, *extra: str) -> Measure:
+    args = [sys.executable, "-m", "trackly_migrate", "import-sends", str(path), "--json", "-q"]
+    args += ["--errors", str(OUT / "bench.errors.csv"), "--restart", *extra]
+    env = {"TRACKLY_API_KEY": DEMO_KEY}
+    if sandbox is not None:
+        env["TRACKLY_BASE_URL"] = sandbox.url
+    else:
+        args.append("--dry-run")
+    output, rss = run_measured(args, env=env)
+    summary = json.loads(output)
+    settled = summary["imported"] + summary["duplicates"] + summary["pending"]
+    return Measure(name, settled, summary["elapsed_s"], rss)
+
+
+def suite(records: int, big: int) -> dict[str, Any]:
+    results: dict[str, Any] = {"records": records, "machine": os.uname().machine}
+    table: list[Measure] = []
+    common = generate(records, 0.1)
+    distinct = generate(records, 1.0)
+
+    fast = Sandbox(latency=None)
+    try:
+        table.append(baseline(common, fast))
+        table.append(trackly("trackly-migrate", common, fast))
+    finally:
+        fast.stop()
+    table.append(trackly("limit (--dry-run)", common, None))
+    table.append(trackly("limit, all numbers distinct", distinct, None))
+
+    slow = Sandbox(latency="100ms")
+    try:
+        table.append(baseline(common, slow))
+        table[-1].name = "baseline, 100 ms latency"
+        table.append(trackly("trackly-migrate, 100 ms latency", common, slow))
+    finally:
+        slow.stop()
+
+    sink = Sandbox(latency=None)
+    try:
+        small = trackly("RSS: import 100k", generate(100_000, 0.1), sink)
+        large = trackly(f"RSS: import {big // 1000}k", generate(big, 0.1), sink)
+    finally:
+        sink.stop()
+    table += [small, large]
+
+    by_name = {measure.name: measure for measure in table}
+    targets = [
+        (
+            "100 ms latency: trackly-migrate >= 8x baseline",
+            by_name["trackly-migrate, 100 ms latency"].rate
+            / by_name["baseline, 100 ms latency"].rate,
+            8.0,
+        ),
+        (
+            "no latency, sink: trackly-migrate >= 0.6x its --dry-run",
+            by_name["trackly-migrate"].rate / by_name["limit (--dry-run)"].rate,
+            0.6,
+        ),
+        ("--dry-run, 10% distinct >= 150,000/s", by_name["limit (--dry-run)"].rate, 150_000),
+        (
+            "--dry-run, all distinct >= 40,000/s",
+            by_name["limit, all numbers distinct"].rate,
+            40_000,
+        ),
+        (f"peak RSS importing {big:,} <= 120 MB", large.peak_rss_mb, 120.0),
+        ("peak RSS 1M within 15% of 100k", large.peak_rss_mb / small.peak_rss_mb, 1.15),
+    ]
+    results["measures"] = [
+        {**asdict(measure), "records_per_s": round(measure.rate)} for measure in table
+    ]
+    results["targets"] = [
+        {
+            "target": name,
+            "value": round(value, 3),
+            "goal": goal,
+            "met": value <= goal if "RSS" in name else value >= goal,
+        }
+        for name, value, goal in targets
+    ]
+    return results
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"{'measure':<36} {'records':>10} {'seconds':>8} {'records/s':>11} {'peak RSS':>9}")
+    for measure in results["measures"]:
+        print(
+            f"{measure['name']:<36} {measure['records']:>10,} {measure['seconds']:>8.2f} "
+            f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB"
+        )
+    print()
+    for target in results["targets"]:
+        mark = "met" if target["met"] else "NOT MET"
+        print(f"{mark:>8}  {target['target']}: {target['value']:,}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--big", type=int, default=1_000_000, help="records for the RSS run")
+    parser.add_argument("--quick", action="store_true", help="20k records, 200k for RSS")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON only")
+    args = parser.parse_args()
+    records, big = (20_000, 200_000) if args.quick else (args.records, args.big)
+    started = time.perf_counter()
+    results = suite(records, big)
+    results["harness_seconds"] = round(time.perf_counter() - started, 1)
+    OUT.mkdir(exist_ok=True)
+    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_table(results)
+        print(f"\n(results in {OUT / 'results.json'}; {results['harness_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
