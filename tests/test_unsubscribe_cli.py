@@ -122,7 +122,7 @@ def test_bulk_from_stdin_jsonl(sandbox: RunningSandbox, tmp_path: Path) -> None:
 
 
 def test_bulk_survives_server_faults(sandbox_factory, tmp_path: Path) -> None:
-    sandbox = sandbox_factory(fail_rate=0.3, drop_rate=0.2, fault_seed=11)
+    sandbox = sandbox_factory(fail_rate=0.2, drop_rate=0.1, fault_seed=11)
     source = tmp_path / "many.csv"
     rows = [f"+1917555{i:04d},{TOLL_FREE}" for i in range(60)]
     source.write_text("phone_number,list_number\n" + "\n".join(rows) + "\n+13105558888,\n")

@@ -42,6 +42,20 @@ class TracklyMigrateError(Exception):
         self.message = message
         self.hint = hint
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross from the sender process by pickle; the keyword-only constructors
+        # would not survive the default reduction.
+        return (_rebuild, (type(self), self.message, dict(self.__dict__)))
+
+
+def _rebuild(
+    cls: type[TracklyMigrateError], message: str, state: dict[str, object]
+) -> TracklyMigrateError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class UsageError(TracklyMigrateError):
     """The command line or configuration is wrong; nothing was sent."""

@@ -1,6 +1,6 @@
 """The streaming import: read → validate → batch → send → account, with flat memory.
 
-The main thread reads and validates; a pool of workers sends batches. Input is cut into
+The main thread reads and validates; a dispatcher (``sender.py``) sends batches. Input is cut into
 *segments*: the records of one request plus the locally rejected rows read alongside them.
 Segments settle strictly in input order, whatever order their answers arrive in, so that
 
@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -46,8 +46,15 @@ class BatchSender(Protocol):
     def import_batch(self, kind: str, body: bytes, count: int) -> Delivery: ...
 
 
-# Sends one segment's records and says how the server settled each (deliver() for imports).
-DeliverBatch = Callable[[list[dict[str, Any]]], "Settlement"]
+class Dispatcher(Protocol):
+    """Sends one segment's records; the future says how the server settled each record.
+
+    ``sender.ProcessDispatcher`` (a sender process) and ``sender.ThreadDispatcher``.
+    """
+
+    def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]: ...
+
+    def current_concurrency(self) -> int: ...
 
 
 class RunObserver(Protocol):
@@ -104,6 +111,7 @@ class Segment:
     start: Position
     end: Position
     records: list[dict[str, Any]] = field(default_factory=list)
+    valid: int = 0  # how many records were sent (the list itself goes to the dispatcher)
     rows: list[RawRow] = field(default_factory=list)  # the raw row of each record
     local: list[ReportRow] = field(default_factory=list)
     read: int = 0
@@ -209,7 +217,7 @@ class ImportRun:
         report: ErrorReport,
         summary: Summary,
         *,
-        deliver_batch: DeliverBatch | None,
+        dispatcher: Dispatcher | None,
         observer: RunObserver,
         bytes_read: Callable[[], int] = lambda: 0,
         total_bytes: int | None = None,
@@ -218,7 +226,6 @@ class ImportRun:
         checkpoint: Checkpointer | None = None,
         possibly_stored_until: int = 0,
         grace_s: float = 10.0,
-        current_concurrency: Callable[[], int] | None = None,
     ) -> None:
         if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
             raise ValueError("batch_size must be 1..1000")
@@ -227,7 +234,7 @@ class ImportRun:
         self._builder = builder
         self._report = report
         self.summary = summary
-        self._deliver = deliver_batch
+        self._dispatcher = None if options.dry_run else dispatcher
         self._observer = observer
         self._bytes_read = bytes_read
         self._total_bytes = total_bytes
@@ -240,7 +247,9 @@ class ImportRun:
         self._grace_s = grace_s
         # The adaptive limit of requests in flight (client.AdaptiveLimit), for the progress
         # display and for how many segments are read ahead.
-        self._current_concurrency = current_concurrency or (lambda: options.concurrency)
+        self._current_concurrency = (
+            dispatcher.current_concurrency if dispatcher else (lambda: options.concurrency)
+        )
         self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
         self._started = time.monotonic()
@@ -248,23 +257,14 @@ class ImportRun:
         self._read_count = 0  # records read by this run, settled or not
         self._resumed_read = summary.read  # accounted for by the run that was resumed
         self._last_progress = 0.0
-        self._failure: BaseException | None = None
 
     def run(self) -> Summary:
-        workers = max(1, self.options.concurrency)
-        executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send")
         try:
-            self._read_and_submit(executor)
+            self._read_and_submit()
             deadline = time.monotonic() + self._grace_s if self.stop.is_set() else None
             self._drain(deadline)
-        except BaseException as exc:
-            self._failure = exc
-            raise
         finally:
             self._abandon()
-            executor.shutdown(
-                wait=self._failure is None and not self.abandoned, cancel_futures=True
-            )
             self._update_elapsed()
             if self._checkpoint is not None:
                 self._checkpoint.flush()
@@ -276,7 +276,7 @@ class ImportRun:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read_and_submit(self, executor: ThreadPoolExecutor) -> None:
+    def _read_and_submit(self) -> None:
         # The per-record loop: everything that can be done per segment or every 256 records
         # is kept out of it.
         batch_size = self.options.batch_size
@@ -298,7 +298,7 @@ class ImportRun:
             if len(records) >= batch_size or len(local) >= MAX_SEGMENT_REJECTIONS:
                 segment.read = count - closed
                 segment.end = Position(last.end_offset, last.next_line)
-                self._submit(executor, segment)
+                self._submit(segment)
                 closed = count
                 number += 1
                 segment = Segment(number, segment.end, segment.end)
@@ -312,7 +312,7 @@ class ImportRun:
         if count > closed and last is not None:
             segment.read = count - closed
             segment.end = Position(last.end_offset, last.next_line)
-            self._submit(executor, segment)
+            self._submit(segment)
 
     def _local_row(self, row: RawRow, rejection: Rejection) -> ReportRow:
         return ReportRow(
@@ -325,21 +325,25 @@ class ImportRun:
             row.text,
         )
 
-    def _submit(self, executor: ThreadPoolExecutor, segment: Segment) -> None:
+    def _submit(self, segment: Segment) -> None:
         # Read ahead of the requests in flight by a few segments, no more: the network never
         # waits for the reader, and memory stays bounded by the concurrency.
         while len(self._pending) >= self._current_concurrency() + READ_AHEAD_SEGMENTS:
             self._settle_head(block=True)
         self._settle_ready()
         future: Future[Settlement]
-        if segment.records and not self.options.dry_run and self._deliver is not None:
-            future = executor.submit(self._deliver, segment.records)
+        if segment.records and self._dispatcher is not None:
+            future = self._dispatcher.submit(segment.records)
         else:
             if segment.records:
                 # A dry run encodes what it would send: the same work, the same failures.
                 orjson.dumps({"records": segment.records})
             future = Future()
             future.set_result(Settlement())
+        # The records are the dispatcher's now; the segment keeps only the raw rows its
+        # report rows may need, which halves what the read-ahead holds in memory.
+        segment.valid = len(segment.records)
+        segment.records = []
         self._pending.append((segment, future))
         if self._checkpoint is not None and not future.done():
             self._checkpoint.submitted(segment.end.offset)
@@ -376,7 +380,7 @@ class ImportRun:
         summary.retries += settlement.retries
         summary.itemize_requests += settlement.itemize_requests
         if self.options.dry_run:
-            summary.pending += len(segment.records)
+            summary.pending += segment.valid
         else:
             summary.imported += settlement.imported
             summary.duplicates += settlement.duplicates
@@ -487,7 +491,7 @@ class ImportRun:
 
 __all__ = [
     "BatchSender",
-    "DeliverBatch",
+    "Dispatcher",
     "ImportOptions",
     "ImportRun",
     "Position",

@@ -8,7 +8,6 @@ its options and renders what comes back; other programs can do the same.
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,18 +24,16 @@ from trackly_migrate.checkpoint import (
     option_differences,
 )
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
-from trackly_migrate.client import RetryPolicy, TracklyClient
+from trackly_migrate.client import RetryPolicy
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import TracklyMigrateError, UsageError
 from trackly_migrate.importer import (
     DEFAULT_CONCURRENCY,
     MAX_BATCH_SIZE,
-    DeliverBatch,
     ImportOptions,
     ImportRun,
     Position,
     RunObserver,
-    deliver,
 )
 from trackly_migrate.readers import (
     STDIN,
@@ -54,6 +51,12 @@ from trackly_migrate.records import (
     resolve_columns,
 )
 from trackly_migrate.report import ErrorReport, Summary, default_report_path
+from trackly_migrate.sender import (
+    Dispatcher,
+    ProcessDispatcher,
+    SenderOptions,
+    ThreadDispatcher,
+)
 
 
 @dataclass
@@ -84,6 +87,7 @@ class ImportRequest:
     restart: bool = False
     checkpoint_path: Path | None = None
     grace_s: float = 10.0  # after Ctrl-C, how long in-flight requests may still finish
+    sender_process: bool = True  # send from a process of its own (sender.py says why)
 
     @property
     def command(self) -> str:
@@ -144,14 +148,6 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
         except SandboxError as exc:
             raise UsageError(f"The embedded sandbox cannot start: {exc}") from None
         yield ApiSettings(base_url=running.url, api_key=DEMO_API_KEY)
-
-
-def _deliverer(client: TracklyClient, kind: Kind) -> DeliverBatch:
-    if kind is Kind.CONTACTS:
-        from trackly_migrate.unsubscribing import deliver_unsubscribes
-
-        return functools.partial(deliver_unsubscribes, client)
-    return functools.partial(deliver, client, str(kind))
 
 
 def run_import(
@@ -264,21 +260,18 @@ def _run(
     start: Position | None,
 ) -> ImportOutcome:
     settings = stack.enter_context(api_target(request))
-    deliver_batch = None
-    current_concurrency = None
+    dispatcher: Dispatcher | None = None
     if settings is not None:
-        client = stack.enter_context(
-            TracklyClient(
-                settings,
-                timeout=request.timeout,
-                max_connections=request.concurrency,
-                policy=request.retry_policy,
-            )
+        options = SenderOptions(
+            settings=settings,
+            kind=str(request.kind),
+            concurrency=request.concurrency,
+            timeout=request.timeout,
+            policy=request.retry_policy,
         )
-        client.on_retry = lambda error, delay: observer.retry(error.message, delay)
-        deliver_batch = _deliverer(client, request.kind)
-        limit = client.limit
-        current_concurrency = lambda: limit.current  # noqa: E731 - read live by the run
+        make = ProcessDispatcher if request.sender_process else ThreadDispatcher
+        dispatcher = make(options, observer.retry)
+        stack.callback(dispatcher.close)
     run = ImportRun(
         ImportOptions(
             batch_size=request.batch_size,
@@ -291,7 +284,7 @@ def _run(
         builder,
         report,
         summary,
-        deliver_batch=deliver_batch,
+        dispatcher=dispatcher,
         observer=observer,
         bytes_read=lambda: source.bytes_read,
         total_bytes=source.total_bytes,
@@ -300,7 +293,6 @@ def _run(
         checkpoint=checkpoint,
         possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
         grace_s=request.grace_s,
-        current_concurrency=current_concurrency,
     )
     outcome = ImportOutcome(summary)
     try:

@@ -1,0 +1,227 @@
+"""Dispatchers: how segments' records reach the API while the main thread keeps reading.
+
+``ProcessDispatcher`` (the default) sends from a process of its own. Reading and validating
+is CPU-bound Python; so is an HTTP client. In one process they share the GIL, and a profile
+showed every response's thread wake-up slowing the reading thread down (its CPU time rose
+30-45% once requests were in flight). In a sender process the two run on separate cores:
+the main process encodes each batch and writes it to a pipe; the sender process runs the
+client (retries, adaptive concurrency, ``Retry-After``) and ``deliver`` in a thread pool, and
+answers with a ``Settlement``.
+
+``ThreadDispatcher`` does the same with threads in this process: for callers that embed the
+core and cannot start processes.
+
+The pipe carries the API key to the child in the spawn handshake (pickled through the pipe,
+never on a command line). The child ignores SIGINT: Ctrl-C is the main process's to handle,
+and the child ends as soon as its pipe closes, which also happens when the main process is
+killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+import orjson
+
+from trackly_migrate.client import RetryPolicy, TracklyClient
+from trackly_migrate.config import ApiSettings
+from trackly_migrate.errors import ApiConnectionError, TracklyMigrateError
+from trackly_migrate.importer import Dispatcher as BaseDispatcher
+from trackly_migrate.importer import Settlement, deliver
+
+_HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
+
+
+class Dispatcher(BaseDispatcher, Protocol):
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    settings: ApiSettings
+    kind: str  # "sends", "clicks" or "contacts" (unsubscribes)
+    concurrency: int
+    timeout: float
+    policy: RetryPolicy
+
+
+RetryCallback = Callable[[str, float], None]
+
+
+def _settle_with(client: TracklyClient, kind: str) -> Callable[[list[dict[str, Any]]], Settlement]:
+    if kind == "contacts":
+        from trackly_migrate.unsubscribing import deliver_unsubscribes
+
+        return lambda records: deliver_unsubscribes(client, records)
+    return lambda records: deliver(client, kind, records)
+
+
+def _make_client(options: SenderOptions) -> TracklyClient:
+    return TracklyClient(
+        options.settings,
+        timeout=options.timeout,
+        max_connections=options.concurrency,
+        policy=options.policy,
+    )
+
+
+class ThreadDispatcher:
+    """Sends from a thread pool of this process."""
+
+    def __init__(self, options: SenderOptions, on_retry: RetryCallback) -> None:
+        self._client = _make_client(options)
+        self._client.on_retry = lambda error, delay: on_retry(error.message, delay)
+        self._settle = _settle_with(self._client, options.kind)
+        self._executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="send")
+
+    def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]:
+        return self._executor.submit(self._settle, records)
+
+    def current_concurrency(self) -> int:
+        return self._client.limit.current
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+
+class ProcessDispatcher:
+    """Sends from a child process; see the module docstring."""
+
+    def __init__(self, options: SenderOptions, on_retry: RetryCallback) -> None:
+        context = multiprocessing.get_context("spawn")
+        ours, theirs = context.Pipe(duplex=True)
+        self._conn = ours
+        self._process = context.Process(
+            target=_child_main, args=(theirs, options), name="trackly-sender", daemon=True
+        )
+        self._process.start()
+        theirs.close()
+        self._on_retry = on_retry
+        self._futures: dict[int, Future[Settlement]] = {}
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._next_id = 0
+        self._concurrency = min(options.concurrency, 4)
+        self._closed = False
+        self._reader = threading.Thread(target=self._read_answers, name="answers", daemon=True)
+        self._reader.start()
+
+    def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]:
+        future: Future[Settlement] = Future()
+        body = orjson.dumps({"records": records})
+        with self._lock:
+            request_id = self._next_id
+            self._next_id += 1
+            self._futures[request_id] = future
+        try:
+            with self._send_lock:
+                self._conn.send_bytes(_HEADER.pack(request_id) + body)
+        except OSError:
+            with self._lock:
+                self._futures.pop(request_id, None)
+            with contextlib.suppress(InvalidStateError):  # the reader may have said so first
+                future.set_exception(_sender_gone())
+        return future
+
+    def current_concurrency(self) -> int:
+        return self._concurrency
+
+    def _read_answers(self) -> None:
+        while True:
+            try:
+                message = self._conn.recv()
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "retry":
+                self._on_retry(message[1], message[2])
+                continue
+            _, request_id, payload, concurrency = message
+            self._concurrency = concurrency
+            with self._lock:
+                future = self._futures.pop(request_id, None)
+            if future is None:
+                continue
+            # A future the run gave up on (cancelled) takes no answer.
+            with contextlib.suppress(InvalidStateError):
+                if kind == "ok":
+                    future.set_result(payload)
+                else:
+                    future.set_exception(payload)
+        with self._lock:  # the child is gone: nothing more will be answered
+            waiting, self._futures = self._futures, {}
+        for future in waiting.values():
+            with contextlib.suppress(InvalidStateError):
+                if self._closed:
+                    future.cancel()
+                else:
+                    future.set_exception(_sender_gone())
+
+    def close(self) -> None:
+        """End the child at once (an empty message says so), then its answer reader."""
+        self._closed = True
+        # Closing our end does not wake the reader thread blocked on it, so the child would
+        # never see EOF: tell it in words.
+        with self._send_lock, contextlib.suppress(OSError):
+            self._conn.send_bytes(b"")
+        self._process.join(timeout=5)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._reader.join(timeout=5)
+        self._conn.close()
+
+
+def _sender_gone() -> ApiConnectionError:
+    return ApiConnectionError(
+        "The sending process stopped unexpectedly.",
+        hint="Run again with --resume; what was confirmed is kept.",
+    )
+
+
+def _child_main(conn: Connection, options: SenderOptions) -> None:
+    """The sender process: read batches from the pipe, answer each with its settlement."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    send_lock = threading.Lock()
+
+    def answer(message: tuple[Any, ...]) -> None:
+        with send_lock, contextlib.suppress(OSError):
+            conn.send(message)
+
+    client = _make_client(options)
+    client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
+    settle = _settle_with(client, options.kind)
+
+    def work(request_id: int, body: bytes) -> None:
+        try:
+            payload: Any = settle(orjson.loads(body)["records"])
+            kind = "ok"
+        except TracklyMigrateError as error:
+            payload, kind = error, "error"
+        except Exception as error:
+            payload, kind = ApiConnectionError(f"Sending failed: {error!r}"), "error"
+        answer((kind, request_id, payload, client.limit.current))
+
+    executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="send")
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            break
+        if not data:
+            break
+        (request_id,) = _HEADER.unpack_from(data)
+        executor.submit(work, request_id, data[_HEADER.size :])
+    # The main process has everything it waited for, or has given up: stop at once.
+    os._exit(0)
