@@ -192,6 +192,20 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")]
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        metavar="N",
+        min=1,
+        max=64,
+        help="Requests in flight at most (it adapts below that to the server).",
+    ),
+]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."),
+]
 LogFileOpt = Annotated[
     Path | None,
     typer.Option("--log-file", metavar="PATH", help="Append the progress lines to this file."),
@@ -421,16 +435,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
                 "--batch-size", metavar="N", min=1, max=1000, help="Records per request (1-1000)."
             ),
         ] = 1000,
-        concurrency: Annotated[
-            int,
-            typer.Option(
-                "--concurrency",
-                metavar="N",
-                min=1,
-                max=64,
-                help="Requests in flight at most (it adapts below that to the server).",
-            ),
-        ] = DEFAULT_CONCURRENCY,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
         ] = False,
@@ -468,12 +473,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         base_url: BaseUrlOpt = None,
         api_key_file: ApiKeyFileOpt = None,
         api_key: ApiKeyOpt = None,
-        timeout: Annotated[
-            float,
-            typer.Option(
-                "--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."
-            ),
-        ] = 60.0,
+        timeout: TimeoutOpt = 60.0,
         max_retries: Annotated[
             int,
             typer.Option(
@@ -663,16 +663,7 @@ def unsubscribe_command(
     delimiter: DelimiterOpt = ",",
     map_options: MapOpt = None,
     default_region: RegionOpt = None,
-    concurrency: Annotated[
-        int,
-        typer.Option(
-            "--concurrency",
-            metavar="N",
-            min=1,
-            max=64,
-            help="Requests in flight at most (it adapts below that to the server).",
-        ),
-    ] = 8,
+    concurrency: ConcurrencyOpt = 8,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Validate only; send nothing.")
     ] = False,
@@ -683,10 +674,7 @@ def unsubscribe_command(
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."),
-    ] = 60.0,
+    timeout: TimeoutOpt = 60.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     log_file: LogFileOpt = None,

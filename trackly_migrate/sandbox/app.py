@@ -12,6 +12,7 @@ Rules the contract leaves open are decided here and listed in ``docs/sandbox.md`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections import Counter
@@ -309,17 +310,7 @@ def _store_send(
 
 
 def _with_list(row: SendRow, list_id: int | None) -> SendRow:
-    return SendRow(
-        row.id,
-        list_id,
-        row.to_number,
-        row.timestamp,
-        row.message,
-        row.send_type,
-        row.delivered,
-        row.length,
-        row.creative_id,
-    )
+    return dataclasses.replace(row, list_id=list_id)
 
 
 class _ListResolver:
