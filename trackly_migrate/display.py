@@ -21,7 +21,6 @@ from rich.progress import (
     Task,
     TaskProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -165,10 +164,12 @@ class _CountsColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         fields: dict[str, Any] = task.fields
         return Text(
-            f"read {fields.get('read', 0):,} · imported {fields.get('imported', 0):,} · "
-            f"dup {fields.get('duplicates', 0):,} · rejected {fields.get('rejected', 0):,} · "
-            f"{fields.get('rate', '-')} · in flight {fields.get('in_flight', 0)}"
-            f"/{fields.get('concurrency', 0)}"
+            f"{fields.get('read', 0):,} read · {fields.get('imported', 0):,} ok · "
+            f"{fields.get('rejected', 0):,} rejected · {fields.get('rate', '-')} · "
+            f"{fields.get('in_flight', 0)}/{fields.get('concurrency', 0)} in flight · "
+            f"{fields.get('duplicates', 0):,} dup",
+            no_wrap=True,
+            overflow="ellipsis",
         )
 
 
@@ -179,9 +180,8 @@ class RichDisplay(Display):
         super().__init__(console, log)
         self._progress = Progress(
             TextColumn("[bold]{task.description}"),
-            BarColumn(),
+            BarColumn(bar_width=24),
             TaskProgressColumn(),
-            TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
             _CountsColumn(),
@@ -193,8 +193,12 @@ class RichDisplay(Display):
 
     def start(self, title: str) -> None:
         super().start(title)
+        self.console.print(title, markup=False, highlight=False)
+        # The bar's own label stays short so the line fits a terminal: "import-sends file.csv".
+        command, _, rest = title.partition(" ")
+        name = rest.split(" → ")[0].rsplit("/", 1)[-1]
         self._progress.start()
-        self._task = self._progress.add_task(title, total=None)
+        self._task = self._progress.add_task(f"{command} {name}", total=None)
 
     def progress(self, state: ProgressState) -> None:
         if self._task is None:

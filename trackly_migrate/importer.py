@@ -484,7 +484,7 @@ class ImportRun:
                 total_bytes=self._total_bytes,
                 in_flight=sum(1 for _, future in self._pending if not future.done()),
                 concurrency=self._current_concurrency(),
-                elapsed_s=self.summary.elapsed_s + now - self._started,
+                elapsed_s=self._base_elapsed + now - self._started,
             )
         )
 
