@@ -51,6 +51,8 @@ def test_sends_before_a_date_keep_the_record_stamped_exactly_then(
     assert live_message_ids(sandbox) == live
     assert "a record stamped exactly then is kept" in result.stderr
     assert "2025-12-01 00:00:00 UTC" in result.stderr
+    assert f"with key trk_…{DEMO_API_KEY[-4:]}" in result.stderr
+    assert DEMO_API_KEY not in result.output
 
 
 def test_revenue_clears_all_revenue_live_included_and_says_so(sandbox: RunningSandbox) -> None:

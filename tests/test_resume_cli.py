@@ -273,3 +273,30 @@ def test_version_and_completion() -> None:
     completion = run_cli(["--show-completion", "bash"], api_key=None, env={"SHELL": "/bin/bash"})
     assert completion.returncode == 0
     assert "trackly" in completion.stdout.lower()
+
+
+def test_a_second_ctrl_c_abandons_the_requests_in_flight(sandbox_factory, tmp_path: Path) -> None:
+    rows = messy_rows(2000)
+    source = write_sends_csv(tmp_path / "history.csv", rows)
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=(3.0, 3.0))
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    deadline = time.monotonic() + 30
+    while not checkpoint.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    stdout, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 2.5  # it did not wait for the 3 s answers
+    assert process.returncode == 130, stderr.decode()
+    summary = summary_of(stdout.decode())
+    assert summary["status"] == "interrupted"
+    assert summary["pending"] > 0
+    assert "Traceback" not in stderr.decode()
+
+    resumed = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    assert summary_of(resumed.stdout)["read"] == 2000
+    assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == valid_ids(rows)

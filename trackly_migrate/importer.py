@@ -365,7 +365,7 @@ class ImportRun:
                 future.result(timeout=PROGRESS_INTERVAL_S)
             except TimeoutError:
                 self._maybe_progress()
-            except BaseException:
+            except Exception:  # not BaseException: a second Ctrl-C must get through
                 break  # the worker's error is raised just below
         settlement = future.result()  # raises the worker's error: the run stops
         self._pending.popleft()
