@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import run_cli
 from tests.helpers import SAMPLES, requests_to, send_row, summary_of, write_sends_csv
@@ -140,3 +141,40 @@ def test_without_the_sandbox_extra_the_tool_says_what_to_install(tmp_path: Path)
     assert result.returncode == 2
     assert "pip install 'trackly-migrate[sandbox]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
+def test_a_full_disk_is_a_clear_error_not_a_traceback(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(1), send_row(2, to_number="bad")])
+    report_full = run_cli(
+        ["import-sends", str(source), "--errors", "/dev/full", "--json"],
+        sandbox=sandbox,
+        cwd=tmp_path,
+    )
+    assert report_full.returncode == 3
+    assert "No space left on device" in report_full.stderr
+    assert "Traceback" not in report_full.output
+    assert summary_of(report_full.stdout)["status"] == "aborted"
+    assert "--resume" in report_full.stderr  # a checkpoint was kept
+
+    log_full = run_cli(
+        ["import-sends", str(source), "--log-file", "/dev/full", "--json", "--restart"],
+        sandbox=sandbox,
+        cwd=tmp_path,
+    )
+    assert log_full.returncode == 1  # the log is lost, the migration is not
+    assert "cannot write the log file" in log_full.stderr
+    assert "Traceback" not in log_full.output
+
+
+def test_an_unwritable_report_place_is_refused_before_sending(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
+    for place in (str(tmp_path / "missing" / "e.csv"), str(tmp_path)):
+        result = run_cli(["import-sends", str(source), "--errors", place], sandbox=sandbox)
+        assert result.returncode == 2
+        assert "Cannot write the errors report" in result.stderr
+    assert requests_to(sandbox, "POST /api/v2/history/sends") == 0

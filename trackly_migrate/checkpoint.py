@@ -27,7 +27,7 @@ import filelock
 import orjson
 import platformdirs
 
-from trackly_migrate.errors import InputError, TracklyMigrateError, UsageError
+from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.report import Summary
 
 FORMAT_VERSION = 1
@@ -128,7 +128,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     except OSError as exc:
         with contextlib.suppress(OSError):
             Path(temporary).unlink()
-        raise InputError(
+        raise OutputError(
             f"Cannot write the checkpoint {path}: {exc.strerror}.",
             hint="Free some disk space, or choose another place with --checkpoint PATH.",
         ) from None

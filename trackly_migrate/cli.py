@@ -231,7 +231,7 @@ def _interactive(stream: Any) -> bool:
 def _open_log(path: Path | None) -> LogFile | None:
     if path is None:
         return None
-    return LogFile(open_private(path, append=True))
+    return LogFile(open_private(path, append=True, what="the log file", option="--log-file"))
 
 
 class _StopOnSignal:

@@ -7,6 +7,7 @@ writes to stdout: stdout is for the ``--json`` summary only.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -45,14 +46,27 @@ class LogFile:
     def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
         self._lock = threading.Lock()
+        self._failed = False
 
     def write(self, line: str) -> None:
         with self._lock:
-            self._handle.write(line + "\n")
-            self._handle.flush()
+            if self._failed:
+                return
+            try:
+                self._handle.write(line + "\n")
+                self._handle.flush()
+            except OSError as exc:
+                # The log is a copy of what stderr shows: losing it must not stop a migration.
+                self._failed = True
+                print(
+                    f"warning: cannot write the log file any more ({exc.strerror}); stderr goes on",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
     def close(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):
+            self._handle.close()
 
 
 def _stamp() -> str:

@@ -6,6 +6,7 @@ turns them into a message and an exit code (``cli.py``'s error boundary).
     TracklyMigrateError                  exit code carried by each class
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
     ├── InputError                       2: unreadable or malformed input; nothing sent
+    ├── OutputError                      3: a report or checkpoint could not be written mid-run
     └── ApiError                         3: the run cannot go on
         ├── ApiConnectionError           server unreachable, connection dropped, timeout
         │   └── OutcomeUnknownError      the request may have been applied (clear after timeout)
@@ -67,6 +68,12 @@ class InputError(TracklyMigrateError):
     """The input cannot be read as a whole (missing file, missing column, bad header)."""
 
     exit_code = ExitCode.USAGE
+
+
+class OutputError(TracklyMigrateError):
+    """A report, log or checkpoint could not be written once the run had started (disk full)."""
+
+    exit_code = ExitCode.ABORTED
 
 
 class ApiError(TracklyMigrateError):

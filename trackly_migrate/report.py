@@ -15,8 +15,10 @@ fixed row need editing before it imports. Reading a report back as input removes
 from __future__ import annotations
 
 import csv
+import errno
 import os
 import re
+import stat
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import IO, Any
 
 import orjson
 
-from trackly_migrate.errors import InputError
+from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError
 from trackly_migrate.records import REPORT_COLUMNS
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -64,20 +66,50 @@ def default_report_path(input_path: str, kind: str) -> Path:
     return Path(f"{name}.errors.csv")
 
 
-def open_private(path: Path, *, append: bool, truncate_to: int | None = None) -> IO[str]:
+def open_private(
+    path: Path,
+    *,
+    append: bool,
+    truncate_to: int | None = None,
+    what: str = "the errors report",
+    option: str = "--errors",
+    error: type[TracklyMigrateError] = InputError,
+) -> IO[str]:
     """Open ``path`` for writing text, mode 0600 whatever umask or an older file said."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     try:
         descriptor = os.open(path, flags, 0o600)
-        os.fchmod(descriptor, 0o600)
-        if truncate_to is not None:
-            os.ftruncate(descriptor, truncate_to)
+        if stat.S_ISREG(os.fstat(descriptor).st_mode):  # never chmod a device or a pipe
+            os.fchmod(descriptor, 0o600)
+            if truncate_to is not None:
+                os.ftruncate(descriptor, truncate_to)
     except OSError as exc:
-        raise InputError(
-            f"Cannot write the errors report {path}: {exc.strerror}.",
-            hint="Choose another place with --errors PATH.",
+        raise error(
+            f"Cannot write {what} {path}: {exc.strerror}.",
+            hint=f"Choose another place with {option} PATH.",
         ) from None
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def check_writable(
+    path: Path, *, what: str = "the errors report", option: str = "--errors"
+) -> None:
+    """Fail before anything is sent if ``path`` could not be created or written later."""
+    folder = path.parent if str(path.parent) else Path()
+    problem = None
+    if path.is_dir():
+        problem = "it is a folder"
+    elif not folder.is_dir():
+        problem = f"the folder {folder} does not exist"
+    elif not os.access(folder, os.W_OK | os.X_OK) or (
+        path.exists() and not os.access(path, os.W_OK)
+    ):
+        problem = "permission denied"
+    if problem:
+        raise InputError(
+            f"Cannot write {what} {path}: {problem}.",
+            hint=f"Choose another place with {option} PATH.",
+        )
 
 
 class ErrorReport:
@@ -112,7 +144,10 @@ class ErrorReport:
         resuming = bool(self._resume_size)
         self._opened = True
         self._file = open_private(
-            self.path, append=resuming, truncate_to=self._resume_size if resuming else None
+            self.path,
+            append=resuming,
+            truncate_to=self._resume_size if resuming else None,
+            error=OutputError,
         )
         if not self.jsonl:
             self._writer = csv.writer(self._file, lineterminator="\r\n")
@@ -130,10 +165,7 @@ class ErrorReport:
             else:
                 self._writer.writerow(self._csv_cells(row))
         except OSError as exc:
-            raise InputError(
-                f"Cannot write the errors report {self.path}: {exc.strerror}.",
-                hint="Free some disk space or choose another place with --errors PATH.",
-            ) from None
+            raise _write_failed(self.path, exc) from None
         self.rows += 1
 
     def _csv_cells(self, row: ReportRow) -> list[str]:
@@ -173,20 +205,39 @@ class ErrorReport:
         """Hand the rows to the OS and return the file's size (what a checkpoint records)."""
         if self._file is None:
             return self._resume_size or 0
-        self._file.flush()
-        return self._file.tell()
+        try:
+            self._file.flush()
+            return self._file.tell()
+        except OSError as exc:
+            raise _write_failed(self.path, exc) from None
 
     def sync(self) -> None:
         """Make what was flushed durable (called by the checkpoint writer, from its thread)."""
         with self._sync_lock:
             if self._file is not None:
-                os.fsync(self._file.fileno())
+                try:
+                    os.fsync(self._file.fileno())
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:  # a device or pipe cannot be synced
+                        raise _write_failed(self.path, exc) from None
 
     def close(self) -> None:
         with self._sync_lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                handle, self._file = self._file, None
+                try:
+                    handle.close()
+                except OSError as exc:
+                    raise _write_failed(self.path, exc) from None
+
+
+def _write_failed(path: Path, exc: OSError) -> OutputError:
+    return OutputError(
+        f"Cannot write the errors report {path}: {exc.strerror}. The run stopped; what was "
+        "confirmed so far is in the checkpoint.",
+        hint="Free some disk space (or choose another place with --errors PATH), then run "
+        "again with --resume.",
+    )
 
 
 def _cell_text(value: Any) -> str:

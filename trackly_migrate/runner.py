@@ -50,7 +50,7 @@ from trackly_migrate.records import (
     RecordBuilder,
     resolve_columns,
 )
-from trackly_migrate.report import ErrorReport, Summary, default_report_path
+from trackly_migrate.report import ErrorReport, Summary, check_writable, default_report_path
 from trackly_migrate.sender import (
     Dispatcher,
     ProcessDispatcher,
@@ -203,6 +203,7 @@ def run_import(
             defaults=request.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
+        check_writable(_report_path(request))  # found out now, not after records were sent
         report = ErrorReport(
             _report_path(request),
             source_columns=columns,
