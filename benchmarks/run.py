@@ -128,6 +128,42 @@ def trackly(name: str, path: Path, sandbox: Sandbox | None, *extra: str) -> Meas
     return Measure(name, settled, summary["elapsed_s"], rss)
 
 
+def sandbox_store_ms(requests: int = 20) -> float:
+    """Median time the sandbox (store mode, SQLite file) takes for a 1,000-new-record request."""
+    import statistics
+    import tempfile
+
+    import httpx
+
+    sys.path.insert(0, str(HERE))
+    import random
+
+    from datagen import send_rows  # the benchmark's own generator, beside this file
+
+    rng = random.Random(7)
+    with tempfile.TemporaryDirectory() as folder:
+        args = [sys.executable, "-m", "trackly_migrate", "sandbox", "--port", "0"]
+        args += ["--db", str(Path(folder) / "store.db")]
+        process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+        try:
+            assert process.stdout is not None
+            url = process.stdout.readline().strip()
+            rows = list(send_rows(requests * 1000, distinct=1.0, prefix="store", rng=rng))
+            timings = []
+            with httpx.Client(headers={"X-Api-Key": DEMO_KEY}, timeout=60) as client:
+                for start in range(0, len(rows), 1000):
+                    body = {"records": rows[start : start + 1000]}
+                    began = time.perf_counter()
+                    client.post(f"{url}/v2/history/sends", json=body).raise_for_status()
+                    timings.append((time.perf_counter() - began) * 1000)
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return statistics.median(timings)
+
+
 def median_of(runs: int, name: str, path: Path, sandbox: Sandbox) -> Measure:
     measures = sorted(
         (trackly(name, path, sandbox) for _ in range(runs)), key=lambda m: m.peak_rss_mb
@@ -170,6 +206,7 @@ def suite(records: int, big: int) -> dict[str, Any]:
         sink.stop()
     table += [small, large]
 
+    results["sandbox_store_ms_per_1000"] = round(sandbox_store_ms(), 1)
     by_name = {measure.name: measure for measure in table}
     targets = [
         (
@@ -214,7 +251,10 @@ def print_table(results: dict[str, Any]) -> None:
             f"{measure['name']:<36} {measure['records']:>10,} {measure['seconds']:>8.2f} "
             f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB"
         )
-    print()
+    print(
+        "\nsandbox (store mode): a request of 1,000 new sends takes "
+        f"{results['sandbox_store_ms_per_1000']} ms (median, round trip)\n"
+    )
     for target in results["targets"]:
         mark = "met" if target["met"] else "NOT MET"
         print(f"{mark:>8}  {target['target']}: {target['value']:,}")
