@@ -117,17 +117,19 @@ def default_checkpoint_path(command: str, identity: InputIdentity) -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` all at once (temp file, fsync, rename), mode 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    temporary: str | None = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         Path(temporary).replace(path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                Path(temporary).unlink()
         raise OutputError(
             f"Cannot write the checkpoint {path}: {exc.strerror}.",
             hint="Free some disk space, or choose another place with --checkpoint PATH.",
@@ -144,6 +146,17 @@ def load(path: Path) -> Checkpoint | None:
     return Checkpoint.from_bytes(data, path)
 
 
+def discard(path: Path) -> bool:
+    """Remove a checkpoint whatever state it is in; True if there was one."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise UsageError(f"Cannot remove the checkpoint {path}: {exc.strerror}.") from None
+    return True
+
+
 def option_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     names = sorted(set(saved) | set(current))
     return [
@@ -156,7 +169,18 @@ def option_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 @contextlib.contextmanager
 def exclusive(path: Path) -> Iterator[None]:
     """Hold the checkpoint's lock for the run; a second run on it is refused at once."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot keep a checkpoint in {path.parent}: {exc.strerror}.",
+            hint="Choose another place with --checkpoint PATH.",
+        ) from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UsageError(
+            f"Cannot keep a checkpoint in {path.parent}: permission denied.",
+            hint="Choose another place with --checkpoint PATH.",
+        )
     lock = filelock.FileLock(str(path) + ".lock", timeout=0)
     try:
         lock.acquire()
@@ -224,17 +248,17 @@ class CheckpointWriter:
                 raise self._error
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            with self._condition:
-                self._closing = True
-                self._condition.notify_all()
-            self._thread.join()
+        """Stop the writer; a write error was already raised by ``flush`` or ``advance``."""
+        with self._condition:
+            while self._written < self._version and self._error is None:
+                self._condition.wait()
+            self._closing = True
+            self._condition.notify_all()
+        self._thread.join()
 
     def remove(self) -> None:
         self.close()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             self.path.unlink()
 
     def _loop(self) -> None:
@@ -250,9 +274,14 @@ class CheckpointWriter:
                 if self.before_write is not None:
                     self.before_write()
                 write_atomic(self.path, data)
-            except TracklyMigrateError as exc:
+            except Exception as exc:  # the run must hear of it, never hang on a dead thread
+                error = (
+                    exc
+                    if isinstance(exc, TracklyMigrateError)
+                    else OutputError(f"Cannot write the checkpoint {self.path}: {exc}.")
+                )
                 with self._condition:
-                    self._error = exc
+                    self._error = error
                     self._condition.notify_all()
                 return
             with self._condition:

@@ -7,6 +7,7 @@ error into a message and an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shlex
@@ -234,13 +235,29 @@ def _open_log(path: Path | None) -> LogFile | None:
     return LogFile(open_private(path, append=True, what="the log file", option="--log-file"))
 
 
-class _StopOnSignal:
-    """First Ctrl-C / SIGTERM: stop reading and finish what is in flight. Second: give up."""
+def _refuse_log_over_input(log_file: Path | None, file: str) -> None:
+    if log_file is None or file == "-" or not log_file.exists():
+        return
+    with contextlib.suppress(OSError):
+        if log_file.samefile(file):
+            raise UsageError(
+                f"--log-file {log_file} is the input file itself.",
+                hint="Choose another place with --log-file PATH.",
+            )
 
-    def __init__(self, display: Display) -> None:
+
+class _StopOnSignal:
+    """Ctrl-C / SIGTERM, in steps: first, stop reading and let in-flight requests finish;
+    second, wait for nothing more; third, raise KeyboardInterrupt wherever the run is.
+
+    The handler only sets flags (and writes one line straight to the file descriptor): it may
+    run while the main thread holds the display's lock, so it must not take it.
+    """
+
+    def __init__(self) -> None:
         self.event = threading.Event()
+        self.abandon = threading.Event()
         self.signal_number: int | None = None
-        self._display = display
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
@@ -249,13 +266,15 @@ class _StopOnSignal:
         return self
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
-        if self.event.is_set():
+        if self.abandon.is_set():
             raise KeyboardInterrupt
+        if self.event.is_set():
+            self.abandon.set()
+            _say("stopping now: the requests in flight are abandoned (--resume sends them)")
+            return
         self.signal_number = number
         self.event.set()
-        self._display.warning(
-            "stopping: finishing the requests in flight (press Ctrl-C again to abandon them)"
-        )
+        _say("stopping: finishing the requests in flight (press Ctrl-C again to abandon them)")
 
     def __exit__(self, *exc_info: object) -> None:
         for number, handler in self._previous.items():
@@ -264,6 +283,11 @@ class _StopOnSignal:
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.TERMINATED if self.signal_number == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+def _say(message: str) -> None:
+    with contextlib.suppress(OSError):
+        os.write(sys.stderr.fileno(), f"warning: {message}\n".encode())
 
 
 def import_exit_code(outcome: ImportOutcome, interrupted_code: ExitCode | None) -> ExitCode:
@@ -338,24 +362,29 @@ def _run_import(
         checkpoint_path=checkpoint,
     )
     console = stderr_console()
+    _refuse_log_over_input(log_file, file)
     log = _open_log(log_file)
     display = make_display(console, quiet=quiet, interactive=_interactive(sys.stderr), log=log)
     target = (
         "dry run" if dry_run else ("embedded sandbox" if sandbox else settings and settings.host)
     )
     display.start(f"{request.command} {'<stdin>' if file == '-' else file} → {target}")
-    stopper = _StopOnSignal(display)
+    stopper = _StopOnSignal()
     try:
         with stopper:
-            outcome = run_import(request, display, stop=stopper.event)
+            outcome = run_import(request, display, stop=stopper.event, abandon=stopper.abandon)
     finally:
         display.stop()
-    interrupted = stopper.exit_code if stopper.event.is_set() else None
+    interrupted = stopper.exit_code if outcome.summary.status == "interrupted" else None
     _render_summary(outcome.summary, json_output=json_output, quiet=quiet, display=display)
     if outcome.error is not None:
         print_error(outcome.error)
     if outcome.checkpoint is not None:
         display.info(f"To resume: {resume_command(sys.argv)}")
+    elif kind is Kind.CONTACTS and outcome.summary.status != "completed":
+        display.info(
+            "To finish, run the same command again: unsubscribing a contact twice changes nothing."
+        )
     code = import_exit_code(outcome, interrupted)
     if log is not None:
         log.close()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -232,7 +233,7 @@ class RichDisplay(Display):
 
     def warning(self, message: str) -> None:
         super().warning(message)
-        self.console.print(f"[yellow]warning:[/] {message}", markup=True)
+        self.console.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
     def info(self, message: str) -> None:
         super().info(message)
@@ -240,7 +241,7 @@ class RichDisplay(Display):
 
     def retry(self, reason: str, delay: float) -> None:
         super().retry(reason, delay)
-        self.console.print(f"[dim]retrying in {delay:.1f}s: {reason}[/]", markup=True)
+        self.console.print(f"[dim]retrying in {delay:.1f}s: {escape(reason)}[/]", markup=True)
 
     def stop(self) -> None:
         if self._task is not None:
@@ -293,7 +294,8 @@ def summary_table(summary: Summary) -> Table:
             "the server's counts did not add up",
         )
     if summary.pending and not summary.dry_run:
-        table.add_row("not confirmed", f"{summary.pending:,}", "run again with --resume")
+        again = "run it again" if summary.command == "unsubscribe" else "run again with --resume"
+        table.add_row("not confirmed", f"{summary.pending:,}", again)
     requests_note = f"{summary.retries:,} retries"
     if summary.itemize_requests:
         requests_note += f", {summary.itemize_requests:,} to itemize >100 failures"

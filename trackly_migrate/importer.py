@@ -160,8 +160,9 @@ def deliver(sender: BatchSender, kind: str, records: list[dict[str, Any]]) -> Se
         failed = _failed_count(result, sent)
         itemized = [(outstanding[item.index], item) for item in result.errors]
         settlement.rejections.extend(itemized)
-        if failed is None:
-            _mark_unaccounted(settlement, sent - len(itemized), result, sent)
+        if failed is None or len(itemized) > failed:
+            # Records imported by an earlier round are resent too: they stay imported.
+            _mark_unaccounted(settlement, sent - len(itemized) - earlier_successes, result, sent)
             return settlement
         settlement.imported += result.success_count
         if failed > len(itemized) and itemized:
@@ -223,6 +224,7 @@ class ImportRun:
         total_bytes: int | None = None,
         start: Position = Position(0, 1),
         stop: threading.Event | None = None,
+        abandon: threading.Event | None = None,
         checkpoint: Checkpointer | None = None,
         possibly_stored_until: int = 0,
         grace_s: float = 10.0,
@@ -239,7 +241,13 @@ class ImportRun:
         self._bytes_read = bytes_read
         self._total_bytes = total_bytes
         self._start = start
+        # stop: read no more, let in-flight requests finish within grace_s; abandon: wait for
+        # nothing more (a second Ctrl-C). Both are only looked at between steps, so a signal
+        # never cuts a segment's accounting in half.
         self.stop = stop or threading.Event()
+        self.abandon = abandon or threading.Event()
+        self._stop_deadline: float | None = None
+        self.stopped_early = False
         self._checkpoint = checkpoint
         # After a crash, records up to here may have been stored by batches that were in
         # flight: their duplicates are this migration's own, not old ones.
@@ -261,15 +269,33 @@ class ImportRun:
     def run(self) -> Summary:
         try:
             self._read_and_submit()
-            deadline = time.monotonic() + self._grace_s if self.stop.is_set() else None
-            self._drain(deadline)
+            self._drain()
         finally:
             self._abandon()
             self._update_elapsed()
-            if self._checkpoint is not None:
-                self._checkpoint.flush()
-            self._report.close()
+            try:
+                if self._checkpoint is not None:
+                    self._checkpoint.flush()
+            finally:
+                self._report.close()
         return self.summary
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before the end: input left unread, or records left unconfirmed."""
+        if self.stopped_early:
+            return True
+        return not self.options.dry_run and self.summary.pending > 0
+
+    def _grace_over(self) -> bool:
+        """After a stop, in-flight requests get ``grace_s`` to finish; none after abandon."""
+        if self.abandon.is_set():
+            return True
+        if not self.stop.is_set():
+            return False
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self._grace_s
+        return time.monotonic() >= self._stop_deadline
 
     def _update_elapsed(self) -> None:
         self.summary.elapsed_s = self._base_elapsed + time.monotonic() - self._started
@@ -307,6 +333,7 @@ class ImportRun:
                 self._read_count = count
                 self._maybe_progress()
                 if self.stop.is_set():
+                    self.stopped_early = True
                     break
         self._read_count = count
         if count > closed and last is not None:
@@ -329,7 +356,8 @@ class ImportRun:
         # Read ahead of the requests in flight by a few segments, no more: the network never
         # waits for the reader, and memory stays bounded by the concurrency.
         while len(self._pending) >= self._current_concurrency() + READ_AHEAD_SEGMENTS:
-            self._settle_head(block=True)
+            if not self._settle_head(block=True):
+                break  # stopping: the reading loop ends at its next check
         self._settle_ready()
         future: Future[Settlement]
         if segment.records and self._dispatcher is not None:
@@ -355,11 +383,11 @@ class ImportRun:
         while self._pending and self._pending[0][1].done():
             self._settle_head(block=False)
 
-    def _settle_head(self, *, block: bool, deadline: float | None = None) -> bool:
-        """Settle the oldest segment; False if ``deadline`` passed before its answer came."""
+    def _settle_head(self, *, block: bool) -> bool:
+        """Settle the oldest segment; False if a stop's grace ran out before its answer."""
         segment, future = self._pending[0]
         while block and not future.done():
-            if deadline is not None and time.monotonic() >= deadline:
+            if self._grace_over():
                 return False
             try:
                 future.result(timeout=PROGRESS_INTERVAL_S)
@@ -419,9 +447,9 @@ class ImportRun:
         self._maybe_progress(force=True)
         self._check_reject_limit()
 
-    def _drain(self, deadline: float | None = None) -> None:
+    def _drain(self) -> None:
         while self._pending:
-            if not self._settle_head(block=True, deadline=deadline):
+            if not self._settle_head(block=True):
                 return
 
     def _abandon(self) -> None:

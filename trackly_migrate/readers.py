@@ -12,6 +12,7 @@ import codecs
 import csv
 import gzip
 import io
+import stat
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +59,14 @@ class RawRow:
     data: list[str] | dict[str, Any] | None
     problem: RowProblem | None = None
     text: str | None = None
+
+
+def is_regular_file(path: str) -> bool:
+    """A file on disk that can be read again (not stdin, a named pipe or a device)."""
+    try:
+        return path != STDIN and stat.S_ISREG(Path(path).stat().st_mode)
+    except OSError:
+        return False
 
 
 def infer_format(path: str, explicit: InputFormat | None) -> InputFormat:
@@ -125,7 +134,8 @@ class InputSource:
                 raise InputError(f"{path}: permission denied.") from None
             except OSError as exc:
                 raise InputError(f"{path}: cannot open ({exc.strerror}).") from None
-            self.total_bytes = file_path.stat().st_size
+            info = file_path.stat()
+            self.total_bytes = info.st_size if stat.S_ISREG(info.st_mode) else None
         self.stream: IO[bytes] = self._raw
         if self._is_gzip():
             self.stream = cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="rb"))
@@ -133,11 +143,10 @@ class InputSource:
     def _is_gzip(self) -> bool:
         if self.path.lower().endswith(".gz"):
             return True
-        if self.path == STDIN:
+        if self.path == STDIN or not isinstance(self._raw, io.BufferedReader):
             return False
-        magic = self._raw.read(2)
-        self._raw.seek(0)
-        return magic == b"\x1f\x8b"
+        # peek, not read + seek: a named pipe or <(process substitution) cannot seek.
+        return self._raw.peek(2)[:2] == b"\x1f\x8b"
 
     @property
     def bytes_read(self) -> int:

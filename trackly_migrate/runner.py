@@ -20,6 +20,7 @@ from trackly_migrate.checkpoint import (
     CheckpointWriter,
     InputIdentity,
     default_checkpoint_path,
+    discard,
     load,
     option_differences,
 )
@@ -41,6 +42,7 @@ from trackly_migrate.readers import (
     InputSource,
     Reader,
     infer_format,
+    is_regular_file,
     open_reader,
 )
 from trackly_migrate.records import (
@@ -155,6 +157,7 @@ def run_import(
     observer: Observer,
     *,
     stop: threading.Event | None = None,
+    abandon: threading.Event | None = None,
 ) -> ImportOutcome:
     """Import one input (or, for the ``contacts`` kind, unsubscribe it) record by record.
 
@@ -204,6 +207,7 @@ def run_import(
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
         check_writable(_report_path(request))  # found out now, not after records were sent
+        _refuse_overwriting_input(request, _report_path(request), "--errors")
         report = ErrorReport(
             _report_path(request),
             source_columns=columns,
@@ -229,6 +233,7 @@ def run_import(
             request,
             observer,
             stop,
+            abandon,
             stack,
             reader,
             builder,
@@ -239,7 +244,9 @@ def run_import(
             start,
         )
         if checkpoint is not None:
-            nothing_sent = not checkpoint.base.offset and not checkpoint.base.submitted_until
+            # A run that sent nothing (all rejected locally, say) leaves nothing to resume:
+            # running it again, with corrected options, starts over.
+            nothing_sent = not checkpoint.base.submitted_until
             if outcome.summary.status == "completed" or nothing_sent:
                 checkpoint.remove()
             else:
@@ -251,6 +258,7 @@ def _run(
     request: ImportRequest,
     observer: Observer,
     stop: threading.Event | None,
+    abandon: threading.Event | None,
     stack: contextlib.ExitStack,
     reader: Reader,
     builder: RecordBuilder,
@@ -291,6 +299,7 @@ def _run(
         total_bytes=source.total_bytes,
         start=start or Position(0, 1),
         stop=stop,
+        abandon=abandon,
         checkpoint=checkpoint,
         possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
         grace_s=request.grace_s,
@@ -302,8 +311,8 @@ def _run(
         outcome.error = exc
         summary.status = "aborted"
     except KeyboardInterrupt:
-        summary.status = "interrupted"  # a second Ctrl-C: in-flight requests abandoned
-    if stop is not None and stop.is_set() and outcome.error is None:
+        summary.status = "interrupted"  # a third Ctrl-C: nothing more is waited for
+    if outcome.error is None and run.interrupted:
         summary.status = "interrupted"
     outcome.abandoned_requests = run.abandoned
     if report.created:
@@ -338,18 +347,23 @@ def _open_checkpoint(
     request: ImportRequest, fmt: InputFormat, observer: Observer, stack: contextlib.ExitStack
 ) -> CheckpointWriter | None:
     """Lock, check and load the checkpoint for a file input, or None when there is none."""
-    if request.input_path == STDIN or request.dry_run:
-        return None
+    if request.input_path == STDIN or request.dry_run or not is_regular_file(request.input_path):
+        return None  # a stream cannot be read again, so there is nothing to resume
     if request.sandbox and request.sandbox_db is None:
         return None  # a throw-away sandbox: there is nothing to resume into
+    if request.kind is Kind.CONTACTS:
+        return None  # unsubscribing is idempotent: running the file again is the resume
     identity = InputIdentity.of(request.input_path)
     path = request.checkpoint_path or default_checkpoint_path(request.command, identity)
+    _refuse_overwriting_input(request, path, "--checkpoint")
     stack.enter_context(checkpoint_lock(path))
     options = _options_fingerprint(request, fmt)
-    existing = load(path)
-    if existing is not None and request.restart:
-        observer.info(f"--restart: discarding the checkpoint at line {existing.line:,}")
+    if request.restart:
+        if discard(path):
+            observer.info("--restart: the checkpoint of the earlier run is discarded")
         existing = None
+    else:
+        existing = load(path)
     if existing is not None and not request.resume:
         raise UsageError(
             f"An interrupted run of this input stopped at line {existing.line:,} "
@@ -384,6 +398,17 @@ def _open_checkpoint(
         report_size=0,
     )
     return CheckpointWriter(path, base)
+
+
+def _refuse_overwriting_input(request: ImportRequest, path: Path, option: str) -> None:
+    if request.input_path == STDIN or not path.exists():
+        return
+    with contextlib.suppress(OSError):
+        if path.samefile(request.input_path):
+            raise UsageError(
+                f"{option} {path} is the input file itself: writing it would destroy the input.",
+                hint=f"Choose another place with {option} PATH.",
+            )
 
 
 def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer) -> int | None:

@@ -12,8 +12,8 @@ answers with a ``Settlement``.
 core and cannot start processes.
 
 The pipe carries the API key to the child in the spawn handshake (pickled through the pipe,
-never on a command line). The child ignores SIGINT: Ctrl-C is the main process's to handle,
-and the child ends as soon as its pipe closes, which also happens when the main process is
+never on a command line). The child ignores SIGINT and SIGTERM (the main process handles them and
+tells it), and ends as soon as its pipe closes, which also happens when the main process is
 killed.
 """
 
@@ -145,7 +145,9 @@ class ProcessDispatcher:
                 break
             kind = message[0]
             if kind == "retry":
-                self._on_retry(message[1], message[2])
+                # A display failure must not kill the thread that resolves every answer.
+                with contextlib.suppress(Exception):
+                    self._on_retry(message[1], message[2])
                 continue
             _, request_id, payload, concurrency = message
             self._concurrency = concurrency
@@ -192,7 +194,10 @@ def _sender_gone() -> ApiConnectionError:
 
 def _child_main(conn: Connection, options: SenderOptions) -> None:
     """The sender process: read batches from the pipe, answer each with its settlement."""
+    # Signals are the main process's to handle (Ctrl-C, or a SIGTERM sent to the whole
+    # process group by timeout or systemd): it finishes what is in flight and tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     send_lock = threading.Lock()
 
     def answer(message: tuple[Any, ...]) -> None:
