@@ -131,3 +131,8 @@ def test_clicks_need_their_sends_first(api: Api) -> None:
     assert body["errors"][0]["code"] == "message_not_found"
     api.ok(api.sends([send("later")]))
     assert api.ok(api.clicks([click("later")]))["success_count"] == 1
+
+
+def test_a_repeat_of_a_failed_click_in_the_same_request_is_a_duplicate(api: Api) -> None:
+    body = api.ok(api.clicks([click("a1b2c3d4", offer_id="nope"), click("a1b2c3d4")]))
+    assert (body["error_count"], body["success_count"], body["duplicates_skipped"]) == (1, 0, 1)

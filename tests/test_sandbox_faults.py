@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,8 +14,13 @@ import pytest
 
 from tests.test_sandbox_support import api_on, query, send
 from trackly_migrate.sandbox.faults import FaultInjector, parse_latency
-from trackly_migrate.sandbox.seed import OTHER_API_KEY
-from trackly_migrate.sandbox.server import RunningSandbox, SandboxError
+from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY
+from trackly_migrate.sandbox.server import (
+    RunningSandbox,
+    SandboxConfig,
+    SandboxError,
+    start_sandbox,
+)
 
 Factory = Any  # conftest's sandbox_factory: (**options) -> RunningSandbox
 
@@ -182,3 +189,32 @@ def test_many_concurrent_requests_are_all_accounted(sandbox: RunningSandbox) -> 
     assert sum(r["success_count"] for r in results) == 300
     assert sum(r["success_count"] + r["duplicates_skipped"] for r in results) == 1200
     assert query(sandbox, "SELECT count(*) FROM messages WHERE id LIKE 'c%'") == [(300,)]
+
+
+def test_an_unknown_key_is_refused_not_rate_limited(tmp_path: Path) -> None:
+    config = SandboxConfig(db=tmp_path / "k.db", rate_limit=1.0)
+    with start_sandbox(config) as running, httpx.Client(base_url=running.url, timeout=10) as client:
+        statuses = [
+            client.post(
+                "/v2/history/sends", json={"records": []}, headers={"X-Api-Key": key}
+            ).status_code
+            for key in ["", "trk_" + "z" * 32] * 3
+        ]
+    assert statuses == [401] * 6
+
+
+def test_a_client_that_gives_up_during_latency_is_not_a_server_error(tmp_path: Path) -> None:
+    with start_sandbox(SandboxConfig(db=tmp_path / "l.db", latency=(0.5, 0.5))) as running:
+        with (
+            httpx.Client(base_url=running.url, timeout=0.1) as client,
+            contextlib.suppress(httpx.TimeoutException),
+        ):
+            client.post(
+                "/v2/history/sends",
+                json={"records": [{"id": "gone"}]},
+                headers={"X-Api-Key": DEMO_API_KEY},
+            )
+        time.sleep(1.0)
+        by_endpoint = running.stats()["requests"]["by_endpoint"]
+    statuses = by_endpoint.get("POST /api/v2/history/sends", {})
+    assert "500" not in statuses

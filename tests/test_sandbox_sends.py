@@ -62,9 +62,11 @@ def test_a_duplicate_wins_over_its_own_field_errors(api: Api) -> None:
     assert (body["duplicates_skipped"], body["error_count"]) == (1, 0)
 
 
-def test_a_failed_record_does_not_claim_its_id(api: Api) -> None:
+def test_a_repeat_of_a_failed_record_in_the_same_request_is_a_duplicate(api: Api) -> None:
+    # CONTRACT.md: "A record whose id repeats an earlier record of the same request is a
+    # duplicate", whatever became of the earlier record.
     body = api.ok(api.sends([send("y1", to_number="+1555"), send("y1")]))
-    assert (body["error_count"], body["success_count"], body["duplicates_skipped"]) == (1, 1, 0)
+    assert (body["error_count"], body["success_count"], body["duplicates_skipped"]) == (1, 0, 1)
 
 
 @pytest.mark.parametrize(
@@ -223,3 +225,14 @@ def test_more_than_1000_records_is_413_and_stores_nothing(api: Api) -> None:
 def test_exactly_1000_is_accepted(api: Api) -> None:
     body = api.ok(api.sends([send(f"e{i}") for i in range(1000)]))
     assert body["success_count"] == 1000
+
+
+def test_an_empty_optional_field_means_absent(api: Api) -> None:
+    body = api.ok(api.sends([send("e1", list_number=""), send("e2", list_id="")]))
+    assert (body["success_count"], body["error_count"], body["invalid_phones"]) == (2, 0, 0)
+
+
+def test_a_trailing_slash_is_a_json_404_not_a_redirect(api: Api) -> None:
+    response = api.client.post("/v2/history/sends/", json={"records": [send("t1")]})
+    assert response.status_code == 404
+    assert response.json()["error"]

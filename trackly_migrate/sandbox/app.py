@@ -24,7 +24,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -151,7 +151,7 @@ def _type_error(
     """The first field of the wrong JSON type (null means absent for optional fields)."""
     for name, is_type in fields:
         value = record.get(name)
-        if value is not None and not is_type(value):
+        if value is not None and value != "" and not is_type(value):
             expected = _TYPE_NAMES[is_type]
             return Rejected("invalid_type", f"Field '{name}' must be {expected}.")
     return None
@@ -174,13 +174,21 @@ def check_send(record: Any) -> Rejected | SendCandidate:
         list_id=None,  # resolved against the account's lists in store_sends
         to_number=record["to_number"],
         timestamp=problem,
-        message=record.get("message"),
-        send_type=record.get("send_type"),
-        delivered=record.get("delivered"),
-        length=record.get("length"),
-        creative_id=record.get("creative_id"),
+        message=_optional(record, "message"),
+        send_type=_optional(record, "send_type"),
+        delivered=_optional(record, "delivered"),
+        length=_optional(record, "length"),
+        creative_id=_optional(record, "creative_id"),
     )
-    return SendCandidate(message_id, None, row, record.get("list_id"), record.get("list_number"))
+    return SendCandidate(
+        message_id, None, row, _optional(record, "list_id"), _optional(record, "list_number")
+    )
+
+
+def _optional(record: dict[str, Any], name: str) -> Any:
+    """An optional field's value; "" means absent, as null does."""
+    value = record.get(name)
+    return None if value == "" else value
 
 
 def _send_problem(record: dict[str, Any]) -> Rejected | str:
@@ -195,7 +203,7 @@ def _send_problem(record: dict[str, Any]) -> Rejected | str:
     if not is_valid_e164(record["to_number"]):
         return Rejected("invalid_phone", "Field 'to_number' is not a valid E.164 phone number.")
     list_number = record.get("list_number")
-    if list_number is not None and not is_valid_e164(list_number):
+    if list_number not in (None, "") and not is_valid_e164(list_number):
         return Rejected("invalid_phone", "Field 'list_number' is not a valid E.164 phone number.")
     timestamp = normalize_timestamp(record["timestamp"])
     if timestamp is None:
@@ -218,7 +226,7 @@ def check_click(record: Any) -> Rejected | ClickCandidate:
     problem = _click_problem(record)
     if problem is not None:
         return ClickCandidate(message_id, problem)
-    send_timestamp = record.get("send_timestamp")
+    send_timestamp = _optional(record, "send_timestamp")
     row = ClickRow(
         message_id=message_id,
         offer_id=record["offer_id"],
@@ -271,17 +279,21 @@ def store_sends(
     """Dedup, resolve lists and store; one savepoint per record."""
     outcome = BulkOutcome()
     lists = _ListResolver(tx, account_id)
+    seen: set[str] = set()  # ids of this request so far, whatever became of their records
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif tx.message_exists(account_id, item.id):
-            # Stored before, or by an earlier record of this request (the transaction sees
-            # its own rows). A record that failed does not claim its id for later repeats.
+        elif item.id in seen or tx.message_exists(account_id, item.id):
+            # CONTRACT.md: a record whose id repeats an earlier record of the same request is
+            # a duplicate, as is one whose id is stored already.
             outcome.duplicates += 1
-        elif item.problem is not None or item.row is None:
-            outcome.fail(index, item.problem or Rejected("save_error", "Unexpected.", item.id))
         else:
-            _store_send(tx, account_id, index, item, item.row, lists, outcome)
+            seen.add(item.id)
+            if item.problem is not None or item.row is None:
+                failure = item.problem or Rejected("save_error", "Unexpected.", item.id)
+                outcome.fail(index, failure)
+            else:
+                _store_send(tx, account_id, index, item, item.row, lists, outcome)
     return outcome
 
 
@@ -348,15 +360,18 @@ def store_clicks(
     """Dedup on message_id, check message and offer, store; one savepoint per record."""
     outcome = BulkOutcome()
     offers: dict[str, bool] = {}
+    seen: set[str] = set()  # message ids of this request so far (one click per message)
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif tx.click_exists(account_id, item.message_id):
+        elif item.message_id in seen or tx.click_exists(account_id, item.message_id):
             outcome.duplicates += 1
-        elif item.problem is not None or item.row is None:
-            outcome.fail(index, item.problem or Rejected("save_error", "Unexpected."))
         else:
-            _store_click(tx, account_id, index, item.row, offers, outcome)
+            seen.add(item.message_id)
+            if item.problem is not None or item.row is None:
+                outcome.fail(index, item.problem or Rejected("save_error", "Unexpected."))
+            else:
+                _store_click(tx, account_id, index, item.row, offers, outcome)
     return outcome
 
 
@@ -368,7 +383,7 @@ def _store_click(
     offers: dict[str, bool],
     outcome: BulkOutcome,
 ) -> None:
-    exists, list_id = tx.message_list(account_id, row.message_id)
+    exists, list_id, recipient = tx.message_list(account_id, row.message_id)
     if not exists:
         message = f"No message of this account has the id '{row.message_id}'."
         outcome.fail(index, Rejected("message_not_found", message))
@@ -381,7 +396,7 @@ def _store_click(
         return
     try:
         with tx.savepoint():
-            tx.insert_click(account_id, row, list_id)
+            tx.insert_click(account_id, row, list_id, recipient)
     except Exception:
         logger.exception("saving click record %d failed", index)
         outcome.fail(index, Rejected("save_error", "The record could not be saved."))
@@ -623,7 +638,14 @@ class SandboxApp:
             routes=api + tools,
             exception_handlers={HTTPException: _http_error},
         )
-        return FaultMiddleware(starlette, self.state.injector, self.state.stats.record_response)
+        # The API has exactly these paths: a trailing slash is a 404, not a redirect.
+        starlette.router.redirect_slashes = False
+        return FaultMiddleware(
+            starlette,
+            self.state.injector,
+            self.state.stats.record_response,
+            known_key=lambda key: bool(key) and self.state.store.account_for_key(key) is not None,
+        )
 
     def _guarded(self, handler: Callable[[Request, int], Awaitable[Response]]) -> Handler:
         """Authenticate, then run the handler; map refusals and crashes to JSON errors."""
@@ -638,6 +660,10 @@ class SandboxApp:
                 return await handler(request, account_id)
             except RequestError as refused:
                 return refused.response()
+            except ClientDisconnect:
+                # The client gave up (its timeout) before sending the whole body: nothing
+                # was done, and nobody is left to answer. 499 is nginx's name for it.
+                return Response(status_code=499)
             except Exception:
                 logger.exception("internal error on %s %s", request.method, request.url.path)
                 return RequestError(

@@ -146,10 +146,19 @@ class FaultMiddleware:
     ``send`` (see ``drop_connection``).
     """
 
-    def __init__(self, app: ASGIApp, injector: FaultInjector, on_response: ResponseHook) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        injector: FaultInjector,
+        on_response: ResponseHook,
+        known_key: Callable[[str], bool] = lambda key: bool(key),
+    ) -> None:
         self.app = app
         self.injector = injector
         self.on_response = on_response
+        # Only keys of an account are rate limited: an unknown key gets its 401 at once,
+        # and never grows a bucket.
+        self.known_key = known_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not _is_api(scope["path"]):
@@ -166,7 +175,8 @@ class FaultMiddleware:
             await _respond(send, 503, PROXY_503_BODY, b"text/html")
             self.on_response(method, path, 503)
             return
-        wait = self.injector.retry_after(_api_key(scope))
+        key = _api_key(scope)
+        wait = self.injector.retry_after(key) if self.known_key(key) else None
         if wait is not None:
             self.injector.counts["rate_limited"] += 1
             await _drain(receive)

@@ -169,13 +169,13 @@ class Transaction:
         sql = "SELECT 1 FROM messages WHERE account_id = ? AND id = ?"
         return self._one(sql, (account_id, message_id)) is not None
 
-    def message_list(self, account_id: int, message_id: str) -> tuple[bool, int | None]:
-        """(whether the message exists, the id of its list or None)."""
+    def message_list(self, account_id: int, message_id: str) -> tuple[bool, int | None, str | None]:
+        """(whether the message exists, the id of its list or None, its recipient)."""
         row = self._conn.execute(
-            "SELECT list_id FROM messages WHERE account_id = ? AND id = ?",
+            "SELECT list_id, to_number FROM messages WHERE account_id = ? AND id = ?",
             (account_id, message_id),
         ).fetchone()
-        return (False, None) if row is None else (True, row[0])
+        return (False, None, None) if row is None else (True, row[0], row[1])
 
     def click_exists(self, account_id: int, message_id: str) -> bool:
         sql = "SELECT 1 FROM clicks WHERE account_id = ? AND message_id = ?"
@@ -225,7 +225,9 @@ class Transaction:
                 (row.list_id, row.to_number),
             )
 
-    def insert_click(self, account_id: int, row: ClickRow, list_id: int | None) -> None:
+    def insert_click(
+        self, account_id: int, row: ClickRow, list_id: int | None, recipient: str | None = None
+    ) -> None:
         """Store a click; update the clicker's contact on the message's list, if it exists."""
         self._conn.execute(
             "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp,"
@@ -244,7 +246,7 @@ class Transaction:
                 "UPDATE list_contacts SET click_count = click_count + 1,"
                 " last_clicked_at = max(coalesce(last_clicked_at, ?), ?)"
                 " WHERE list_id = ? AND phone = ?",
-                (row.timestamp, row.timestamp, list_id, row.phone),
+                (row.timestamp, row.timestamp, list_id, recipient or row.phone),
             )
 
     def clear(self, account_id: int, entities: Iterable[str], before: str | None) -> dict[str, int]:
