@@ -223,11 +223,27 @@ def test_the_fast_e164_path_agrees_with_the_general_parser(text: str) -> None:
 
 
 def test_the_phone_cache_remembers_rejections_and_stays_bounded() -> None:
-    normalizer = PhoneNormalizer("US", size=3)
-    assert normalizer("(415) 555-0123") == "+14155550123"
+    normalizer = PhoneNormalizer("US", size=64)
     for _ in range(2):
+        assert normalizer("(415) 555-0123") == "+14155550123"
         with pytest.raises(ValueError, match="not a phone number"):
             normalizer("nope")
-    for number in ("+14155550124", "+14155550125", "+14155550126"):
+    for index in range(1000):
+        number = f"+1415555{index:04d}"
         assert normalizer(number) == number
-    assert normalizer.cached <= 3
+    assert normalizer.cached <= 64 + 64 // 8
+
+
+@given(st.lists(st.from_regex(r"\+1[2-9][0-9]{9}", fullmatch=True), min_size=1, max_size=40))
+def test_the_phone_cache_always_answers_as_the_normalizer_does(numbers: list[str]) -> None:
+    normalizer = PhoneNormalizer(size=4)  # tiny: colliding numbers keep taking each other's slot
+    for number in numbers + numbers[::-1]:
+        try:
+            expected: str | None = normalize_phone(number)
+        except ValueError:
+            expected = None
+        try:
+            got: str | None = normalizer(number)
+        except ValueError:
+            got = None
+        assert got == expected
