@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.test_sandbox_support import Api, api_on, shared_sandbox
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
@@ -54,6 +55,24 @@ def sandbox_factory(tmp_path: Path) -> Iterator[Any]:
     yield factory
     for running in started:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSandbox]:
+    """One sandbox for a whole test module (reset between tests by ``api``)."""
+    folder = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    with shared_sandbox(folder) as running:
+        yield running
+
+
+@pytest.fixture
+def api(shared: RunningSandbox) -> Iterator[Api]:
+    """The demo account's client on the module's sandbox, freshly reset."""
+    shared.reset()
+    with api_on(shared) as client:
+        yield client
 
 
 @dataclass

@@ -16,27 +16,28 @@ SAMPLES = REPO / "samples"
 SEND_HEADER = ["id", "to_number", "timestamp", "list_number", "list_id", "message"]
 
 
-def stored_imported_ids(sandbox: RunningSandbox, account: str = "demo") -> list[str]:
-    """Ids of the account's imported messages, as the sandbox's database holds them."""
+def _account_ids(sandbox: RunningSandbox, sql: str, account: str) -> list[str]:
     assert sandbox.db_path is not None
     with sqlite3.connect(sandbox.db_path) as conn:
-        rows = conn.execute(
-            "SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id "
-            "WHERE a.name = ? AND m.imported = 1",
-            (account,),
-        ).fetchall()
-    return [row[0] for row in rows]
+        return [row[0] for row in conn.execute(sql, (account,)).fetchall()]
+
+
+def stored_imported_ids(sandbox: RunningSandbox, account: str = "demo") -> list[str]:
+    """Ids of the account's imported messages, as the sandbox's database holds them."""
+    return _account_ids(
+        sandbox,
+        "SELECT m.id FROM messages m JOIN accounts a ON a.id = m.account_id "
+        "WHERE a.name = ? AND m.imported = 1",
+        account,
+    )
 
 
 def stored_click_ids(sandbox: RunningSandbox, account: str = "demo") -> list[str]:
-    assert sandbox.db_path is not None
-    with sqlite3.connect(sandbox.db_path) as conn:
-        rows = conn.execute(
-            "SELECT c.message_id FROM clicks c JOIN accounts a ON a.id = c.account_id "
-            "WHERE a.name = ?",
-            (account,),
-        ).fetchall()
-    return [row[0] for row in rows]
+    return _account_ids(
+        sandbox,
+        "SELECT c.message_id FROM clicks c JOIN accounts a ON a.id = c.account_id WHERE a.name = ?",
+        account,
+    )
 
 
 def requests_to(sandbox: RunningSandbox, endpoint: str) -> int:

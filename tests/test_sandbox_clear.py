@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.test_sandbox_support import Api, api_on, click, query, send, shared_sandbox
+from tests.test_sandbox_support import Api, api_on, click, query, send
 from trackly_migrate.sandbox.seed import OTHER_API_KEY
-from trackly_migrate.sandbox.server import RunningSandbox
 
 ALL = ["sends", "clicks", "revenue"]
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with shared_sandbox(tmp_path_factory.mktemp("clear")) as running:
-        yield running
-
-
-@pytest.fixture
-def api(shared: RunningSandbox) -> Iterator[Api]:
-    shared.reset()
-    with api_on(shared) as client:
-        yield client
 
 
 def ids(api: Api, table: str, column: str = "id") -> set[str]:

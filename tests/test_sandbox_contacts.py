@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.test_sandbox_support import Api, api_on, contact, shared_sandbox
+from tests.test_sandbox_support import Api, api_on, contact
 from trackly_migrate.sandbox.seed import OTHER_API_KEY
-from trackly_migrate.sandbox.server import RunningSandbox
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with shared_sandbox(tmp_path_factory.mktemp("contacts")) as running:
-        yield running
-
-
-@pytest.fixture
-def api(shared: RunningSandbox) -> Iterator[Api]:
-    shared.reset()
-    with api_on(shared) as client:
-        yield client
 
 
 def test_unsubscribe_once_then_false(api: Api) -> None:

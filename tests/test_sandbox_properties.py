@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_sandbox_support import Api, api_on, query, shared_sandbox
+from tests.test_sandbox_support import Api, api_on, query
 from trackly_migrate.sandbox.server import RunningSandbox
 
 _prefixes = itertools.count()
@@ -66,12 +66,6 @@ def send_records(draw: st.DrawFn, prefix: str) -> Any:
     if draw(st.integers(0, 9)) == 0:
         record[draw(st.sampled_from(["id", "to_number", "timestamp"]))] = draw(anything)
     return record
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox]:
-    with shared_sandbox(tmp_path_factory.mktemp("properties")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from trackly_migrate.importer import DEFAULT_CONCURRENCY
 from trackly_migrate.normalize import check_region, check_timezone
 from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
-from trackly_migrate.report import Summary, open_private
+from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
 from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
 from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
 
@@ -235,17 +235,6 @@ def _open_log(path: Path | None) -> LogFile | None:
     return LogFile(open_private(path, append=True, what="the log file", option="--log-file"))
 
 
-def _refuse_log_over_input(log_file: Path | None, file: str) -> None:
-    if log_file is None or file == "-" or not log_file.exists():
-        return
-    with contextlib.suppress(OSError):
-        if log_file.samefile(file):
-            raise UsageError(
-                f"--log-file {log_file} is the input file itself.",
-                hint="Choose another place with --log-file PATH.",
-            )
-
-
 class _StopOnSignal:
     """Ctrl-C / SIGTERM, in steps: first, stop reading and let in-flight requests finish;
     second, wait for nothing more; third, raise KeyboardInterrupt wherever the run is.
@@ -362,7 +351,8 @@ def _run_import(
         checkpoint_path=checkpoint,
     )
     console = stderr_console()
-    _refuse_log_over_input(log_file, file)
+    if log_file is not None:
+        refuse_overwriting_input(file, log_file, "--log-file")
     log = _open_log(log_file)
     display = make_display(console, quiet=quiet, interactive=_interactive(sys.stderr), log=log)
     target = (
@@ -416,9 +406,10 @@ def resume_command(argv: list[str]) -> str:
 
 
 def _render_summary(summary: Summary, *, json_output: bool, quiet: bool, display: Display) -> None:
-    display.log("summary: " + orjson.dumps(summary.to_json()).decode())
+    encoded = orjson.dumps(summary.to_json()).decode()
+    display.log(f"summary: {encoded}")
     if json_output:
-        sys.stdout.write(orjson.dumps(summary.to_json()).decode() + "\n")
+        sys.stdout.write(encoded + "\n")
         sys.stdout.flush()
     if not quiet:
         display.console.print(summary_table(summary))

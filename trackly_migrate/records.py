@@ -46,6 +46,7 @@ class FieldSpec:
 
 
 _F = FieldSpec
+# The first field of each kind names the record in the errors report (_record_id).
 FIELDS: dict[Kind, tuple[FieldSpec, ...]] = {
     Kind.SENDS: (
         _F("id", FieldType.IDENTIFIER, required=True),
@@ -70,13 +71,6 @@ FIELDS: dict[Kind, tuple[FieldSpec, ...]] = {
         _F("phone_number", FieldType.PHONE, required=True),
         _F("list_number", FieldType.PHONE, required=True),
     ),
-}
-
-# The field that names a record in the report ("record id").
-ID_FIELD: dict[Kind, str] = {
-    Kind.SENDS: "id",
-    Kind.CLICKS: "message_id",
-    Kind.CONTACTS: "phone_number",
 }
 
 # Columns an errors report adds in front of the original ones; reading a report back as input

@@ -14,6 +14,7 @@ fixed row need editing before it imports. Reading a report back as input removes
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import os
@@ -26,7 +27,7 @@ from typing import IO, Any
 
 import orjson
 
-from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError
+from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.records import REPORT_COLUMNS
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -89,6 +90,18 @@ def open_private(
             hint=f"Choose another place with {option} PATH.",
         ) from None
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def refuse_overwriting_input(input_path: str, path: Path, option: str) -> None:
+    """A usage error when an output would be written over the input being read."""
+    if input_path == "-" or not path.exists():
+        return
+    with contextlib.suppress(OSError):
+        if path.samefile(input_path):
+            raise UsageError(
+                f"{option} {path} is the input file itself: writing it would destroy the input.",
+                hint=f"Choose another place with {option} PATH.",
+            )
 
 
 def check_writable(

@@ -52,7 +52,13 @@ from trackly_migrate.records import (
     RecordBuilder,
     resolve_columns,
 )
-from trackly_migrate.report import ErrorReport, Summary, check_writable, default_report_path
+from trackly_migrate.report import (
+    ErrorReport,
+    Summary,
+    check_writable,
+    default_report_path,
+    refuse_overwriting_input,
+)
 from trackly_migrate.sender import (
     Dispatcher,
     ProcessDispatcher,
@@ -207,7 +213,7 @@ def run_import(
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
         check_writable(_report_path(request))  # found out now, not after records were sent
-        _refuse_overwriting_input(request, _report_path(request), "--errors")
+        refuse_overwriting_input(request.input_path, _report_path(request), "--errors")
         report = ErrorReport(
             _report_path(request),
             source_columns=columns,
@@ -355,7 +361,7 @@ def _open_checkpoint(
         return None  # unsubscribing is idempotent: running the file again is the resume
     identity = InputIdentity.of(request.input_path)
     path = request.checkpoint_path or default_checkpoint_path(request.command, identity)
-    _refuse_overwriting_input(request, path, "--checkpoint")
+    refuse_overwriting_input(request.input_path, path, "--checkpoint")
     stack.enter_context(checkpoint_lock(path))
     options = _options_fingerprint(request, fmt)
     if request.restart:
@@ -398,17 +404,6 @@ def _open_checkpoint(
         report_size=0,
     )
     return CheckpointWriter(path, base)
-
-
-def _refuse_overwriting_input(request: ImportRequest, path: Path, option: str) -> None:
-    if request.input_path == STDIN or not path.exists():
-        return
-    with contextlib.suppress(OSError):
-        if path.samefile(request.input_path):
-            raise UsageError(
-                f"{option} {path} is the input file itself: writing it would destroy the input.",
-                hint=f"Choose another place with {option} PATH.",
-            )
 
 
 def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer) -> int | None:

@@ -157,15 +157,23 @@ def _type_error(
     return None
 
 
-def check_send(record: Any) -> Rejected | SendCandidate:
-    """Check one send record as far as possible without the database."""
+def _record_key(record: Any, name: str) -> Rejected | str:
+    """The record's dedup key (a string), or why the record is unusable before any check."""
     if not isinstance(record, dict):
         return Rejected("invalid_record", "Each record must be a JSON object.")
-    if _missing(record, "id"):
-        return Rejected("missing_id", "The 'id' field is required.")
-    message_id = record["id"]
-    if not isinstance(message_id, str):
-        return Rejected("invalid_type", "Field 'id' must be a string.")
+    if _missing(record, name):
+        return Rejected(f"missing_{name}", f"The '{name}' field is required.")
+    key = record[name]
+    if not isinstance(key, str):
+        return Rejected("invalid_type", f"Field '{name}' must be a string.")
+    return key
+
+
+def check_send(record: Any) -> Rejected | SendCandidate:
+    """Check one send record as far as possible without the database."""
+    message_id = _record_key(record, "id")
+    if isinstance(message_id, Rejected):
+        return message_id
     problem = _send_problem(record)
     if isinstance(problem, Rejected):
         return SendCandidate(message_id, Rejected(problem.code, problem.message, message_id))
@@ -216,13 +224,9 @@ def _send_problem(record: dict[str, Any]) -> Rejected | str:
 
 def check_click(record: Any) -> Rejected | ClickCandidate:
     """Check one click record as far as possible without the database."""
-    if not isinstance(record, dict):
-        return Rejected("invalid_record", "Each record must be a JSON object.")
-    if _missing(record, "message_id"):
-        return Rejected("missing_message_id", "The 'message_id' field is required.")
-    message_id = record["message_id"]
-    if not isinstance(message_id, str):
-        return Rejected("invalid_type", "Field 'message_id' must be a string.")
+    message_id = _record_key(record, "message_id")
+    if isinstance(message_id, Rejected):
+        return message_id
     problem = _click_problem(record)
     if problem is not None:
         return ClickCandidate(message_id, problem)
