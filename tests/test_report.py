@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import stat
 from pathlib import Path
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trackly_migrate.errors import UsageError
 from trackly_migrate.report import (
     ErrorReport,
     ReportRow,
     Summary,
     default_report_path,
+    open_private,
     spreadsheet_safe,
 )
 
@@ -71,11 +75,41 @@ def test_an_existing_report_file_is_made_private(tmp_path: Path) -> None:
     path = tmp_path / "old.errors.csv"
     path.write_text("old")
     path.chmod(0o644)
-    report = ErrorReport(path, source_columns=["id"], field_names=[])
+    report = ErrorReport(path, source_columns=["id"], field_names=[], replace=True)
     report.write(ReportRow(2, "x", "local", "c", "m", ["x"]))
     report.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert "old" not in path.read_text()
+
+
+def test_a_file_the_run_did_not_write_is_never_replaced_without_leave(tmp_path: Path) -> None:
+    path = tmp_path / "mine.csv"
+    path.write_text("my own notes")
+    with pytest.raises(UsageError, match="did not write it") as refused:
+        ErrorReport(path, source_columns=["id"], field_names=[]).create()
+    assert refused.value.hint is not None and "--force" in refused.value.hint
+    assert path.read_text() == "my own notes"
+
+
+def test_a_report_without_rows_is_removed_and_one_with_rows_kept(tmp_path: Path) -> None:
+    empty = ErrorReport(tmp_path / "empty.csv", source_columns=["id"], field_names=[])
+    empty.create()
+    assert (tmp_path / "empty.csv").exists()  # created up front, before anything is sent
+    empty.remove_if_empty()
+    assert not (tmp_path / "empty.csv").exists()
+    full = ErrorReport(tmp_path / "full.csv", source_columns=["id"], field_names=[])
+    full.create()
+    full.write(ReportRow(2, "x", "local", "c", "m", ["x"]))
+    full.remove_if_empty()
+    assert read_report_rows(tmp_path / "full.csv") == [
+        ["_line", "_record_id", "_stage", "_code", "_message", "id"],
+        ["2", "x", "local", "c", "m", "x"],
+    ]
+
+
+def read_report_rows(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.reader(handle))
 
 
 def test_default_report_path() -> None:
@@ -97,3 +131,17 @@ def test_summary_balances() -> None:
     assert summary.balanced()
     summary.read += 1
     assert not summary.balanced()
+
+
+def test_without_fchmod_the_report_is_still_made_private(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows before Python 3.13 has no os.fchmod.
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    path = tmp_path / "old.errors.csv"
+    path.write_text("old")
+    path.chmod(0o644)
+    with open_private(path, append=False) as handle:
+        handle.write("new")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == "new"

@@ -19,7 +19,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,8 @@ class Checkpoint:
     # Records before this offset may already be stored: the batches that were in flight.
     submitted_until: int = 0
     version: int = FORMAT_VERSION
+    # Reports of earlier parts of this run, when a resume chose another --errors place.
+    earlier_reports: list[str] = field(default_factory=list)
 
     def to_bytes(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -157,8 +159,13 @@ def discard(path: Path) -> bool:
     return True
 
 
+# Where the outputs go is not part of what a resume must match (a full disk's hint is to
+# choose another place); a checkpoint written before this rule still lists the report.
+OUTPUT_PLACES = frozenset({"errors_report"})
+
+
 def option_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    names = sorted(set(saved) | set(current))
+    names = sorted((set(saved) | set(current)) - OUTPUT_PLACES)
     return [
         f"{name}: was {saved.get(name)!r}, now {current.get(name)!r}"
         for name in names
@@ -185,6 +192,7 @@ def exclusive(path: Path) -> Iterator[None]:
     try:
         lock.acquire()
     except filelock.Timeout:
+        _refuse_unusable_place(Path(lock.lock_file))  # filelock says "locked" for that too
         raise UsageError(
             f"Another trackly-migrate run is using the checkpoint {path}.",
             hint="Wait for it to finish (or stop it); two runs on one input would send "
@@ -194,6 +202,16 @@ def exclusive(path: Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _refuse_unusable_place(lock_path: Path) -> None:
+    try:
+        os.close(os.open(lock_path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot keep a checkpoint at {lock_path.with_suffix('')}: {exc.strerror}.",
+            hint="Choose another place with --checkpoint PATH.",
+        ) from None
 
 
 class CheckpointWriter:
@@ -218,6 +236,16 @@ class CheckpointWriter:
         self._error: TracklyMigrateError | None = None
         self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
         self._thread.start()
+
+    def write_now(self) -> None:
+        """Write the current state at once, in this thread, before anything is sent: a place
+        that cannot take the checkpoint is then a usage error (exit 2), not a mid-run one."""
+        with self._condition:
+            data = self.base.to_bytes()
+        try:
+            write_atomic(self.path, data)
+        except OutputError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
 
     def submitted(self, end_offset: int) -> None:
         with self._condition:

@@ -155,6 +155,12 @@ RegionOpt = Annotated[
         help="Region for national numbers without +country code (ISO code, e.g. US).",
     ),
 ]
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="Replace a file already at the errors report's place (kept otherwise)."
+    ),
+]
 TimezoneOpt = Annotated[
     str | None,
     typer.Option(
@@ -322,6 +328,7 @@ def _run_import(
     resume: bool = False,
     restart: bool = False,
     checkpoint: Path | None = None,
+    force: bool = False,
 ) -> None:
     settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
     limit, ratio = parse_max_rejects(max_rejects)
@@ -349,6 +356,7 @@ def _run_import(
         resume=resume,
         restart=restart,
         checkpoint_path=checkpoint,
+        force=force,
     )
     console = stderr_console()
     if log_file is not None:
@@ -481,6 +489,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
                 help="Errors report (.csv or .jsonl); default <input name>.errors.csv here.",
             ),
         ] = None,
+        force: ForceOpt = False,
         max_rejects: Annotated[
             str | None,
             typer.Option(
@@ -549,6 +558,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
             resume=resume,
             restart=restart,
             checkpoint=checkpoint,
+            force=force,
         )
 
     return command
@@ -691,6 +701,7 @@ def unsubscribe_command(
         Path | None,
         typer.Option("--errors", metavar="PATH", help="Errors report for --file (.csv/.jsonl)."),
     ] = None,
+    force: ForceOpt = False,
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
@@ -731,6 +742,7 @@ def unsubscribe_command(
             quiet=quiet,
             log_file=log_file,
             defaults={"list_number": list_number} if list_number else None,
+            force=force,
         )
         return
     assert phone is not None

@@ -1,9 +1,13 @@
 """The errors report (one row per rejected record) and the run summary.
 
-The report is created only when a record is rejected, readable by its owner only (it holds
-phone numbers), and shaped so that a user can fix the rows and feed the file back in: the
-report's own columns come first and start with ``_`` (readers ignore them), followed by the
-record's original columns.
+The report is created when the run starts, before anything is sent (a place that cannot take
+it is found then, not after thousands of records went out), readable by its owner only (it
+holds phone numbers), and removed again at the end if nothing was rejected. It never replaces
+a file this run family did not write: an existing file at its place is refused unless the
+user says ``--force``, or the run resumes (or restarts) the run whose checkpoint names it.
+It is shaped so that a user can fix the rows and feed the file back in: the report's own
+columns come first and start with ``_`` (readers ignore them), followed by the record's
+original columns.
 
 Spreadsheet safety (OWASP "CSV injection"): a cell that starts with ``=``, ``+``, ``-``, ``@``,
 tab or carriage return is written with a leading ``'`` so that a spreadsheet shows it as text
@@ -72,24 +76,46 @@ def open_private(
     *,
     append: bool,
     truncate_to: int | None = None,
+    exclusive: bool = False,
     what: str = "the errors report",
     option: str = "--errors",
     error: type[TracklyMigrateError] = InputError,
 ) -> IO[str]:
-    """Open ``path`` for writing text, mode 0600 whatever umask or an older file said."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    """Open ``path`` for writing text, mode 0600 whatever umask or an older file said.
+
+    ``exclusive``: create the file, and fail with ``FileExistsError`` if there is one.
+    """
+    flags = os.O_WRONLY | os.O_CREAT
+    if exclusive:
+        flags |= os.O_EXCL
+    else:
+        flags |= os.O_APPEND if append else os.O_TRUNC
     try:
         descriptor = os.open(path, flags, 0o600)
-        if stat.S_ISREG(os.fstat(descriptor).st_mode):  # never chmod a device or a pipe
-            os.fchmod(descriptor, 0o600)
-            if truncate_to is not None:
-                os.ftruncate(descriptor, truncate_to)
+        try:
+            if stat.S_ISREG(os.fstat(descriptor).st_mode):  # never chmod a device or a pipe
+                _make_private(descriptor, path)
+                if truncate_to is not None:
+                    os.ftruncate(descriptor, truncate_to)
+        except OSError:
+            os.close(descriptor)
+            raise
+    except FileExistsError:
+        raise
     except OSError as exc:
         raise error(
             f"Cannot write {what} {path}: {exc.strerror}.",
             hint=f"Choose another place with {option} PATH.",
         ) from None
     return os.fdopen(descriptor, "w", encoding="utf-8", newline="")
+
+
+def _make_private(descriptor: int, path: Path) -> None:
+    fchmod = getattr(os, "fchmod", None)  # missing on Windows before Python 3.13
+    if fchmod is not None:
+        fchmod(descriptor, 0o600)
+    else:
+        path.chmod(0o600)
 
 
 def refuse_overwriting_input(input_path: str, path: Path, option: str) -> None:
@@ -126,7 +152,12 @@ def check_writable(
 
 
 class ErrorReport:
-    """Writes report rows as CSV or JSONL, creating the file on the first row."""
+    """Writes report rows as CSV or JSONL into a file created by ``create()``.
+
+    ``resume_size``: continue the report of the run being resumed, cut back to the size its
+    checkpoint recorded. ``replace``: an existing file at ``path`` may be replaced (``--force``,
+    or the report of the run being restarted); otherwise an existing file is refused.
+    """
 
     def __init__(
         self,
@@ -135,6 +166,7 @@ class ErrorReport:
         source_columns: list[str] | None,
         field_names: list[str],
         resume_size: int | None = None,
+        replace: bool = False,
     ) -> None:
         self.path = path
         self.jsonl = path.suffix.lower() in {".jsonl", ".ndjson"}
@@ -144,35 +176,65 @@ class ErrorReport:
         self._file: IO[str] | None = None
         self._writer: Any = None
         self._resume_size = resume_size
-        self._opened = False
+        self._replace = replace
+        self._header_due = False
+        self._regular_file = False
         self._sync_lock = threading.Lock()
         self.rows = 0
 
     @property
-    def created(self) -> bool:
-        """Whether the report file exists for this run (written now or by the resumed run)."""
-        return self._opened or bool(self._resume_size)
+    def has_rows(self) -> bool:
+        """Whether the report holds rows (written now, or by the run this one resumes)."""
+        return self.rows > 0 or bool(self._resume_size)
 
-    def _open(self) -> None:
+    def create(self, error: type[TracklyMigrateError] = InputError) -> None:
+        """Create the file now (or reopen the resumed run's), before anything is sent.
+
+        Raises ``UsageError`` when a file this run may not replace is at ``path``, and
+        ``error`` when the place cannot take a file.
+        """
+        if self._file is not None:
+            return
         resuming = bool(self._resume_size)
-        self._opened = True
-        self._file = open_private(
-            self.path,
-            append=resuming,
-            truncate_to=self._resume_size if resuming else None,
-            error=OutputError,
-        )
+        special = not resuming and _is_special(self.path)  # a device or pipe is not destroyed
+        try:
+            self._file = open_private(
+                self.path,
+                append=resuming,
+                truncate_to=self._resume_size if resuming else None,
+                exclusive=not (resuming or special or self._replace),
+                error=error,
+            )
+        except FileExistsError:
+            raise UsageError(
+                f"{self.path} already exists, and this run did not write it: it is left as it is.",
+                hint="Move it away, choose another place with --errors PATH, or add --force "
+                "to replace it.",
+            ) from None
+        self._regular_file = stat.S_ISREG(os.fstat(self._file.fileno()).st_mode)
+        if resuming and self._regular_file:
+            self._file.seek(0, os.SEEK_END)  # so flush() reports the size before any row
+        self._header_due = not resuming and not self.jsonl
         if not self.jsonl:
             self._writer = csv.writer(self._file, lineterminator="\r\n")
-            if not resuming:
-                extra = ["_raw"] if self._from_jsonl else []
-                self._writer.writerow([*REPORT_COLUMNS, *self._columns, *extra])
+
+    def remove_if_empty(self) -> None:
+        """A run that rejected nothing leaves no report behind, not even an empty one."""
+        self.close()
+        if self._regular_file and not self.has_rows:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            self._regular_file = False
 
     def write(self, row: ReportRow) -> None:
         if self._file is None:
-            self._open()
+            self.create(error=OutputError)
         assert self._file is not None
         try:
+            if self._header_due:
+                extra = ["_raw"] if self._from_jsonl else []
+                self._writer.writerow([*REPORT_COLUMNS, *self._columns, *extra])
+                self._header_due = False
             if self.jsonl:
                 self._file.write(self._jsonl_line(row))
             else:
@@ -242,6 +304,13 @@ class ErrorReport:
                     handle.close()
                 except OSError as exc:
                     raise _write_failed(self.path, exc) from None
+
+
+def _is_special(path: Path) -> bool:
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _write_failed(path: Path, exc: OSError) -> OutputError:

@@ -94,6 +94,7 @@ class ImportRequest:
     resume: bool = False
     restart: bool = False
     checkpoint_path: Path | None = None
+    force: bool = False  # an existing file at the errors report's place may be replaced
     grace_s: float = 10.0  # after Ctrl-C, how long in-flight requests may still finish
     sender_process: bool = True  # send from a process of its own (sender.py says why)
 
@@ -212,19 +213,34 @@ def run_import(
             defaults=request.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
         )
-        check_writable(_report_path(request))  # found out now, not after records were sent
-        refuse_overwriting_input(request.input_path, _report_path(request), "--errors")
+        report_path = _report_path(request)
+        check_writable(report_path)
+        refuse_overwriting_input(request.input_path, report_path, "--errors")
+        owned = checkpoint.base.report_path if checkpoint else None  # the run family's report
         report = ErrorReport(
-            _report_path(request),
+            report_path,
             source_columns=columns,
             field_names=[
                 mapping.sources.get(spec.name, spec.name) for spec in FIELDS[request.kind]
             ],
-            resume_size=_report_resume_size(checkpoint, observer),
+            resume_size=_continue_report(checkpoint, report_path, observer),
+            replace=request.force or (owned is not None and _same_place(owned, report_path)),
         )
+        # Every output exists before the first request: a place that cannot take one is
+        # found now (exit 2, nothing sent), not after thousands of records went out.
+        report.create()
+        stack.callback(report.remove_if_empty)
+        if checkpoint is not None:
+            checkpoint.write_now()
         summary = Summary(
             command=request.command, input=source.display_name, dry_run=request.dry_run
         )
+        if checkpoint is not None and checkpoint.base.earlier_reports:
+            summary.notes.append(
+                "rows rejected by the earlier part of this run are in "
+                + ", ".join(checkpoint.base.earlier_reports)
+                + f"; {report_path} holds those from line {checkpoint.base.line:,} on"
+            )
         if checkpoint is not None and checkpoint.base.offset:
             checkpoint.base.apply_totals(summary)
             summary.resumed_from_line = checkpoint.base.line
@@ -321,7 +337,7 @@ def _run(
     if outcome.error is None and run.interrupted:
         summary.status = "interrupted"
     outcome.abandoned_requests = run.abandoned
-    if report.created:
+    if report.has_rows:
         summary.errors_report = str(report.path)
     return outcome
 
@@ -344,7 +360,6 @@ def _options_fingerprint(request: ImportRequest, fmt: InputFormat) -> dict[str, 
         "default_region": request.default_region,
         "timezone": str(request.timezone) if request.timezone else None,
         "defaults": dict(sorted(request.defaults.items())),
-        "errors_report": str(_report_path(request).resolve()),
         "target": target,
     }
 
@@ -364,7 +379,9 @@ def _open_checkpoint(
     refuse_overwriting_input(request.input_path, path, "--checkpoint")
     stack.enter_context(checkpoint_lock(path))
     options = _options_fingerprint(request, fmt)
+    restarted_report = None
     if request.restart:
+        restarted_report = _report_of(path)  # the restarted run's report may be replaced
         if discard(path):
             observer.info("--restart: the checkpoint of the earlier run is discarded")
         existing = None
@@ -400,10 +417,43 @@ def _open_checkpoint(
         offset=0,
         line=1,
         totals={},
-        report_path=str(_report_path(request)),
+        report_path=restarted_report,
         report_size=0,
     )
     return CheckpointWriter(path, base)
+
+
+def _report_of(path: Path) -> str | None:
+    """The errors report named by the checkpoint at ``path``, if it can be read."""
+    try:
+        existing = load(path)
+    except UsageError:
+        return None
+    return existing.report_path if existing else None
+
+
+def _same_place(recorded: str, path: Path) -> bool:
+    return Path(recorded).resolve() == path.resolve()
+
+
+def _continue_report(
+    checkpoint: CheckpointWriter | None, path: Path, observer: Observer
+) -> int | None:
+    """How much of the resumed run's report to keep, when this run writes to the same place.
+
+    A resume may write to another place (after a full disk, say): the new file holds the
+    rows from here on, and the checkpoint remembers where the earlier ones are.
+    """
+    if checkpoint is None:
+        return None
+    base = checkpoint.base
+    if base.report_path is not None and not _same_place(base.report_path, path):
+        if base.report_size and base.report_path not in base.earlier_reports:
+            base.earlier_reports.append(base.report_path)
+        base.report_size = 0
+    keep = _report_resume_size(checkpoint, observer)
+    base.report_path = str(path.resolve())
+    return keep
 
 
 def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer) -> int | None:
