@@ -225,3 +225,35 @@ def test_another_accounts_history_is_not_cleared(sandbox: RunningSandbox) -> Non
     )
     assert result.returncode == 0
     assert counts(sandbox, "other") == other_before
+
+
+@pytest.mark.parametrize(
+    ("before", "shown"),
+    [
+        ("2025-12-01T00:00:00", "2025-12-01 00:00:00 EST in America/New_York"),
+        ("2025-07-01T09:30:00Z", "2025-07-01 05:30:00 EDT in America/New_York"),
+    ],
+)
+def test_the_plan_shows_the_cutoff_in_the_zone_given_not_the_machines(
+    before: str, shown: str
+) -> None:
+    result = run_cli(
+        ["clear", "sends", "--before", before, "--timezone", "America/New_York", "--dry-run"],
+        api_key=None,
+        env={"TZ": "Asia/Tokyo"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert shown in result.stderr
+    assert "JST" not in result.stderr
+
+
+def test_without_a_zone_the_plan_names_the_machines_zone() -> None:
+    result = run_cli(
+        ["clear", "sends", "--before", "2025-12-01", "--dry-run"],
+        api_key=None,
+        env={"TZ": "Asia/Tokyo"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "2025-12-01 00:00:00 UTC (2025-12-01 09:00:00 JST, this computer's time zone)" in (
+        result.stderr
+    )

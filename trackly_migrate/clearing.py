@@ -39,6 +39,7 @@ SCOPES = {
 class ClearPlan:
     entities: tuple[str, ...]
     before: datetime | None  # None: all time, said explicitly with --all-time
+    zone: tzinfo | None = None  # --timezone: the plan shows the cut-off in it
 
     def body(self) -> dict[str, Any]:
         """The exact request body; ``confirm`` is only ever sent as JSON ``true``."""
@@ -52,15 +53,17 @@ class ClearPlan:
     def before_text(self) -> str | None:
         return format_utc(self.before) if self.before is not None else None
 
-    def time_scope(self, local_zone: tzinfo | None = None) -> str:
-        """The time scope in words, exclusive bound included."""
+    def time_scope(self) -> str:
+        """The time scope in words, exclusive bound included, also in the user's zone."""
         if self.before is None:
             return "all time: every matching record, whatever its date"
         utc = self.before.astimezone(UTC)
-        local = utc.astimezone(local_zone) if local_zone else utc.astimezone()
+        if self.zone is not None:
+            local = f"{utc.astimezone(self.zone):%Y-%m-%d %H:%M:%S %Z} in {self.zone}"
+        else:
+            local = f"{utc.astimezone():%Y-%m-%d %H:%M:%S %Z}, this computer's time zone"
         return (
-            f"records stamped before {utc:%Y-%m-%d %H:%M:%S} UTC "
-            f"({local:%Y-%m-%d %H:%M:%S %Z} local time); "
+            f"records stamped before {utc:%Y-%m-%d %H:%M:%S} UTC ({local}); "
             "a record stamped exactly then is kept"
         )
 
@@ -117,7 +120,7 @@ def make_plan(
             "clears every matching record whatever its date.",
         )
     cutoff = parse_cutoff(before, zone) if before is not None else None
-    return ClearPlan(parse_entities(entities), cutoff)
+    return ClearPlan(parse_entities(entities), cutoff, zone)
 
 
 def is_future(plan: ClearPlan, now: datetime | None = None) -> bool:
