@@ -1,10 +1,10 @@
 """The destructive clear: its plan in words, the exact request, and the one safe way to send it.
 
-Clearing cannot be undone and its scope is uneven (docs/api-behaviour.md): sends and clicks are limited
-to imported history, but revenue means ALL revenue of the account, live sends' included. So
-the time scope is always explicit (``--before`` or ``--all-time``: never "no bound" by
-omission, the trap of the reference page api-docs/003), the plan says exactly what goes, and
-a request whose outcome is unknown is never sent again blindly.
+Clearing cannot be undone and its scope is uneven (docs/api-behaviour.md): sends and clicks
+are limited to imported history, but revenue means ALL revenue of the account, live sends'
+included. So the time scope is always explicit (``--before`` or ``--all-time``: never "no
+bound" by omission, the trap of the reference page api-docs/003), the plan says exactly what
+goes, and a request whose outcome is unknown is never sent again blindly.
 """
 
 from __future__ import annotations
