@@ -49,6 +49,7 @@ from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
 from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
 from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
+from trackly_migrate.sandbox.cli import sandbox_command
 from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
 
 app = typer.Typer(
@@ -763,124 +764,7 @@ def unsubscribe_command(
 UNSUBSCRIBE_SEGMENT = 25
 
 
-@app.command("sandbox")
-@error_boundary
-def sandbox_command(
-    host: Annotated[
-        str,
-        typer.Option(
-            "--host", metavar="ADDRESS", help="Address to listen on (loopback unless you mean it)."
-        ),
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="0 picks a free port.")
-    ] = (8765),
-    db: Annotated[
-        str,
-        typer.Option("--db", metavar="PATH", help="SQLite file, or :memory:."),
-    ] = "trackly-sandbox.db",
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key", metavar="KEY", help="The demo account's key (default: documented)."
-        ),
-    ] = None,
-    seed: Annotated[
-        Path | None, typer.Option("--seed", metavar="FILE", help="Seed file (JSON) of accounts.")
-    ] = None,
-    latency: Annotated[
-        str | None,
-        typer.Option(
-            "--latency", metavar="S|A-B", help="Delay per request: 0.1, 100ms, 50ms-200ms."
-        ),
-    ] = None,
-    fail_rate: Annotated[
-        float,
-        typer.Option(
-            "--fail-rate", metavar="SHARE", min=0, max=1, help="Share answered 503 (non-JSON)."
-        ),
-    ] = 0.0,
-    rate_limit: Annotated[
-        float | None,
-        typer.Option(
-            "--rate-limit",
-            metavar="PER_SECOND",
-            min=0.1,
-            help="Requests per second per key; then 429.",
-        ),
-    ] = None,
-    drop_rate: Annotated[
-        float,
-        typer.Option(
-            "--drop-rate",
-            metavar="SHARE",
-            min=0,
-            max=1,
-            help="Share stored, then dropped without an answer.",
-        ),
-    ] = 0.0,
-    fault_seed: Annotated[
-        int | None, typer.Option("--fault-seed", metavar="N", help="Seed for reproducible faults.")
-    ] = None,
-    sink: Annotated[
-        bool, typer.Option("--sink", help="Check and count requests without storing them.")
-    ] = False,
-) -> None:
-    """Run the local Trackly API emulator for rehearsals (Ctrl-C stops it)."""
-    try:
-        from trackly_migrate.sandbox.faults import parse_latency
-        from trackly_migrate.sandbox.seed import DEMO_API_KEY
-        from trackly_migrate.sandbox.server import (
-            SandboxConfig,
-            SandboxError,
-            is_loopback,
-            serve,
-        )
-    except ImportError:
-        raise UsageError(
-            "The sandbox needs the sandbox extra.",
-            hint="pip install 'trackly-migrate[sandbox]'",
-        ) from None
-    from trackly_migrate.config import check_api_key
-
-    console = stderr_console()
-    try:
-        latency_range = parse_latency(latency) if latency else None
-    except ValueError as exc:
-        raise UsageError(f"--latency: {exc}") from None
-    if not is_loopback(host):
-        console.print(
-            f"[bold red]WARNING:[/] listening on {host}: anyone who can reach this address can "
-            "read and change the sandbox's data. Use 127.0.0.1 unless you mean it."
-        )
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        db=db,
-        api_key=check_api_key(api_key) if api_key else DEMO_API_KEY,
-        seed=seed,
-        latency=latency_range,
-        fail_rate=fail_rate,
-        rate_limit=rate_limit,
-        drop_rate=drop_rate,
-        fault_seed=fault_seed,
-        sink=sink,
-    )
-
-    def announce(url: str) -> None:
-        print(url, flush=True)  # stdout: the URL alone, for scripts
-        key_note = "the demo key" if api_key else f"demo key {DEMO_API_KEY}"
-        console.print(
-            f"Trackly sandbox listening on {url} (database: {db}; {key_note}).\n"
-            f"  export TRACKLY_BASE_URL={url}\n"
-            "Ctrl-C stops it.",
-            markup=False,
-        )
-
-    try:
-        serve(config, announce)
-    except SandboxError as exc:
-        raise UsageError(f"The sandbox cannot start: {exc}") from None
+app.command("sandbox")(error_boundary(sandbox_command))
 
 
 def main() -> None:
