@@ -23,8 +23,8 @@ import orjson
 import typer
 
 from trackly_migrate import __version__
-from trackly_migrate.clearing import execute as execute_clear
 from trackly_migrate.clearing import ClearPlan, is_future, make_plan
+from trackly_migrate.clearing import execute as execute_clear
 from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import (
     API_KEY_ENV,

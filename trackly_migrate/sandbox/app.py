@@ -25,7 +25,13 @@ from starlette.routing import BaseRoute, Route
 
 from trackly_migrate.sandbox.bulk import BULK_KINDS, BulkKind, BulkOutcome, bulk_body, sink_outcome
 from trackly_migrate.sandbox.faults import SCOPE_FAULT_KEY, FaultInjector, FaultMiddleware
-from trackly_migrate.sandbox.rules import RequestError, parse_clear, parse_unsubscribe, records_of
+from trackly_migrate.sandbox.rules import (
+    Rejected,
+    RequestError,
+    parse_clear,
+    parse_unsubscribe,
+    records_of,
+)
 from trackly_migrate.sandbox.scripted import (
     CLICKS_PATH,
     SENDS_PATH,
@@ -233,10 +239,13 @@ class SandboxApp:
                 outcome = sink_outcome(kind.name, records)
                 self.state.stats.record_outcome(kind.name, outcome, sink=True)
                 return JSONResponse(bulk_body(outcome, sends=kind.has_ids))
-            fail_at = fault.indexes if fault is not None else ()
+            fail_at = fault.indexes if fault is not None and fault.kind == "save_error" else ()
+            bad_phones = fault.indexes if fault is not None and fault.kind != "save_error" else ()
 
             def work() -> BulkOutcome:
                 checked = [kind.check(record) for record in records]
+                for index in (i for i in bad_phones if i < len(checked)):
+                    checked[index] = _injected_invalid_phone(checked[index])
                 with self.state.store.transaction() as tx:
                     return kind.store(tx, account_id, checked, fail_at)
 
@@ -332,6 +341,14 @@ class SandboxApp:
 
     async def clear_faults(self, request: Request) -> Response:
         return JSONResponse({"success": True, "cleared": self.state.faults.clear()})
+
+
+def _injected_invalid_phone(item: Any) -> Rejected:
+    """A count_mismatch fault's record: answered invalid_phone, as if its number were bad."""
+    record_id = getattr(item, "id", None)
+    return Rejected(
+        "invalid_phone", "Field 'to_number' is not a valid E.164 phone number.", record_id
+    )
 
 
 def _invalid_fault(message: str) -> Response:

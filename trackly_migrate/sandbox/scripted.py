@@ -27,7 +27,8 @@ SCRIPTED_KINDS: dict[str, str] = {
     "gateway_timeout": "504 with a proxy's HTML body; nothing is stored",
     "rate_limited": "429 with Retry-After: retry_after seconds; nothing is stored",
     "save_error": "the records at indexes answer save_error and are not stored",
-    "count_mismatch": "counts that do not add up (mode invalid_phones_apart or undercount)",
+    "count_mismatch": "counts that do not add up (mode invalid_phones_apart, with optional "
+    "indexes answered invalid_phone, or undercount)",
     "truncated_body": "stored, then the answer is cut off halfway and the connection closed",
     "slow_body": "stored, then the answer trickles out over `seconds` seconds",
     "drop": "stored, then the connection is closed without a byte of answer",
@@ -52,7 +53,7 @@ class ScriptedFault:
     times: int = 1
     retry_after: int = 1  # rate_limited
     indexes: tuple[int, ...] = ()  # save_error
-    mode: str = "invalid_phones_apart"  # count_mismatch
+    mode: str = "invalid_phones_apart"  # count_mismatch (indexes: records made invalid_phone)
     seconds: float = 1.0  # slow_body
 
     @property
@@ -91,6 +92,8 @@ def parse_fault(data: Any) -> ScriptedFault:
         mode=_mode(data.get("mode", "invalid_phones_apart"), path, kind),
         seconds=_seconds(data.get("seconds", 1.0)),
     )
+    if fault.kind == "count_mismatch" and fault.mode == "undercount" and fault.indexes:
+        raise FaultSpecError("indexes goes with mode invalid_phones_apart, not undercount")
     return fault
 
 
@@ -118,8 +121,8 @@ def _indexes(value: Any, kind: str) -> tuple[int, ...]:
         if kind == "save_error":
             raise FaultSpecError("a save_error fault needs indexes: a list of record positions")
         return ()
-    if kind != "save_error":
-        raise FaultSpecError("indexes belongs to save_error faults only")
+    if kind not in _IN_APP:
+        raise FaultSpecError("indexes belongs to save_error and count_mismatch faults only")
     if (
         not isinstance(value, list)
         or not value
@@ -204,8 +207,8 @@ def distort_counts(body: dict[str, Any], mode: str) -> dict[str, Any]:
     """A bulk answer whose counts no longer add up, as a server that miscounts would send.
 
     ``invalid_phones_apart``: invalid phones are left out of ``error_count`` (the case the
-    client's tolerance rule exists for). ``undercount``: one stored record is left out of
-    ``success_count`` (a mismatch nothing explains).
+    client's tolerance rule exists for; the fault's ``indexes`` are answered invalid_phone).
+    ``undercount``: one stored record is left out of ``success_count`` (nothing explains it).
     """
     distorted = dict(body)
     if mode == "invalid_phones_apart":
