@@ -127,6 +127,8 @@ def validate_request(request: ImportRequest) -> None:
         raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}.")
     if not 1 <= request.concurrency <= 64:
         raise UsageError("--concurrency must be between 1 and 64.")
+    if request.max_body_bytes < 1:
+        raise UsageError("--max-body-bytes must be at least 1.")
 
 
 @contextlib.contextmanager
