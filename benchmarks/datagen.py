@@ -5,7 +5,7 @@
     python benchmarks/datagen.py samples samples/     # regenerate the files in samples/
 
 Everything is drawn from a seeded RNG, so the same command writes the same bytes. The lists
-and offers named are those of the sandbox's default seed (and ``samples/seed.json``).
+and offers named are those of the sandbox's default seed (``trackly-migrate sandbox --print-seed``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.test_sandbox_support import Api, api_on, contact, query, send
@@ -46,11 +48,22 @@ def test_a_duplicate_wins_over_its_own_field_errors(api: Api) -> None:
     assert (body["duplicates_skipped"], body["error_count"]) == (1, 0)
 
 
-def test_a_repeat_of_a_failed_record_in_the_same_request_is_a_duplicate(api: Api) -> None:
-    # CONTRACT.md: "A record whose id repeats an earlier record of the same request is a
-    # duplicate", whatever became of the earlier record.
-    body = api.ok(api.sends([send("y1", to_number="+1555"), send("y1")]))
-    assert (body["error_count"], body["success_count"], body["duplicates_skipped"]) == (1, 0, 1)
+@pytest.mark.parametrize(
+    "failing",
+    [
+        send("y1", to_number="+1555"),  # fails the field checks
+        send("y1", list_id=900),  # fails on the account's data: another account's list
+    ],
+)
+def test_a_repeat_of_a_failed_record_in_the_same_request_is_judged_on_its_own(
+    api: Api, failing: dict[str, Any]
+) -> None:
+    # CONTRACT.md: a duplicate is a record whose id already exists; an earlier record of the
+    # same request that failed left nothing, so a valid repeat is stored, never "skipped".
+    body = api.ok(api.sends([failing, send("y1"), send("y1")]))
+    assert (body["error_count"], body["success_count"], body["duplicates_skipped"]) == (1, 1, 1)
+    assert [e["index"] for e in body["errors"]] == [0]
+    assert query(api.sandbox, "SELECT COUNT(*) FROM messages WHERE id = 'y1'") == [(1,)]
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.test_sandbox_support import api_on, query, send
-from trackly_migrate.sandbox.seed import DEFAULT_SEED_DATA, DEMO_API_KEY, OTHER_API_KEY
+from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY, default_seed_data
 from trackly_migrate.sandbox.server import (
     RunningSandbox,
     SandboxConfig,
@@ -235,13 +235,28 @@ def test_missing_database_folder(tmp_path: Path) -> None:
         start_sandbox(SandboxConfig(db=tmp_path / "nowhere" / "x.db"))
 
 
-def test_sample_seed_file_is_the_default_seed() -> None:
-    assert json.loads((REPO / "samples" / "seed.json").read_text()) == DEFAULT_SEED_DATA
-
-
-def test_sample_seed_file_starts_a_sandbox(sandbox_factory: Factory) -> None:
-    running: RunningSandbox = sandbox_factory(seed=REPO / "samples" / "seed.json")
+def test_printed_seed_is_the_default_seed_and_starts_a_sandbox(
+    tmp_path: Path, sandbox_factory: Factory
+) -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "trackly_migrate", "sandbox", "--print-seed"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert json.loads(printed) == default_seed_data()
+    assert default_seed_data()["accounts"][0]["api_keys"] == [DEMO_API_KEY]
+    path = tmp_path / "my-seed.json"
+    path.write_bytes(printed)
+    running: RunningSandbox = sandbox_factory(seed=path)
     assert running.stats()["accounts"]["demo"]["lists"] == 4
+
+
+def test_one_copy_of_the_default_seed() -> None:
+    # One copy, in the package (hatch puts every file of trackly_migrate/ into the wheel),
+    # loaded through importlib.resources, not from a path of the checkout.
+    source = (REPO / "trackly_migrate" / "sandbox" / "default_seed.json").read_bytes()
+    assert json.loads(source) == default_seed_data()
+    assert not (REPO / "samples" / "seed.json").exists()
 
 
 def test_custom_seed_and_key(tmp_path: Path, sandbox_factory: Factory) -> None:

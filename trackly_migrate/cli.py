@@ -23,8 +23,8 @@ import orjson
 import typer
 
 from trackly_migrate import __version__
+from trackly_migrate.clearing import ClearPlan, is_future, make_plan
 from trackly_migrate.clearing import execute as execute_clear
-from trackly_migrate.clearing import is_future, make_plan
 from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import (
     API_KEY_ENV,
@@ -43,12 +43,13 @@ from trackly_migrate.display import (
     summary_table,
 )
 from trackly_migrate.errors import ExitCode, TracklyMigrateError, UsageError
-from trackly_migrate.importer import DEFAULT_CONCURRENCY
+from trackly_migrate.importer import DEFAULT_CONCURRENCY, MAX_BODY_BYTES
 from trackly_migrate.normalize import check_region, check_timezone
 from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
 from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
-from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
+from trackly_migrate.runner import ImportOutcome, ImportRequest, embedded_sandbox, run_import
+from trackly_migrate.sandbox.cli import sandbox_command
 from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
 
 app = typer.Typer(
@@ -60,6 +61,29 @@ app = typer.Typer(
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+SandboxOpt = Annotated[
+    bool,
+    typer.Option("--sandbox", help="Send to an embedded local sandbox instead (no key needed)."),
+]
+SandboxDbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sandbox-db",
+        metavar="PATH",
+        help="SQLite file for --sandbox (kept, so a later import can build on it).",
+    ),
+]
+MaxBodyOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-body-bytes",
+        metavar="BYTES",
+        min=1,
+        help="Largest request body; a batch that would be larger is split (default: the "
+        "API's 10 MiB).",
+    ),
+]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -329,6 +353,7 @@ def _run_import(
     restart: bool = False,
     checkpoint: Path | None = None,
     force: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> None:
     settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
     limit, ratio = parse_max_rejects(max_rejects)
@@ -350,6 +375,7 @@ def _run_import(
         retry_policy=RetryPolicy(max_attempts=max_retries + 1),
         sandbox=sandbox,
         sandbox_db=sandbox_db,
+        max_body_bytes=max_body_bytes,
         max_rejects=limit,
         max_reject_ratio=ratio,
         defaults=defaults or {},
@@ -467,20 +493,9 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
         ] = False,
-        sandbox: Annotated[
-            bool,
-            typer.Option(
-                "--sandbox", help="Send to an embedded local sandbox instead (no key needed)."
-            ),
-        ] = False,
-        sandbox_db: Annotated[
-            Path | None,
-            typer.Option(
-                "--sandbox-db",
-                metavar="PATH",
-                help="SQLite file for --sandbox (kept, so a later import can build on it).",
-            ),
-        ] = None,
+        sandbox: SandboxOpt = False,
+        sandbox_db: SandboxDbOpt = None,
+        max_body_bytes: MaxBodyOpt = MAX_BODY_BYTES,
         errors: Annotated[
             Path | None,
             typer.Option(
@@ -559,6 +574,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
             restart=restart,
             checkpoint=checkpoint,
             force=force,
+            max_body_bytes=max_body_bytes,
         )
 
     return command
@@ -601,6 +617,8 @@ def clear_command(
         bool, typer.Option("--dry-run", help="Print the exact request body; send nothing.")
     ] = False,
     json_output: JsonOpt = False,
+    sandbox: SandboxOpt = False,
+    sandbox_db: SandboxDbOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
@@ -611,13 +629,28 @@ def clear_command(
     live sends' included. Say the time scope explicitly: --before WHEN or --all-time.
     """
     plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
-    settings = _optional_settings(base_url, api_key, api_key_file, required=not dry_run)
+    with contextlib.ExitStack() as stack:
+        settings = _command_target(
+            stack, sandbox, sandbox_db, base_url, api_key, api_key_file, required=not dry_run
+        )
+        _clear(plan, settings, sandbox_db if sandbox else None, yes, dry_run, json_output)
+
+
+def _clear(
+    plan: ClearPlan,
+    settings: ApiSettings | None,
+    sandbox_db: Path | None,
+    yes: bool,
+    dry_run: bool,
+    json_output: bool,
+) -> None:
     console = stderr_console()
-    target = (
-        f"{settings.host} with key {settings.redacted_key}"
-        if settings is not None
-        else "(no key configured)"
-    )
+    if sandbox_db is not None:
+        target = f"the sandbox in {sandbox_db}"
+    elif settings is not None:
+        target = f"{settings.host} with key {settings.redacted_key}"
+    else:
+        target = "(no key configured)"
     render_clear_plan(console, plan, target)
     if is_future(plan):
         console.print(
@@ -636,6 +669,24 @@ def clear_command(
     console.print(clear_result_table(result))
     if json_output:
         sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+
+
+def _command_target(
+    stack: contextlib.ExitStack,
+    sandbox: bool,
+    sandbox_db: Path | None,
+    base_url: str | None,
+    api_key: str | None,
+    key_file: Path | None,
+    *,
+    required: bool,
+) -> ApiSettings | None:
+    """The API of a clear or unsubscribe: the configured one, or an embedded sandbox."""
+    if sandbox_db is not None and not sandbox:
+        raise UsageError("--sandbox-db needs --sandbox.", hint="Add --sandbox.")
+    if sandbox:
+        return stack.enter_context(embedded_sandbox(sandbox_db))
+    return _optional_settings(base_url, api_key, key_file, required=required)
 
 
 def _optional_settings(
@@ -702,6 +753,8 @@ def unsubscribe_command(
         typer.Option("--errors", metavar="PATH", help="Errors report for --file (.csv/.jsonl)."),
     ] = None,
     force: ForceOpt = False,
+    sandbox: SandboxOpt = False,
+    sandbox_db: SandboxDbOpt = None,
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
@@ -729,8 +782,8 @@ def unsubscribe_command(
             batch_size=UNSUBSCRIBE_SEGMENT,
             concurrency=concurrency,
             dry_run=dry_run,
-            sandbox=False,
-            sandbox_db=None,
+            sandbox=sandbox,
+            sandbox_db=sandbox_db,
             errors=errors,
             base_url=base_url,
             api_key=api_key,
@@ -752,9 +805,13 @@ def unsubscribe_command(
         sys.stdout.write(orjson.dumps(record).decode() + "\n")
         console.print("Dry run: nothing was sent.")
         return
-    settings = _api_settings(base_url, api_key, api_key_file)
-    with TracklyClient(settings, timeout=timeout) as client:
-        answer = client.unsubscribe(record["phone_number"], record["list_number"])
+    with contextlib.ExitStack() as stack:
+        settings = _command_target(
+            stack, sandbox, sandbox_db, base_url, api_key, api_key_file, required=True
+        )
+        assert settings is not None
+        with TracklyClient(settings, timeout=timeout) as client:
+            answer = client.unsubscribe(record["phone_number"], record["list_number"])
     if answer.unsubscribed:
         console.print(
             f"Unsubscribed {record['phone_number']} from list {record['list_number']}.",
@@ -775,124 +832,7 @@ def unsubscribe_command(
 UNSUBSCRIBE_SEGMENT = 25
 
 
-@app.command("sandbox")
-@error_boundary
-def sandbox_command(
-    host: Annotated[
-        str,
-        typer.Option(
-            "--host", metavar="ADDRESS", help="Address to listen on (loopback unless you mean it)."
-        ),
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="0 picks a free port.")
-    ] = (8765),
-    db: Annotated[
-        str,
-        typer.Option("--db", metavar="PATH", help="SQLite file, or :memory:."),
-    ] = "trackly-sandbox.db",
-    api_key: Annotated[
-        str | None,
-        typer.Option(
-            "--api-key", metavar="KEY", help="The demo account's key (default: documented)."
-        ),
-    ] = None,
-    seed: Annotated[
-        Path | None, typer.Option("--seed", metavar="FILE", help="Seed file (JSON) of accounts.")
-    ] = None,
-    latency: Annotated[
-        str | None,
-        typer.Option(
-            "--latency", metavar="S|A-B", help="Delay per request: 0.1, 100ms, 50ms-200ms."
-        ),
-    ] = None,
-    fail_rate: Annotated[
-        float,
-        typer.Option(
-            "--fail-rate", metavar="SHARE", min=0, max=1, help="Share answered 503 (non-JSON)."
-        ),
-    ] = 0.0,
-    rate_limit: Annotated[
-        float | None,
-        typer.Option(
-            "--rate-limit",
-            metavar="PER_SECOND",
-            min=0.1,
-            help="Requests per second per key; then 429.",
-        ),
-    ] = None,
-    drop_rate: Annotated[
-        float,
-        typer.Option(
-            "--drop-rate",
-            metavar="SHARE",
-            min=0,
-            max=1,
-            help="Share stored, then dropped without an answer.",
-        ),
-    ] = 0.0,
-    fault_seed: Annotated[
-        int | None, typer.Option("--fault-seed", metavar="N", help="Seed for reproducible faults.")
-    ] = None,
-    sink: Annotated[
-        bool, typer.Option("--sink", help="Check and count requests without storing them.")
-    ] = False,
-) -> None:
-    """Run the local Trackly API emulator for rehearsals (Ctrl-C stops it)."""
-    try:
-        from trackly_migrate.sandbox.faults import parse_latency
-        from trackly_migrate.sandbox.seed import DEMO_API_KEY
-        from trackly_migrate.sandbox.server import (
-            SandboxConfig,
-            SandboxError,
-            is_loopback,
-            serve,
-        )
-    except ImportError:
-        raise UsageError(
-            "The sandbox needs the sandbox extra.",
-            hint="pip install 'trackly-migrate[sandbox]'",
-        ) from None
-    from trackly_migrate.config import check_api_key
-
-    console = stderr_console()
-    try:
-        latency_range = parse_latency(latency) if latency else None
-    except ValueError as exc:
-        raise UsageError(f"--latency: {exc}") from None
-    if not is_loopback(host):
-        console.print(
-            f"[bold red]WARNING:[/] listening on {host}: anyone who can reach this address can "
-            "read and change the sandbox's data. Use 127.0.0.1 unless you mean it."
-        )
-    config = SandboxConfig(
-        host=host,
-        port=port,
-        db=db,
-        api_key=check_api_key(api_key) if api_key else DEMO_API_KEY,
-        seed=seed,
-        latency=latency_range,
-        fail_rate=fail_rate,
-        rate_limit=rate_limit,
-        drop_rate=drop_rate,
-        fault_seed=fault_seed,
-        sink=sink,
-    )
-
-    def announce(url: str) -> None:
-        print(url, flush=True)  # stdout: the URL alone, for scripts
-        key_note = "the demo key" if api_key else f"demo key {DEMO_API_KEY}"
-        console.print(
-            f"Trackly sandbox listening on {url} (database: {db}; {key_note}).\n"
-            f"  export TRACKLY_BASE_URL={url}\n"
-            "Ctrl-C stops it.",
-            markup=False,
-        )
-
-    try:
-        serve(config, announce)
-    except SandboxError as exc:
-        raise UsageError(f"The sandbox cannot start: {exc}") from None
+app.command("sandbox")(error_boundary(sandbox_command))
 
 
 def main() -> None:

@@ -31,6 +31,10 @@ from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
 
 MAX_BATCH_SIZE = 1000
+# CONTRACT.md: a request body over 10 MiB is refused whole (413 payload_too_large).
+MAX_BODY_BYTES = 10 * 1024 * 1024
+RECORD_TOO_LARGE = "record_too_large"
+_ENVELOPE = len(b'{"records":[]}')
 DEFAULT_CONCURRENCY = 16
 # A segment also closes after this many local rejections, so that an input where nearly every
 # row is rejected cannot pile its rejections up in memory.
@@ -129,7 +133,22 @@ class Settlement:
     retries: int = 0
     itemize_requests: int = 0
     rejections: list[tuple[int, ItemError]] = field(default_factory=list)
+    # Records never sent because no request could hold them (each over the body limit).
+    local_rejections: list[tuple[int, ItemError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def add(self, part: Settlement, indexes: list[int]) -> None:
+        """Fold in the settlement of a part of the batch (``indexes``: its records' places)."""
+        self.imported += part.imported
+        self.duplicates += part.duplicates
+        self.duplicates_after_retry += part.duplicates_after_retry
+        self.unaccounted += part.unaccounted
+        self.requests += part.requests
+        self.retries += part.retries
+        self.itemize_requests += part.itemize_requests
+        self.rejections.extend((indexes[i], item) for i, item in part.rejections)
+        self.local_rejections.extend((indexes[i], item) for i, item in part.local_rejections)
+        self.notes.extend(part.notes)
 
 
 class RejectLimitReached(TracklyMigrateError):
@@ -138,7 +157,65 @@ class RejectLimitReached(TracklyMigrateError):
     exit_code = ExitCode.REJECTED
 
 
-def deliver(sender: BatchSender, kind: str, records: list[dict[str, Any]]) -> Settlement:
+def deliver(
+    sender: BatchSender,
+    kind: str,
+    records: list[dict[str, Any]],
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> Settlement:
+    """Send one batch, in as many requests as the body limit needs, and settle every record.
+
+    A batch whose encoded body would exceed ``max_body_bytes`` is cut, in input order, into
+    parts that each fit; a record that fits in no request is rejected locally
+    (``record_too_large``) and never sent.
+    """
+    body = orjson.dumps({"records": records})
+    if len(body) <= max_body_bytes:
+        return _deliver_batch(sender, kind, records, body)
+    settlement = Settlement()
+    for part in split_by_size(records, max_body_bytes):
+        if isinstance(part, int):
+            size = len(orjson.dumps(records[part])) + _ENVELOPE
+            message = (
+                f"The record alone makes a request body of {size:,} bytes; the API's limit is "
+                f"{max_body_bytes:,}. Shorten its fields (the message text?)."
+            )
+            settlement.local_rejections.append((part, ItemError(part, RECORD_TOO_LARGE, message)))
+        else:
+            settlement.add(_deliver_batch(sender, kind, [records[i] for i in part]), part)
+    return settlement
+
+
+def split_by_size(records: list[dict[str, Any]], max_body_bytes: int) -> list[list[int] | int]:
+    """The records' indexes in order, grouped into requests whose bodies fit the limit.
+
+    An int (not a list) is a record that fits in no request.
+    """
+    parts: list[list[int] | int] = []
+    current: list[int] = []
+    size = _ENVELOPE
+    for index, record in enumerate(records):
+        length = len(orjson.dumps(record))
+        if _ENVELOPE + length > max_body_bytes:
+            if current:  # keep input order: what came before goes first
+                parts.append(current)
+                current, size = [], _ENVELOPE
+            parts.append(index)
+            continue
+        extra = length + (1 if current else 0)  # the comma between records
+        if current and size + extra > max_body_bytes:
+            parts.append(current)
+            current, size, extra = [], _ENVELOPE, length
+        current.append(index)
+        size += extra
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _deliver_batch(
+    sender: BatchSender, kind: str, records: list[dict[str, Any]], body: bytes | None = None
+) -> Settlement:
     """Send one batch until every record is settled and every rejection itemized.
 
     The server itemizes at most 100 failures per request. When more failed, the records it did
@@ -150,8 +227,10 @@ def deliver(sender: BatchSender, kind: str, records: list[dict[str, Any]]) -> Se
     earlier_successes = 0
     ambiguous = False
     while True:
-        body = orjson.dumps({"records": [records[i] for i in outstanding]})
+        if body is None:
+            body = orjson.dumps({"records": [records[i] for i in outstanding]})
         delivery = sender.import_batch(kind, body, len(outstanding))
+        body = None  # the next round (if any) sends fewer records
         settlement.requests += delivery.attempts
         settlement.retries += delivery.attempts - 1
         ambiguous = ambiguous or delivery.after_ambiguous_failure
@@ -403,7 +482,7 @@ class ImportRun:
     def _apply(self, segment: Segment, settlement: Settlement) -> None:
         summary = self.summary
         summary.read += segment.read
-        summary.rejected_local += len(segment.local)
+        summary.rejected_local += len(segment.local) + len(settlement.local_rejections)
         summary.requests += settlement.requests
         summary.retries += settlement.retries
         summary.itemize_requests += settlement.itemize_requests
@@ -423,14 +502,16 @@ class ImportRun:
             summary.notes.append(message)
             self._observer.warning(message)
         rows = list(segment.local)
-        for index, item in settlement.rejections:
+        rejections = [(Stage.SERVER, *pair) for pair in settlement.rejections]
+        rejections += [(Stage.LOCAL, *pair) for pair in settlement.local_rejections]
+        for stage, index, item in rejections:
             raw = segment.rows[index]
             message = item.message or item.code
             rows.append(
                 ReportRow(
                     raw.line,
                     item.record_id or self._builder.record_id(raw),
-                    Stage.SERVER,
+                    stage,
                     item.code,
                     message,
                     raw.data,

@@ -31,6 +31,7 @@ from trackly_migrate.errors import TracklyMigrateError, UsageError
 from trackly_migrate.importer import (
     DEFAULT_CONCURRENCY,
     MAX_BATCH_SIZE,
+    MAX_BODY_BYTES,
     ImportOptions,
     ImportRun,
     Position,
@@ -88,6 +89,7 @@ class ImportRequest:
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     sandbox: bool = False
     sandbox_db: Path | None = None
+    max_body_bytes: int = MAX_BODY_BYTES  # larger batches are split (CONTRACT.md: 10 MiB)
     max_rejects: int | None = None
     max_reject_ratio: float | None = None
     defaults: dict[str, str] = field(default_factory=dict)  # e.g. list_number from --list
@@ -126,6 +128,8 @@ def validate_request(request: ImportRequest) -> None:
         raise UsageError(f"--batch-size must be between 1 and {MAX_BATCH_SIZE}.")
     if not 1 <= request.concurrency <= 64:
         raise UsageError("--concurrency must be between 1 and 64.")
+    if request.max_body_bytes < 1:
+        raise UsageError("--max-body-bytes must be at least 1.")
 
 
 @contextlib.contextmanager
@@ -137,6 +141,15 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
     if not request.sandbox:
         yield request.settings
         return
+    with embedded_sandbox(request.sandbox_db, max_body_bytes=request.max_body_bytes) as settings:
+        yield settings
+
+
+@contextlib.contextmanager
+def embedded_sandbox(
+    db: Path | None, *, max_body_bytes: int = MAX_BODY_BYTES
+) -> Iterator[ApiSettings]:
+    """Start a private sandbox for ``--sandbox`` (in ``db``, or a throw-away file)."""
     try:
         from trackly_migrate.sandbox.seed import DEMO_API_KEY
         from trackly_migrate.sandbox.server import SandboxConfig, SandboxError, start_sandbox
@@ -148,12 +161,12 @@ def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
     import tempfile
 
     with contextlib.ExitStack() as stack:
-        db = request.sandbox_db
         if db is None:
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="trackly-sandbox-"))
             db = Path(folder) / "sandbox.db"
+        config = SandboxConfig(db=db, max_body_bytes=max_body_bytes)
         try:
-            running = stack.enter_context(start_sandbox(SandboxConfig(db=db)))
+            running = stack.enter_context(start_sandbox(config))
         except SandboxError as exc:
             raise UsageError(f"The embedded sandbox cannot start: {exc}") from None
         yield ApiSettings(base_url=running.url, api_key=DEMO_API_KEY)
@@ -299,6 +312,7 @@ def _run(
             concurrency=request.concurrency,
             timeout=request.timeout,
             policy=request.retry_policy,
+            max_body_bytes=request.max_body_bytes,
         )
         make = ProcessDispatcher if request.sender_process else ThreadDispatcher
         dispatcher = make(options, observer.retry)

@@ -36,8 +36,8 @@ import orjson
 from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import ApiConnectionError, TracklyMigrateError
+from trackly_migrate.importer import MAX_BODY_BYTES, Settlement, deliver
 from trackly_migrate.importer import Dispatcher as BaseDispatcher
-from trackly_migrate.importer import Settlement, deliver
 
 _HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
 
@@ -53,17 +53,20 @@ class SenderOptions:
     concurrency: int
     timeout: float
     policy: RetryPolicy
+    max_body_bytes: int = MAX_BODY_BYTES  # a batch with a larger body goes in several requests
 
 
 RetryCallback = Callable[[str, float], None]
 
 
-def _settle_with(client: TracklyClient, kind: str) -> Callable[[list[dict[str, Any]]], Settlement]:
-    if kind == "contacts":
+def _settle_with(
+    client: TracklyClient, options: SenderOptions
+) -> Callable[[list[dict[str, Any]]], Settlement]:
+    if options.kind == "contacts":
         from trackly_migrate.unsubscribing import deliver_unsubscribes
 
         return lambda records: deliver_unsubscribes(client, records)
-    return lambda records: deliver(client, kind, records)
+    return lambda records: deliver(client, options.kind, records, options.max_body_bytes)
 
 
 def _make_client(options: SenderOptions) -> TracklyClient:
@@ -81,7 +84,7 @@ class ThreadDispatcher:
     def __init__(self, options: SenderOptions, on_retry: RetryCallback) -> None:
         self._client = _make_client(options)
         self._client.on_retry = lambda error, delay: on_retry(error.message, delay)
-        self._settle = _settle_with(self._client, options.kind)
+        self._settle = _settle_with(self._client, options)
         self._executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="send")
 
     def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]:
@@ -206,7 +209,7 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
 
     client = _make_client(options)
     client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
-    settle = _settle_with(client, options.kind)
+    settle = _settle_with(client, options)
 
     def work(request_id: int, body: bytes) -> None:
         try:

@@ -1,5 +1,8 @@
 """Fault injection for the /api routes: latency, proxy 503s, rate limiting, dropped connections.
 
+Two sources: random faults at configured rates (``FaultInjector``), and scripted faults
+queued for chosen requests (``scripted.FaultQueue``), which take precedence.
+
 Everything a real network and a real API do to a client that the happy path never shows.
 Draws come from one ``random.Random(fault_seed)``: a given seed and the same sequence of
 requests give the same faults. Each request draws its numbers in a fixed order (delay, fail,
@@ -22,6 +25,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from trackly_migrate.sandbox.scripted import FaultQueue, ScriptedFault
+
 logger = logging.getLogger("trackly_migrate.sandbox")
 
 _DURATION = re.compile(r"\s*(?P<value>[0-9]*\.?[0-9]+)\s*(?P<unit>ms|s)?\s*")
@@ -32,6 +37,26 @@ PROXY_503_BODY = (
     b"<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n"
     b"<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
+
+
+def _proxy_page(status: int, reason: str) -> bytes:
+    return (
+        f"<html>\r\n<head><title>{status} {reason}</title></head>\r\n"
+        f"<body>\r\n<center><h1>{status} {reason}</h1></center>\r\n"
+        "<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+    ).encode()
+
+
+INTERNAL_ERROR_BODY = b'{"error":"internal_error","message":"An unexpected server error occurred."}'
+# Scripted faults answered before the app runs: (status, body, content type).
+_EARLY_ANSWERS: dict[str, tuple[int, bytes, bytes]] = {
+    "internal_error": (500, INTERNAL_ERROR_BODY, b"application/json"),
+    "bad_gateway": (502, _proxy_page(502, "Bad Gateway"), b"text/html"),
+    "gateway_timeout": (504, _proxy_page(504, "Gateway Time-out"), b"text/html"),
+}
+# Where the bulk handler finds a scripted fault it must apply (save_error, count_mismatch).
+SCOPE_FAULT_KEY = "trackly.scripted_fault"
+_SLOW_PIECES = 10
 
 FAULT_KINDS = ("latency", "fail", "rate_limited", "drop")
 
@@ -152,9 +177,11 @@ class FaultMiddleware:
         injector: FaultInjector,
         on_response: ResponseHook,
         known_key: Callable[[str], bool] = lambda key: bool(key),
+        queue: FaultQueue | None = None,
     ) -> None:
         self.app = app
         self.injector = injector
+        self.queue = queue if queue is not None else FaultQueue()
         self.on_response = on_response
         # Only keys of an account are rate limited: an unknown key gets its 401 at once,
         # and never grows a bucket.
@@ -169,6 +196,10 @@ class FaultMiddleware:
         if plan.delay > 0:
             self.injector.counts["latency"] += 1
             await asyncio.sleep(plan.delay)
+        scripted = self.queue.take(path)
+        if scripted is not None:
+            await self._scripted(scripted, scope, receive, send)
+            return
         if plan.fail:
             self.injector.counts["fail"] += 1
             await _drain(receive)  # a proxy reads the request before it gives up
@@ -189,6 +220,43 @@ class FaultMiddleware:
         status = await self._run_app(scope, receive, send)
         self.on_response(method, path, status)
 
+    async def _scripted(
+        self, fault: ScriptedFault, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        method, path = scope["method"], scope["path"]
+        if fault.kind in _EARLY_ANSWERS:
+            status, body, content_type = _EARLY_ANSWERS[fault.kind]
+            await _drain(receive)
+            await _respond(send, status, body, content_type)
+            self.on_response(method, path, status)
+        elif fault.kind == "rate_limited":
+            await _drain(receive)
+            await _respond_rate_limited(send, fault.retry_after)
+            self.on_response(method, path, 429)
+        elif fault.kind == "drop":
+            await self._answer_then_drop(scope, receive, send, counted=False)
+        elif fault.kind in ("truncated_body", "slow_body"):
+            held = await self._held_answer(scope, receive)
+            status = _status_of(held)
+            if fault.kind == "truncated_body":
+                await _send_truncated(send, held)
+            else:
+                await _send_slowly(send, held, fault.seconds)
+            self.on_response(method, path, status)
+        else:  # applied by the bulk handler
+            scope = {**scope, SCOPE_FAULT_KEY: fault}
+            self.on_response(method, path, await self._run_app(scope, receive, send))
+
+    async def _held_answer(self, scope: Scope, receive: Receive) -> list[Message]:
+        """Run the app to the end (so the request is committed), keeping its answer."""
+        held: list[Message] = []
+
+        async def holding_send(message: Message) -> None:
+            held.append(message)
+
+        await self.app(scope, receive, holding_send)
+        return held
+
     async def _run_app(self, scope: Scope, receive: Receive, send: Send) -> int:
         status = 0
 
@@ -201,17 +269,15 @@ class FaultMiddleware:
         await self.app(scope, receive, counting_send)
         return status
 
-    async def _answer_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _answer_then_drop(
+        self, scope: Scope, receive: Receive, send: Send, *, counted: bool = True
+    ) -> None:
         """Let the app do (and commit) the request, then close without a byte of answer."""
-        held: list[Message] = []
-
-        async def holding_send(message: Message) -> None:
-            held.append(message)
-
-        await self.app(scope, receive, holding_send)
-        status = next((m["status"] for m in held if m["type"] == "http.response.start"), 0)
+        held = await self._held_answer(scope, receive)
+        status = _status_of(held)
         if await drop_connection(send):
-            self.injector.counts["drop"] += 1
+            if counted:
+                self.injector.counts["drop"] += 1
         else:  # not under uvicorn: answer normally rather than fail oddly
             for message in held:
                 await send(message)
@@ -241,6 +307,38 @@ async def drop_connection(send: Send) -> bool:
         await asyncio.sleep(0)
     cycle.disconnected = True  # in case the loop is slower: uvicorn must not answer
     return True
+
+
+def _status_of(held: list[Message]) -> int:
+    return next((m["status"] for m in held if m["type"] == "http.response.start"), 0)
+
+
+def _body_of(held: list[Message]) -> bytes:
+    return b"".join(m.get("body", b"") for m in held if m["type"] == "http.response.body")
+
+
+def _start_of(held: list[Message]) -> Message:
+    return next(m for m in held if m["type"] == "http.response.start")
+
+
+async def _send_truncated(send: Send, held: list[Message]) -> None:
+    """The headers (Content-Length of the whole answer), half the body, then a closed socket."""
+    body = _body_of(held)
+    await send(_start_of(held))
+    await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+    await drop_connection(send)
+
+
+async def _send_slowly(send: Send, held: list[Message], seconds: float) -> None:
+    """The whole answer, in pieces spread over ``seconds``: a slow link or a stalled proxy."""
+    body = _body_of(held)
+    await send(_start_of(held))
+    size = max(1, -(-len(body) // _SLOW_PIECES))
+    pieces = [body[i : i + size] for i in range(0, len(body), size)] or [b""]
+    for number, piece in enumerate(pieces):
+        await asyncio.sleep(seconds / len(pieces))
+        more = number < len(pieces) - 1
+        await send({"type": "http.response.body", "body": piece, "more_body": more})
 
 
 def _is_api(path: str) -> bool:

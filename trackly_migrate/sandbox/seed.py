@@ -1,9 +1,8 @@
 """What a fresh sandbox holds: the default seed, and seed files in the same shape.
 
 A seed is a list of accounts, each with its API keys, sending lists (with their contacts),
-offers, messages (live or imported), clicks and revenue. The default seed is written below as
-the same JSON-shaped data a seed file holds (``samples/seed.json`` is a copy of it), so both
-go through one parser and the sample file can never drift from what the tests rely on.
+offers, messages (live or imported), clicks and revenue. The default seed is a seed file in
+the package (``default_seed.json``), so both go through one parser and there is one copy.
 
 The default seed makes every example request of the vendor's pages succeed verbatim with
 ``DEMO_API_KEY``, and gives a second account (``OTHER_API_KEY``) to prove isolation.
@@ -14,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -131,284 +131,25 @@ class Seed:
         return Seed((updated, *self.accounts[1:]))
 
 
-def _send(
-    message_id: str,
-    list_number: str,
-    to_number: str,
-    timestamp: str,
-    *,
-    imported: bool,
-    text: str,
-) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "list_number": list_number,
-        "to_number": to_number,
-        "timestamp": timestamp,
-        "imported": imported,
-        "message": text,
-        "send_type": "campaign",
-        "delivered": True,
-        "length": len(text),
-    }
+# The default seed is a seed file in the package (its one copy). Its imported history
+# straddles the clear example's before_date (2025-12-01T00:00:00Z) so that its answer is
+# meaningful: 3 sends, 1 click and 3 revenue records go; a send and a click stamped exactly at
+# before_date stay.
+DEFAULT_SEED_FILE = "default_seed.json"
 
 
-_MAIN = "+14155551234"  # list 42, the list of the sends example
-_TOLL_FREE = "+18005551234"  # list 43, the list of the unsubscribe example
-_NEW_YORK = "+12125550100"  # list 44
-_CHICAGO = "+13125550199"  # list 45
+def default_seed_data() -> Any:
+    """The default seed as decoded JSON (what ``trackly-migrate sandbox --print-seed`` prints)."""
+    return orjson.loads(default_seed_bytes())
 
-# The default seed, as seed-file JSON. The imported history straddles the clear example's
-# before_date (2025-12-01T00:00:00Z) so that its answer is meaningful: 3 sends, 1 click and
-# 3 revenue records go; a send and a click stamped exactly at before_date stay.
-DEFAULT_SEED_DATA: dict[str, Any] = {
-    "accounts": [
-        {
-            "name": "demo",
-            "api_keys": [DEMO_API_KEY],
-            "lists": [
-                {
-                    "id": 42,
-                    "number": _MAIN,
-                    "name": "Main",
-                    "contacts": [
-                        {"phone": "+12025559876", "send_count": 1},
-                        {
-                            "phone": "+12025550111",
-                            "send_count": 1,
-                            "click_count": 1,
-                            "last_clicked_at": "2025-10-01T09:10:00Z",
-                        },
-                        {"phone": "+12025550122", "send_count": 1},
-                        {"phone": "+12025550143", "send_count": 1},
-                    ],
-                },
-                {
-                    "id": 43,
-                    "number": _TOLL_FREE,
-                    "name": "Toll-free",
-                    "contacts": [
-                        {"phone": "+13105558888", "send_count": 1},
-                        {
-                            "phone": "+14155559876",
-                            "send_count": 1,
-                            "click_count": 1,
-                            "last_clicked_at": "2025-11-20T10:05:00Z",
-                        },
-                        {
-                            "phone": "+13105550177",
-                            "active": False,
-                            "unsubscribe_reason": "stop_keyword",
-                            "send_count": 3,
-                        },
-                    ],
-                },
-                {
-                    "id": 44,
-                    "number": _NEW_YORK,
-                    "name": "New York",
-                    "contacts": [
-                        {
-                            "phone": "+12125550133",
-                            "send_count": 1,
-                            "click_count": 1,
-                            "last_clicked_at": "2025-12-01T00:00:00Z",
-                        },
-                        {"phone": "+12125550144", "send_count": 1},
-                    ],
-                },
-                {
-                    "id": 45,
-                    "number": _CHICAGO,
-                    "name": "Chicago",
-                    "contacts": [
-                        {
-                            "phone": "+13125550155",
-                            "send_count": 1,
-                            "click_count": 1,
-                            "last_clicked_at": "2025-12-02T08:05:00Z",
-                        },
-                    ],
-                },
-            ],
-            "offers": [
-                {"id": "offer_123", "name": "Deal of the week"},
-                {"id": "offer_456", "name": "Limited time offer"},
-                {"id": "offer_spring", "name": "Spring sale"},
-                {"id": "offer_summer", "name": "Summer sale"},
-                {"id": "offer_fall", "name": "Fall sale"},
-                {"id": "offer_winter", "name": "Winter sale"},
-            ],
-            "messages": [
-                # Live sends (sent through Trackly itself): never touched by a clear.
-                _send(
-                    "a1b2c3d4",
-                    _MAIN,
-                    "+12025559876",
-                    "2025-11-15T14:30:00Z",
-                    imported=False,
-                    text="Check out this deal!",
-                ),
-                _send(
-                    "e5f6g7h8",
-                    _TOLL_FREE,
-                    "+13105558888",
-                    "2025-11-15T15:05:00Z",
-                    imported=False,
-                    text="Limited time offer",
-                ),
-                _send(
-                    "live_0003",
-                    _TOLL_FREE,
-                    "+14155559876",
-                    "2025-11-20T10:00:00Z",
-                    imported=False,
-                    text="Spring is here",
-                ),
-                _send(
-                    "live_0004",
-                    _MAIN,
-                    "+12025550143",
-                    "2025-12-10T12:00:00Z",
-                    imported=False,
-                    text="Winter deals",
-                ),
-                # Imported by an earlier (partial) migration.
-                _send(
-                    "imp_0001",
-                    _MAIN,
-                    "+12025550111",
-                    "2025-10-01T09:00:00Z",
-                    imported=True,
-                    text="Fall kickoff",
-                ),
-                _send(
-                    "imp_0002",
-                    _MAIN,
-                    "+12025550122",
-                    "2025-10-15T09:00:00Z",
-                    imported=True,
-                    text="Fall kickoff",
-                ),
-                _send(
-                    "imp_0003",
-                    _NEW_YORK,
-                    "+12125550133",
-                    "2025-11-30T23:59:59Z",
-                    imported=True,
-                    text="Last day of November",
-                ),
-                _send(
-                    "imp_0004",
-                    _NEW_YORK,
-                    "+12125550144",
-                    "2025-12-01T00:00:00Z",
-                    imported=True,
-                    text="December starts now",
-                ),
-                _send(
-                    "imp_0005",
-                    _CHICAGO,
-                    "+13125550155",
-                    "2025-12-02T08:00:00Z",
-                    imported=True,
-                    text="December deals",
-                ),
-            ],
-            "clicks": [
-                {
-                    "message_id": "live_0003",
-                    "offer_id": "offer_spring",
-                    "phone_number": "+14155559876",
-                    "timestamp": "2025-11-20T10:05:00Z",
-                    "send_timestamp": "2025-11-20T10:00:00Z",
-                },
-                {
-                    "message_id": "imp_0001",
-                    "offer_id": "offer_fall",
-                    "phone_number": "+12025550111",
-                    "timestamp": "2025-10-01T09:10:00Z",
-                    "send_timestamp": "2025-10-01T09:00:00Z",
-                },
-                {
-                    "message_id": "imp_0003",
-                    "offer_id": "offer_winter",
-                    "phone_number": "+12125550133",
-                    "timestamp": "2025-12-01T00:00:00Z",
-                },
-                {
-                    "message_id": "imp_0005",
-                    "offer_id": "offer_123",
-                    "phone_number": "+13125550155",
-                    "timestamp": "2025-12-02T08:05:00Z",
-                },
-            ],
-            "revenue": [
-                {"message_id": "live_0003", "amount": 12.5, "timestamp": "2025-11-20T11:00:00Z"},
-                {"message_id": "imp_0001", "amount": 8.0, "timestamp": "2025-10-02T00:00:00Z"},
-                {"message_id": None, "amount": 5.25, "timestamp": "2025-11-05T12:00:00Z"},
-                {"message_id": "imp_0005", "amount": 20.0, "timestamp": "2025-12-02T09:00:00Z"},
-                {"message_id": "live_0004", "amount": 3.0, "timestamp": "2025-12-10T12:00:00Z"},
-            ],
-        },
-        {
-            "name": "other",
-            "api_keys": [OTHER_API_KEY],
-            "lists": [
-                {
-                    "id": 900,
-                    "number": "+16175550100",
-                    "name": "Boston",
-                    "contacts": [
-                        {"phone": "+16175550123", "send_count": 1},
-                        {
-                            "phone": "+16175550124",
-                            "send_count": 1,
-                            "click_count": 1,
-                            "last_clicked_at": "2025-11-02T01:00:00Z",
-                        },
-                    ],
-                }
-            ],
-            "offers": [{"id": "offer_other", "name": "Other account's offer"}],
-            "messages": [
-                _send(
-                    "oth_live_1",
-                    "+16175550100",
-                    "+16175550123",
-                    "2025-11-01T12:00:00Z",
-                    imported=False,
-                    text="Hello Boston",
-                ),
-                _send(
-                    "oth_imp_1",
-                    "+16175550100",
-                    "+16175550124",
-                    "2025-11-02T00:00:00Z",
-                    imported=True,
-                    text="Imported in Boston",
-                ),
-            ],
-            "clicks": [
-                {
-                    "message_id": "oth_imp_1",
-                    "offer_id": "offer_other",
-                    "phone_number": "+16175550124",
-                    "timestamp": "2025-11-02T01:00:00Z",
-                }
-            ],
-            "revenue": [
-                {"message_id": "oth_live_1", "amount": 9.99, "timestamp": "2025-11-01T13:00:00Z"},
-                {"message_id": "oth_imp_1", "amount": 4.5, "timestamp": "2025-11-03T00:00:00Z"},
-            ],
-        },
-    ]
-}
+
+def default_seed_bytes() -> bytes:
+    return resources.files("trackly_migrate.sandbox").joinpath(DEFAULT_SEED_FILE).read_bytes()
 
 
 def default_seed() -> Seed:
     """The built-in seed (demo and other account)."""
-    return parse_seed(DEFAULT_SEED_DATA, "the default seed")
+    return parse_seed(default_seed_data(), "the default seed")
 
 
 def load_seed(path: Path) -> Seed:

@@ -23,8 +23,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from trackly_migrate.sandbox.app import SandboxState, build_app
+from trackly_migrate.sandbox.app import MAX_BODY_BYTES, SandboxState, build_app
 from trackly_migrate.sandbox.faults import FaultInjector
+from trackly_migrate.sandbox.scripted import FaultQueue, ScriptedFault, parse_fault
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, SeedError, default_seed, load_seed
 from trackly_migrate.sandbox.store import Store, StoreError
 from trackly_migrate.sandbox.validation import is_api_key_format
@@ -49,6 +50,9 @@ class SandboxConfig:
     drop_rate: float = 0.0  # share of requests stored, then dropped without an answer
     fault_seed: int | None = None  # reproducible fault draws
     sink: bool = False  # check and count requests, store nothing (throughput benchmarks)
+    max_body_bytes: int = MAX_BODY_BYTES  # a larger request body is refused whole (413)
+    # Scripted faults queued at start (and again on reset): ScriptedFault or its JSON dict.
+    faults: tuple[ScriptedFault | dict[str, Any], ...] = ()
 
 
 def is_loopback(host: str) -> bool:
@@ -169,6 +173,9 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
             rate_limit=config.rate_limit,
             fault_seed=config.fault_seed,
         )
+        queue = FaultQueue(tuple(parse_fault(fault) for fault in config.faults))
+        if config.max_body_bytes < 1:
+            raise ValueError(f"max_body_bytes must be at least 1, not {config.max_body_bytes}")
     except (SeedError, ValueError) as exc:
         raise SandboxError(str(exc)) from exc
     try:
@@ -182,7 +189,9 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         store.close()
         raise SandboxError(str(exc)) from exc
     root_url = _root_url(config.host, sock.getsockname()[1])
-    app = build_app(SandboxState(store, seed, injector, sink=config.sink))
+    state = SandboxState(store, seed, injector, sink=config.sink, faults=queue)
+    state.max_body_bytes = config.max_body_bytes
+    app = build_app(state)
     uv_config = uvicorn.Config(
         app,
         lifespan="off",

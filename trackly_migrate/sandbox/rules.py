@@ -1,0 +1,309 @@
+"""The contract's rules for one request, as far as they need no database.
+
+``check_send`` / ``check_click`` judge one record (shape, types, required fields, E.164,
+ISO 8601) outside the database lock; ``records_of``, ``parse_clear`` and
+``parse_unsubscribe`` judge a request body as a whole. The field-level pieces (phones,
+timestamps, key format) are in ``validation.py``; the rules that need the account's data are
+in ``bulk.py``. Rules the contract leaves open are decided here and listed in
+``docs/sandbox.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from trackly_migrate.sandbox.store import ClickRow, SendRow
+from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
+
+MAX_RECORDS = 1000
+ENTITIES = frozenset({"sends", "clicks", "revenue"})
+_INT64 = 2**63
+
+
+class RequestError(Exception):
+    """The whole request is refused: nothing is stored, the answer is {"error", "message"}."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+# ---------------------------------------------------------------------------------------
+# Per-record checks that need no database
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that fails; ``id`` is the send's id when it has one (sends' errors carry it)."""
+
+    code: str
+    message: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendCandidate:
+    """A send with a usable id. ``problem`` is its first field error, judged after dedup."""
+
+    id: str
+    problem: Rejected | None
+    row: SendRow | None = None
+    list_id: int | None = None
+    list_number: str | None = None
+
+
+@dataclass(frozen=True)
+class ClickCandidate:
+    message_id: str
+    problem: Rejected | None
+    row: ClickRow | None = None
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python but not in JSON; the range is what SQLite can store.
+    return isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+_TYPE_NAMES: dict[Callable[[Any], bool], str] = {
+    _is_int: "an integer",
+    _is_str: "a string",
+    _is_bool: "true or false",
+}
+
+_SEND_TYPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("to_number", _is_str),
+    ("timestamp", _is_str),
+    ("list_number", _is_str),
+    ("list_id", _is_int),
+    ("message", _is_str),
+    ("send_type", _is_str),
+    ("delivered", _is_bool),
+    ("length", _is_int),
+    ("creative_id", _is_int),
+)
+
+_CLICK_TYPES: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("offer_id", _is_str),
+    ("phone_number", _is_str),
+    ("timestamp", _is_str),
+    ("send_timestamp", _is_str),
+)
+
+
+def missing(record: dict[str, Any], name: str) -> bool:
+    """Absent, null and "" all count as missing for a required field."""
+    value = record.get(name)
+    return value is None or value == ""
+
+
+def _type_error(
+    record: dict[str, Any], fields: tuple[tuple[str, Callable[[Any], bool]], ...]
+) -> Rejected | None:
+    """The first field of the wrong JSON type (null means absent for optional fields)."""
+    for name, is_type in fields:
+        value = record.get(name)
+        if value is not None and value != "" and not is_type(value):
+            expected = _TYPE_NAMES[is_type]
+            return Rejected("invalid_type", f"Field '{name}' must be {expected}.")
+    return None
+
+
+def _record_key(record: Any, name: str) -> Rejected | str:
+    """The record's dedup key (a string), or why the record is unusable before any check."""
+    if not isinstance(record, dict):
+        return Rejected("invalid_record", "Each record must be a JSON object.")
+    if missing(record, name):
+        return Rejected(f"missing_{name}", f"The '{name}' field is required.")
+    key = record[name]
+    if not isinstance(key, str):
+        return Rejected("invalid_type", f"Field '{name}' must be a string.")
+    return key
+
+
+def check_send(record: Any) -> Rejected | SendCandidate:
+    """Check one send record as far as possible without the database."""
+    message_id = _record_key(record, "id")
+    if isinstance(message_id, Rejected):
+        return message_id
+    problem = _send_problem(record)
+    if isinstance(problem, Rejected):
+        return SendCandidate(message_id, Rejected(problem.code, problem.message, message_id))
+    row = SendRow(
+        id=message_id,
+        list_id=None,  # resolved against the account's lists in store_sends
+        to_number=record["to_number"],
+        timestamp=problem,
+        message=_optional(record, "message"),
+        send_type=_optional(record, "send_type"),
+        delivered=_optional(record, "delivered"),
+        length=_optional(record, "length"),
+        creative_id=_optional(record, "creative_id"),
+    )
+    return SendCandidate(
+        message_id, None, row, _optional(record, "list_id"), _optional(record, "list_number")
+    )
+
+
+def _optional(record: dict[str, Any], name: str) -> Any:
+    """An optional field's value; "" means absent, as null does."""
+    value = record.get(name)
+    return None if value == "" else value
+
+
+def _send_problem(record: dict[str, Any]) -> Rejected | str:
+    """The record's first field error, or (when it has none) its normalized timestamp."""
+    if missing(record, "to_number"):
+        return Rejected("missing_to_number", "The 'to_number' field is required.")
+    if missing(record, "timestamp"):
+        return Rejected("missing_timestamp", "The 'timestamp' field is required.")
+    type_error = _type_error(record, _SEND_TYPES)
+    if type_error is not None:
+        return type_error
+    if not is_valid_e164(record["to_number"]):
+        return Rejected("invalid_phone", "Field 'to_number' is not a valid E.164 phone number.")
+    list_number = record.get("list_number")
+    if list_number not in (None, "") and not is_valid_e164(list_number):
+        return Rejected("invalid_phone", "Field 'list_number' is not a valid E.164 phone number.")
+    timestamp = normalize_timestamp(record["timestamp"])
+    if timestamp is None:
+        return Rejected(
+            "invalid_timestamp",
+            "Field 'timestamp' is not a valid ISO 8601 datetime with a UTC offset.",
+        )
+    return timestamp
+
+
+def check_click(record: Any) -> Rejected | ClickCandidate:
+    """Check one click record as far as possible without the database."""
+    message_id = _record_key(record, "message_id")
+    if isinstance(message_id, Rejected):
+        return message_id
+    problem = _click_problem(record)
+    if problem is not None:
+        return ClickCandidate(message_id, problem)
+    send_timestamp = _optional(record, "send_timestamp")
+    row = ClickRow(
+        message_id=message_id,
+        offer_id=record["offer_id"],
+        phone=record["phone_number"],
+        timestamp=normalize_timestamp(record["timestamp"]) or "",
+        send_timestamp=None if send_timestamp is None else normalize_timestamp(send_timestamp),
+    )
+    return ClickCandidate(message_id, None, row)
+
+
+def _click_problem(record: dict[str, Any]) -> Rejected | None:
+    for name in ("offer_id", "phone_number", "timestamp"):
+        if missing(record, name):
+            return Rejected(f"missing_{name}", f"The '{name}' field is required.")
+    type_error = _type_error(record, _CLICK_TYPES)
+    if type_error is not None:
+        return type_error
+    # The contract lists no invalid_phone for clicks (nor an invalid_phones count): the
+    # click's phone_number is only required to be a string, as the vendor's page implies.
+    for name in ("timestamp", "send_timestamp"):
+        value = record.get(name)
+        if value is not None and normalize_timestamp(value) is None:
+            return Rejected(
+                "invalid_timestamp",
+                f"Field '{name}' is not a valid ISO 8601 datetime with a UTC offset.",
+            )
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Request-level checks
+# ---------------------------------------------------------------------------------------
+
+
+def records_of(body: Any) -> list[Any]:
+    records = body.get("records") if isinstance(body, dict) else None
+    if not isinstance(records, list) or not records:
+        raise RequestError(
+            400, "missing_records", "The records field is required and must be a non-empty array."
+        )
+    if len(records) > MAX_RECORDS:
+        raise RequestError(
+            413,
+            "too_many_records",
+            f"Exceeded the maximum of {MAX_RECORDS:,} records per request ({len(records):,}).",
+        )
+    return records
+
+
+@dataclass(frozen=True)
+class ClearRequest:
+    entities: tuple[str, ...]
+    before: str | None
+
+
+def parse_clear(body: Any) -> ClearRequest:
+    """Check a clear body in the contract's order: entities, confirm, before_date."""
+    fields = body if isinstance(body, dict) else {}
+    entities = fields.get("entities")
+    if not isinstance(entities, list) or not entities:
+        raise RequestError(
+            400, "missing_entities", "The entities field is required and must be a non-empty array."
+        )
+    if any(not isinstance(name, str) or name not in ENTITIES for name in entities):
+        raise RequestError(
+            400,
+            "invalid_entities",
+            "One or more entity types are not valid. Must be sends, clicks, or revenue.",
+        )
+    # `is True`: JSON true only; "true", 1 (which == True in Python) and false are refused.
+    if fields.get("confirm") is not True:
+        raise RequestError(
+            400, "confirm_required", "The confirm field must be set to true to proceed."
+        )
+    before = None
+    if "before_date" in fields:
+        raw = fields["before_date"]
+        before = normalize_timestamp(raw) if isinstance(raw, str) else None
+        if before is None:
+            raise RequestError(
+                400,
+                "invalid_before_date",
+                "before_date must be an ISO 8601 datetime with a UTC offset.",
+            )
+    return ClearRequest(tuple(dict.fromkeys(entities)), before)
+
+
+@dataclass(frozen=True)
+class UnsubscribeRequest:
+    phone_number: str
+    list_number: str
+
+
+def parse_unsubscribe(body: Any, *, check_phones: bool = True) -> UnsubscribeRequest:
+    fields = body if isinstance(body, dict) else {}
+    if missing(fields, "phone_number"):
+        raise RequestError(400, "missing_phone_number", "The phone_number field was not provided.")
+    if missing(fields, "list_number"):
+        raise RequestError(400, "missing_list_number", "The list_number field was not provided.")
+    phone, list_number = fields["phone_number"], fields["list_number"]
+    if not isinstance(phone, str) or (check_phones and not is_valid_e164(phone)):
+        raise RequestError(
+            400, "invalid_phone", "The phone_number is not a valid E.164 phone number."
+        )
+    if not isinstance(list_number, str) or (check_phones and not is_valid_e164(list_number)):
+        raise RequestError(
+            400, "invalid_list_number", "The list_number is not a valid E.164 phone number."
+        )
+    return UnsubscribeRequest(phone, list_number)
