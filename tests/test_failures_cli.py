@@ -6,15 +6,25 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+import trustme
 
 from tests.conftest import run_cli
-from tests.helpers import requests_to, send_row, summary_of, write_sends_csv
+from tests.helpers import (
+    requests_to,
+    send_row,
+    stored_imported_ids,
+    summary_of,
+    write_sends_csv,
+)
 from trackly_migrate.client import RetryPolicy
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.records import Kind
@@ -173,7 +183,7 @@ def test_a_server_that_never_answers_is_given_up_on_after_two_tries(
     assert _wait_for(lambda: silent_server.requests == 2)
     message = " ".join(result.stderr.split())
     assert "No answer from 127.0.0.1 within 1 s" in message
-    assert "2 attempts" in message
+    assert "(2 attempts)" in message
     assert "--resume" in message and "idempotent" in message
     assert "--timeout" in message
     # Two 1-second timeouts and a short backoff, not eight (or the 600 s budget).
@@ -222,3 +232,109 @@ def test_a_run_that_confirmed_nothing_does_not_block_a_plain_rerun(
     assert summary_of(rerun.stdout)["imported"] == 3
     assert "confirmed nothing" in rerun.stderr
     assert not checkpoint.exists()
+
+
+@dataclass(frozen=True)
+class Tls:
+    ca: Path  # the test CA's certificate (what --ca-bundle names)
+    certfile: Path  # the server's certificate chain, for 127.0.0.1 and localhost
+    keyfile: Path
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Tls:
+    """A private CA made for this test (trustme), and a server certificate it signed."""
+    authority = trustme.CA()
+    issued = authority.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    paths = Tls(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    authority.cert_pem.write_to_path(str(paths.ca))
+    for blob in issued.cert_chain_pems:
+        blob.write_to_path(str(paths.certfile), append=True)
+    issued.private_key_pem.write_to_path(str(paths.keyfile))
+    return paths
+
+
+@pytest.fixture
+def https_sandbox(sandbox_factory, tls: Tls) -> RunningSandbox:
+    running: RunningSandbox = sandbox_factory(ssl_certfile=tls.certfile, ssl_keyfile=tls.keyfile)
+    assert running.url.startswith("https://127.0.0.1:")
+    return running
+
+
+def _https_requests(sandbox: RunningSandbox, tls: Tls) -> int:
+    context = ssl.create_default_context(cafile=str(tls.ca))
+    stats = httpx.get(sandbox.root_url + "/_sandbox/stats", verify=context).json()
+    return sum(sum(by_status.values()) for by_status in stats["requests"]["by_endpoint"].values())
+
+
+def test_an_untrusted_certificate_stops_at_once_and_says_how_to_trust_the_ca(
+    https_sandbox: RunningSandbox, tls: Tls, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3)])
+    result = run_cli(["import-sends", str(source), "--json"], sandbox=https_sandbox, cwd=tmp_path)
+    assert result.returncode == 3, result.output
+    assert "Traceback" not in result.output
+    summary = summary_of(result.stdout)
+    assert (summary["requests"], summary["retries"]) == (1, 0)
+    message = " ".join(result.stderr.split())
+    assert "retrying" not in message
+    assert "Cannot connect" not in message
+    assert "TLS certificate of 127.0.0.1 is not trusted" in message
+    assert "--ca-bundle PATH" in message and "TRACKLY_CA_BUNDLE" in message
+    assert "SSL_CERT_FILE" in message
+    assert _https_requests(https_sandbox, tls) == 0  # no request got past the handshake
+
+
+@pytest.mark.parametrize("how", ["--ca-bundle", "TRACKLY_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_with_the_private_ca_trusted_the_import_works_over_https(
+    https_sandbox: RunningSandbox, tls: Tls, tmp_path: Path, how: str
+) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(50)])
+    args = ["import-sends", str(source), "--json"]
+    env: dict[str, str] = {}
+    if how == "--ca-bundle":
+        args += ["--ca-bundle", str(tls.ca)]
+    else:
+        env[how] = str(tls.ca)
+    result = run_cli(args, sandbox=https_sandbox, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.output
+    assert summary_of(result.stdout)["imported"] == 50
+    assert {f"t_{i:06d}" for i in range(50)} <= set(stored_imported_ids(https_sandbox))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["unsubscribe", "+14155559876", "--list", "+18005551234"],
+        ["clear", "sends", "--all-time", "--yes"],
+    ],
+)
+def test_every_command_that_talks_to_the_api_takes_the_ca_bundle(
+    https_sandbox: RunningSandbox, tls: Tls, command: list[str]
+) -> None:
+    untrusted = run_cli(command, sandbox=https_sandbox)
+    assert untrusted.returncode == 3, untrusted.output
+    assert "TLS certificate of 127.0.0.1 is not trusted" in untrusted.stderr
+    trusted = run_cli([*command, "--ca-bundle", str(tls.ca)], sandbox=https_sandbox)
+    assert trusted.returncode == 0, trusted.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "Cannot read the CA bundle"), ("not a certificate\n", "holds no usable certificate")],
+)
+def test_an_unusable_ca_bundle_is_a_usage_error(
+    sandbox: RunningSandbox, tmp_path: Path, content: str | None, message: str
+) -> None:
+    bundle = tmp_path / "ca.pem"
+    if content is not None:
+        bundle.write_text(content)
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
+    result = run_cli(
+        ["import-sends", str(source), "--ca-bundle", str(bundle)], sandbox=sandbox, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert requests_to(sandbox, SENDS_ENDPOINT) == 0

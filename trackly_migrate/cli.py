@@ -29,8 +29,10 @@ from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import (
     API_KEY_ENV,
     BASE_URL_ENV,
+    CA_BUNDLE_ENV,
     ApiSettings,
     check_base_url,
+    check_ca_bundle,
     read_api_key,
 )
 from trackly_migrate.display import (
@@ -189,6 +191,16 @@ ApiKeyOpt = Annotated[
         help=f"API key. Visible to other users in `ps`: prefer {API_KEY_ENV} or --api-key-file.",
     ),
 ]
+CaBundleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        metavar="PATH",
+        envvar=CA_BUNDLE_ENV,
+        show_envvar=True,
+        help="PEM file of the CA certificate(s) to trust for https (a private or company CA).",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
@@ -205,7 +217,12 @@ ConcurrencyOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."),
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Seconds to wait for one answer; a request gets 2 tries without one.",
+    ),
 ]
 LogFileOpt = Annotated[
     Path | None,
@@ -217,9 +234,12 @@ def _delimiter(value: str) -> str:
     return "\t" if value.lower() in {"tab", "\\t"} else value
 
 
-def _api_settings(base_url: str | None, api_key: str | None, key_file: Path | None) -> ApiSettings:
+def _api_settings(
+    base_url: str | None, api_key: str | None, key_file: Path | None, ca_bundle: Path | None
+) -> ApiSettings:
     url = check_base_url(base_url)
-    return ApiSettings(base_url=url, api_key=read_api_key(flag_value=api_key, key_file=key_file))
+    key = read_api_key(flag_value=api_key, key_file=key_file)
+    return ApiSettings(base_url=url, api_key=key, ca_bundle=check_ca_bundle(ca_bundle))
 
 
 def _interactive(stream: Any) -> bool:
@@ -322,8 +342,11 @@ def _run_import(
     resume: bool = False,
     restart: bool = False,
     checkpoint: Path | None = None,
+    ca_bundle: Path | None = None,
 ) -> None:
-    settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
+    settings = (
+        None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file, ca_bundle)
+    )
     limit, ratio = parse_max_rejects(max_rejects)
     request = ImportRequest(
         kind=kind,
@@ -493,6 +516,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         base_url: BaseUrlOpt = None,
         api_key_file: ApiKeyFileOpt = None,
         api_key: ApiKeyOpt = None,
+        ca_bundle: CaBundleOpt = None,
         timeout: TimeoutOpt = 60.0,
         max_retries: Annotated[
             int,
@@ -549,6 +573,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
             resume=resume,
             restart=restart,
             checkpoint=checkpoint,
+            ca_bundle=ca_bundle,
         )
 
     return command
@@ -594,6 +619,7 @@ def clear_command(
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
 ) -> None:
     """Permanently delete imported history (and revenue: ALL of it). Asks first.
 
@@ -601,7 +627,7 @@ def clear_command(
     live sends' included. Say the time scope explicitly: --before WHEN or --all-time.
     """
     plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
-    settings = _optional_settings(base_url, api_key, api_key_file, required=not dry_run)
+    settings = _optional_settings(base_url, api_key, api_key_file, ca_bundle, required=not dry_run)
     console = stderr_console()
     target = (
         f"{settings.host} with key {settings.redacted_key}"
@@ -629,10 +655,15 @@ def clear_command(
 
 
 def _optional_settings(
-    base_url: str | None, api_key: str | None, key_file: Path | None, *, required: bool
+    base_url: str | None,
+    api_key: str | None,
+    key_file: Path | None,
+    ca_bundle: Path | None,
+    *,
+    required: bool,
 ) -> ApiSettings | None:
     try:
-        return _api_settings(base_url, api_key, key_file)
+        return _api_settings(base_url, api_key, key_file, ca_bundle)
     except UsageError:
         if required:
             raise
@@ -694,6 +725,7 @@ def unsubscribe_command(
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
     timeout: TimeoutOpt = 60.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -731,6 +763,7 @@ def unsubscribe_command(
             quiet=quiet,
             log_file=log_file,
             defaults={"list_number": list_number} if list_number else None,
+            ca_bundle=ca_bundle,
         )
         return
     assert phone is not None
@@ -740,7 +773,7 @@ def unsubscribe_command(
         sys.stdout.write(orjson.dumps(record).decode() + "\n")
         console.print("Dry run: nothing was sent.")
         return
-    settings = _api_settings(base_url, api_key, api_key_file)
+    settings = _api_settings(base_url, api_key, api_key_file, ca_bundle)
     with TracklyClient(settings, timeout=timeout) as client:
         answer = client.unsubscribe(record["phone_number"], record["list_number"])
     if answer.unsubscribed:

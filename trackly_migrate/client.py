@@ -347,7 +347,7 @@ class TracklyClient:
     def _no_answer(self, tries: int, resend_advice: str) -> NoAnswerError:
         tried = "1 attempt" if tries == 1 else f"{tries} attempts"
         return NoAnswerError(
-            f"No answer from {self.settings.host} within {self.timeout:g} s, {tried}: the "
+            f"No answer from {self.settings.host} within {self.timeout:g} s ({tried}): the "
             "server took the request but did not answer (it may be hung or overloaded, or a "
             "proxy may be holding the request). Gave up on it.",
             hint=f"{resend_advice} For a server that is merely slow, raise --timeout.",

@@ -49,6 +49,9 @@ class SandboxConfig:
     drop_rate: float = 0.0  # share of requests stored, then dropped without an answer
     fault_seed: int | None = None  # reproducible fault draws
     sink: bool = False  # check and count requests, store nothing (throughput benchmarks)
+    # Serve https with this certificate and key (PEM); tests of the client's TLS handling.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -181,7 +184,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
     except (StoreError, SandboxError) as exc:
         store.close()
         raise SandboxError(str(exc)) from exc
-    root_url = _root_url(config.host, sock.getsockname()[1])
+    root_url = _root_url(config.host, sock.getsockname()[1], https=config.ssl_certfile is not None)
     app = build_app(SandboxState(store, seed, injector, sink=config.sink))
     uv_config = uvicorn.Config(
         app,
@@ -193,6 +196,8 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         log_config=None,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
     )
 
     def started() -> None:
@@ -233,12 +238,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _root_url(host: str, port: int) -> str:
+def _root_url(host: str, port: int, *, https: bool = False) -> str:
     # A wildcard address is not one to connect to; loopback reaches the same server.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{'https' if https else 'http'}://{shown}:{port}"
 
 
 def start_sandbox(config: SandboxConfig) -> RunningSandbox:
