@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import trustme
 
@@ -25,8 +26,16 @@ from tests.helpers import (
     summary_of,
     write_sends_csv,
 )
-from trackly_migrate.client import RetryPolicy
+from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import ApiSettings
+from trackly_migrate.errors import (
+    ApiConnectionError,
+    ApiError,
+    AuthenticationError,
+    RateLimitedError,
+    RequestRejectedError,
+    ServerError,
+)
 from trackly_migrate.records import Kind
 from trackly_migrate.runner import ImportRequest, run_import
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
@@ -338,3 +347,38 @@ def test_an_unusable_ca_bundle_is_a_usage_error(
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert requests_to(sandbox, SENDS_ENDPOINT) == 0
+
+
+def _batch(count: int) -> bytes:
+    return orjson.dumps({"records": [send_row(i) for i in range(count)]})
+
+
+@pytest.mark.parametrize(
+    ("faults", "key", "count", "error_class", "may_have_applied", "requests"),
+    [
+        ({}, WRONG_KEY, 1, AuthenticationError, False, 1),
+        ({}, DEMO_API_KEY, 1001, RequestRejectedError, False, 1),  # 413 too_many_records
+        ({"rate_limit": 0.001}, DEMO_API_KEY, 1, RateLimitedError, False, 3),
+        ({"fail_rate": 1.0}, DEMO_API_KEY, 1, ServerError, True, 3),
+        ({"drop_rate": 1.0}, DEMO_API_KEY, 1, ApiConnectionError, True, 3),
+    ],
+)
+def test_a_failure_says_what_it_spent_and_whether_anything_may_be_stored(
+    sandbox_factory,
+    faults: dict[str, float],
+    key: str,
+    count: int,
+    error_class: type[ApiError],
+    may_have_applied: bool,
+    requests: int,
+) -> None:
+    sandbox = sandbox_factory(**faults)
+    policy = RetryPolicy(max_attempts=3, backoff_base=0.01, retry_after_cap=0.01)
+    client = TracklyClient(ApiSettings(sandbox.url, key), timeout=5, policy=policy)
+    if faults.get("rate_limit"):
+        client.import_batch("sends", _batch(1), 1)  # spends the one request the bucket holds
+    with client, pytest.raises(error_class) as raised:
+        client.import_batch("sends", _batch(count), count)
+    error = raised.value
+    assert (error.requests, error.retries) == (requests, requests - 1)
+    assert error.may_have_applied is may_have_applied
