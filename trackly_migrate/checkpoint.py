@@ -253,6 +253,17 @@ class CheckpointWriter:
                 self.base.submitted_until = end_offset
                 self._changed()
 
+    def may_be_stored_until(self, offset: int) -> None:
+        """At the end of a run: records before ``offset`` may be stored, none after it (the
+        batches never sent or refused before any work are not in doubt)."""
+        with self._condition:
+            if offset != self.base.submitted_until:
+                self.base.submitted_until = offset
+                # Not _changed(): this runs while a run ends, and a write error is for
+                # flush() to raise, after the errors report is closed.
+                self._version += 1
+                self._condition.notify_all()
+
     def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None:
         with self._condition:
             self.base.offset = offset

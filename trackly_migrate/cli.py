@@ -29,8 +29,10 @@ from trackly_migrate.client import RetryPolicy, TracklyClient
 from trackly_migrate.config import (
     API_KEY_ENV,
     BASE_URL_ENV,
+    CA_BUNDLE_ENV,
     ApiSettings,
     check_base_url,
+    check_ca_bundle,
     read_api_key,
 )
 from trackly_migrate.display import (
@@ -219,6 +221,16 @@ ApiKeyOpt = Annotated[
         help=f"API key. Visible to other users in `ps`: prefer {API_KEY_ENV} or --api-key-file.",
     ),
 ]
+CaBundleOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--ca-bundle",
+        metavar="PATH",
+        envvar=CA_BUNDLE_ENV,
+        show_envvar=True,
+        help="PEM file of the CA certificate(s) to trust for https (a private or company CA).",
+    ),
+]
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
@@ -235,7 +247,12 @@ ConcurrencyOpt = Annotated[
 ]
 TimeoutOpt = Annotated[
     float,
-    typer.Option("--timeout", metavar="SECONDS", min=1, help="Seconds to wait for one answer."),
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        min=1,
+        help="Seconds to wait for one answer; a request gets 2 tries without one.",
+    ),
 ]
 LogFileOpt = Annotated[
     Path | None,
@@ -247,9 +264,12 @@ def _delimiter(value: str) -> str:
     return "\t" if value.lower() in {"tab", "\\t"} else value
 
 
-def _api_settings(base_url: str | None, api_key: str | None, key_file: Path | None) -> ApiSettings:
+def _api_settings(
+    base_url: str | None, api_key: str | None, key_file: Path | None, ca_bundle: Path | None
+) -> ApiSettings:
     url = check_base_url(base_url)
-    return ApiSettings(base_url=url, api_key=read_api_key(flag_value=api_key, key_file=key_file))
+    key = read_api_key(flag_value=api_key, key_file=key_file)
+    return ApiSettings(base_url=url, api_key=key, ca_bundle=check_ca_bundle(ca_bundle))
 
 
 def _interactive(stream: Any) -> bool:
@@ -354,8 +374,11 @@ def _run_import(
     checkpoint: Path | None = None,
     force: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    ca_bundle: Path | None = None,
 ) -> None:
-    settings = None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file)
+    settings = (
+        None if (dry_run or sandbox) else _api_settings(base_url, api_key, api_key_file, ca_bundle)
+    )
     limit, ratio = parse_max_rejects(max_rejects)
     request = ImportRequest(
         kind=kind,
@@ -517,6 +540,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
         base_url: BaseUrlOpt = None,
         api_key_file: ApiKeyFileOpt = None,
         api_key: ApiKeyOpt = None,
+        ca_bundle: CaBundleOpt = None,
         timeout: TimeoutOpt = 60.0,
         max_retries: Annotated[
             int,
@@ -575,6 +599,7 @@ def _import_command(kind: Kind) -> Callable[..., None]:
             checkpoint=checkpoint,
             force=force,
             max_body_bytes=max_body_bytes,
+            ca_bundle=ca_bundle,
         )
 
     return command
@@ -622,6 +647,7 @@ def clear_command(
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
 ) -> None:
     """Permanently delete imported history (and revenue: ALL of it). Asks first.
 
@@ -631,7 +657,14 @@ def clear_command(
     plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
     with contextlib.ExitStack() as stack:
         settings = _command_target(
-            stack, sandbox, sandbox_db, base_url, api_key, api_key_file, required=not dry_run
+            stack,
+            sandbox,
+            sandbox_db,
+            base_url,
+            api_key,
+            api_key_file,
+            ca_bundle,
+            required=not dry_run,
         )
         _clear(plan, settings, sandbox_db if sandbox else None, yes, dry_run, json_output)
 
@@ -678,6 +711,7 @@ def _command_target(
     base_url: str | None,
     api_key: str | None,
     key_file: Path | None,
+    ca_bundle: Path | None,
     *,
     required: bool,
 ) -> ApiSettings | None:
@@ -686,14 +720,19 @@ def _command_target(
         raise UsageError("--sandbox-db needs --sandbox.", hint="Add --sandbox.")
     if sandbox:
         return stack.enter_context(embedded_sandbox(sandbox_db))
-    return _optional_settings(base_url, api_key, key_file, required=required)
+    return _optional_settings(base_url, api_key, key_file, ca_bundle, required=required)
 
 
 def _optional_settings(
-    base_url: str | None, api_key: str | None, key_file: Path | None, *, required: bool
+    base_url: str | None,
+    api_key: str | None,
+    key_file: Path | None,
+    ca_bundle: Path | None,
+    *,
+    required: bool,
 ) -> ApiSettings | None:
     try:
-        return _api_settings(base_url, api_key, key_file)
+        return _api_settings(base_url, api_key, key_file, ca_bundle)
     except UsageError:
         if required:
             raise
@@ -758,6 +797,7 @@ def unsubscribe_command(
     base_url: BaseUrlOpt = None,
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
+    ca_bundle: CaBundleOpt = None,
     timeout: TimeoutOpt = 60.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -796,6 +836,7 @@ def unsubscribe_command(
             log_file=log_file,
             defaults={"list_number": list_number} if list_number else None,
             force=force,
+            ca_bundle=ca_bundle,
         )
         return
     assert phone is not None
@@ -807,7 +848,7 @@ def unsubscribe_command(
         return
     with contextlib.ExitStack() as stack:
         settings = _command_target(
-            stack, sandbox, sandbox_db, base_url, api_key, api_key_file, required=True
+            stack, sandbox, sandbox_db, base_url, api_key, api_key_file, ca_bundle, required=True
         )
         assert settings is not None
         with TracklyClient(settings, timeout=timeout) as client:

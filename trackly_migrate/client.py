@@ -7,14 +7,22 @@ Retries: connection failures, timeouts, 429 and 500/502/503/504 are retried with
 backoff and full jitter, bounded by attempts and by time. httpx's own ``retries=`` covers only
 failed connects, which is why the loop is ours. A ``Retry-After`` pauses every request of the
 client, not just the one that met it: the server asked the whole client to slow down.
+
+Two failures are not retried like the others. A TLS certificate that fails verification is
+permanent: the run stops at once and says how to trust a private CA. A request that was sent
+and got no answer within the timeout costs a whole timeout per try, and a server that is hung
+stays hung: it gets ``max_no_answer`` tries (two: about two minutes at the default 60 s), not
+eight (eight minutes).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +30,14 @@ import httpx
 import orjson
 
 from trackly_migrate import __version__
-from trackly_migrate.config import ApiSettings
+from trackly_migrate.config import CA_BUNDLE_ENV, ApiSettings, tls_verify
 from trackly_migrate.errors import (
     ApiConnectionError,
     ApiError,
     ApiStatusError,
     AuthenticationError,
+    CertificateError,
+    NoAnswerError,
     RateLimitedError,
     ServerError,
     status_error_class,
@@ -46,6 +56,9 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     retry_after_cap: float = 120.0  # a server asking for longer is not waited for blindly
+    # Tries of one request that were sent and got no answer within the timeout; after this
+    # many it is given up, whatever max_attempts allows (see the module docstring).
+    max_no_answer: int = 2
 
 
 def should_retry(error: ApiError) -> bool:
@@ -185,6 +198,23 @@ class PauseGate:
 
 RetryListener = Callable[[ApiError, float], None]
 
+# Said when a request that was sent got no answer: what the user may do about it.
+IMPORT_RESEND_ADVICE = (
+    "The batch may have been stored: --resume sends it again safely (imports are idempotent "
+    "by id, so records stored already come back as duplicates)."
+)
+UNSUBSCRIBE_RESEND_ADVICE = (
+    "Running the same command again is safe: unsubscribing a contact twice changes nothing."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    response: httpx.Response
+    attempts: int
+    # An earlier attempt failed in a way that may have been applied.
+    after_ambiguous_failure: bool
+
 
 class TracklyClient:
     """The four endpoints of the contract, with retries where they are safe."""
@@ -199,6 +229,7 @@ class TracklyClient:
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
+        self.timeout = timeout
         self.policy = policy or RetryPolicy()
         self._rng = rng or random.Random()
         self._gate = PauseGate()
@@ -217,6 +248,7 @@ class TracklyClient:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             follow_redirects=False,
+            verify=tls_verify(settings),
         )
 
     def close(self) -> None:
@@ -233,20 +265,12 @@ class TracklyClient:
     def import_batch(self, kind: str, body: bytes, count: int) -> Delivery:
         """POST one encoded batch (``{"records": [...]}``, ``count`` records), with retries."""
         path = BULK_PATHS[kind]
-        attempts = 0
-        ambiguous = False
-
-        def send() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
-            return self._request("POST", path, body)
-
-        def note_failure(error: ApiError) -> None:
-            nonlocal ambiguous
-            ambiguous = ambiguous or _may_have_been_applied(error)
-
-        response = self._with_retries(send, note_failure)
-        return Delivery(parse_bulk_result(_json_body(response), count), attempts, ambiguous)
+        answered = self._with_retries(
+            lambda: self._request("POST", path, body), IMPORT_RESEND_ADVICE
+        )
+        with _spent_on(answered):
+            result = parse_bulk_result(_json_body(answered.response), count)
+        return Delivery(result, answered.attempts, answered.after_ambiguous_failure)
 
     def clear(self, body: dict[str, Any]) -> dict[str, Any]:
         """DELETE /v2/history/clear. Resent only when the request surely never arrived."""
@@ -270,30 +294,25 @@ class TracklyClient:
     def unsubscribe(self, phone_number: str, list_number: str) -> UnsubscribeAnswer:
         """DELETE /v2/contacts, retried (it is idempotent)."""
         body = orjson.dumps({"phone_number": phone_number, "list_number": list_number})
-        attempts = 0
-
-        def send() -> httpx.Response:
-            nonlocal attempts
-            attempts += 1
-            return self._request("DELETE", CONTACTS_PATH, body)
-
-        response = self._with_retries(send)
-        payload = _expect_object(_json_body(response))
-        unsubscribed = payload.get("unsubscribed")
-        if not isinstance(unsubscribed, bool):
-            raise ResponseShapeError(
-                f"The unsubscribe answer has no boolean 'unsubscribed': {_excerpt(response)}"
-            )
-        return UnsubscribeAnswer(unsubscribed, attempts)
+        answered = self._with_retries(
+            lambda: self._request("DELETE", CONTACTS_PATH, body), UNSUBSCRIBE_RESEND_ADVICE
+        )
+        with _spent_on(answered):
+            payload = _expect_object(_json_body(answered.response))
+            unsubscribed = payload.get("unsubscribed")
+            if not isinstance(unsubscribed, bool):
+                raise ResponseShapeError(
+                    "The unsubscribe answer has no boolean 'unsubscribed': "
+                    + _excerpt(answered.response)
+                )
+        return UnsubscribeAnswer(unsubscribed, answered.attempts)
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _with_retries(
-        self,
-        send: Callable[[], httpx.Response],
-        on_failure: Callable[[ApiError], None] | None = None,
-    ) -> httpx.Response:
-        attempt = 0
+    def _with_retries(self, send: Callable[[], httpx.Response], resend_advice: str) -> _Answered:
+        """Send until answered or given up; the error given up on says what was spent."""
+        attempt = no_answer = 0
+        ambiguous = False
         started = time.monotonic()
         while True:
             attempt += 1
@@ -303,10 +322,18 @@ class TracklyClient:
                 response = send()
             except ApiError as error:
                 self.limit.release(overloaded=_is_overload(error))
-                if on_failure is not None:
-                    on_failure(error)
-                if not should_retry(error) or not self._may_retry(attempt, started):
-                    raise
+                ambiguous = ambiguous or _may_have_been_applied(error)
+                no_answer += isinstance(error, NoAnswerError)
+                if (
+                    not should_retry(error)
+                    or not self._may_retry(attempt, started)
+                    or no_answer >= self.policy.max_no_answer
+                ):
+                    if isinstance(error, NoAnswerError):
+                        error = self._no_answer(no_answer, resend_advice)
+                    error.requests, error.retries = attempt, attempt - 1
+                    error.may_have_applied = ambiguous
+                    raise error from None
                 retry_after = getattr(error, "retry_after", None)
                 if retry_after is not None:
                     self._gate.pause_for(min(retry_after, self.policy.retry_after_cap))
@@ -315,7 +342,16 @@ class TracklyClient:
                 time.sleep(delay)
             else:
                 self.limit.release(overloaded=False)
-                return response
+                return _Answered(response, attempt, ambiguous)
+
+    def _no_answer(self, tries: int, resend_advice: str) -> NoAnswerError:
+        tried = "1 attempt" if tries == 1 else f"{tries} attempts"
+        return NoAnswerError(
+            f"No answer from {self.settings.host} within {self.timeout:g} s ({tried}): the "
+            "server took the request but did not answer (it may be hung or overloaded, or a "
+            "proxy may be holding the request). Gave up on it.",
+            hint=f"{resend_advice} For a server that is merely slow, raise --timeout.",
+        )
 
     def _may_retry(self, attempt: int, started: float) -> bool:
         return (
@@ -331,14 +367,18 @@ class TracklyClient:
         try:
             response = self._http.request(method, path, content=body)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            untrusted = _certificate_failure(exc)
+            if untrusted is not None:
+                raise self._untrusted(untrusted) from None
             raise ApiConnectionError(
                 f"Cannot connect to {self.settings.host}: {_reason(exc)}.",
                 hint="Check the network and --base-url / TRACKLY_BASE_URL.",
                 request_sent=False,
             ) from None
-        except httpx.TimeoutException:
-            raise ApiConnectionError(
-                f"No answer from {self.settings.host} in time (the request was sent)."
+        except httpx.TimeoutException:  # read or write: the request was (partly) sent
+            raise NoAnswerError(
+                f"No answer from {self.settings.host} within {self.timeout:g} s "
+                "(the request was sent)."
             ) from None
         except httpx.TransportError as exc:
             raise ApiConnectionError(
@@ -347,6 +387,40 @@ class TracklyClient:
         if response.status_code >= 300:
             raise _status_error(response)
         return response
+
+    def _untrusted(self, failure: ssl.SSLCertVerificationError) -> CertificateError:
+        host = self.settings.host
+        reason = failure.verify_message or failure.reason or "verification failed"
+        return CertificateError(
+            f"The TLS certificate of {host} is not trusted ({reason}), so nothing was sent. "
+            "A certificate does not fix itself, so the request was not retried.",
+            hint=f"If {host} uses a certificate from a private or company CA (or a proxy that "
+            f"inspects TLS), trust that CA: --ca-bundle PATH or {CA_BUNDLE_ENV}=PATH, a PEM "
+            "file of the CA certificate(s) (SSL_CERT_FILE=PATH works too). Otherwise check "
+            "--base-url: this may not be the server you meant.",
+        )
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error under an httpx connect error, if that is its cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+@contextlib.contextmanager
+def _spent_on(answered: _Answered) -> Iterator[None]:
+    """An answer that cannot be used still cost its attempts, and may have been applied."""
+    try:
+        yield
+    except ApiError as error:
+        error.requests, error.retries = answered.attempts, answered.attempts - 1
+        raise
 
 
 def _may_have_been_applied(error: ApiError) -> bool:

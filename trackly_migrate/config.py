@@ -4,6 +4,11 @@ The key is checked for its format before any request (``trk_`` + 32 letters/digi
 from ``TRACKLY_API_KEY`` or a file (a key on the command line shows in ``ps``), and only ever
 shown redacted. Plain ``http://`` is refused except to a loopback host, so a key never crosses
 a network in clear text.
+
+TLS certificates are verified against certifi's CAs (httpx's default, which also honours
+``SSL_CERT_FILE`` and ``SSL_CERT_DIR``), or, with ``--ca-bundle`` / ``TRACKLY_CA_BUNDLE``,
+against exactly the CA certificates of that PEM file: for a private CA or a company proxy
+that inspects TLS. Verification is never turned off.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +27,7 @@ from trackly_migrate.errors import UsageError
 
 API_KEY_ENV = "TRACKLY_API_KEY"
 BASE_URL_ENV = "TRACKLY_BASE_URL"
+CA_BUNDLE_ENV = "TRACKLY_CA_BUNDLE"
 _KEY_FORMAT = re.compile(r"^trk_[A-Za-z0-9]{32}$")
 
 
@@ -30,6 +37,7 @@ class ApiSettings:
 
     base_url: str
     api_key: str = field(repr=False)
+    ca_bundle: Path | None = None  # PEM file of the CA certificates to trust instead
 
     @property
     def redacted_key(self) -> str:
@@ -38,6 +46,34 @@ class ApiSettings:
     @property
     def host(self) -> str:
         return httpx.URL(self.base_url).host
+
+
+def tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
+    """What httpx's ``verify=`` gets: a context trusting ``ca_bundle``, else its default."""
+    if settings.ca_bundle is None:
+        return True
+    return _context_for(settings.ca_bundle)
+
+
+def check_ca_bundle(path: Path | None) -> Path | None:
+    """``--ca-bundle`` (else ``TRACKLY_CA_BUNDLE``), checked to hold usable CA certificates."""
+    if path is None:
+        from_env = os.environ.get(CA_BUNDLE_ENV)
+        if not from_env:
+            return None
+        path = Path(from_env)
+    _context_for(path)
+    return path.resolve()
+
+
+def _context_for(path: Path) -> ssl.SSLContext:
+    hint = "Give a PEM file holding the CA certificate(s) that signed the server's certificate."
+    try:
+        return ssl.create_default_context(cafile=str(path))
+    except ssl.SSLError:  # before OSError, of which it is a subclass
+        raise UsageError(f"The CA bundle {path} holds no usable certificate.", hint=hint) from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read the CA bundle {path}: {exc.strerror}.", hint=hint) from None
 
 
 def redact_key(key: str) -> str:

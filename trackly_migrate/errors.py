@@ -8,7 +8,9 @@ turns them into a message and an exit code (``cli.py``'s error boundary).
     ├── InputError                       2: unreadable or malformed input; nothing sent
     ├── OutputError                      3: a report or checkpoint could not be written mid-run
     └── ApiError                         3: the run cannot go on
+        ├── CertificateError             the server's TLS certificate is not trusted
         ├── ApiConnectionError           server unreachable, connection dropped, timeout
+        │   ├── NoAnswerError            sent, but no answer within --timeout
         │   └── OutcomeUnknownError      the request may have been applied (clear after timeout)
         └── ApiStatusError               a non-2xx answer; ``status``, ``code``, ``message``
             ├── AuthenticationError      401: wrong or revoked key
@@ -77,9 +79,24 @@ class OutputError(TracklyMigrateError):
 
 
 class ApiError(TracklyMigrateError):
-    """The API could not be used to finish the run."""
+    """The API could not be used to finish the run.
+
+    Where an operation gives up (the client's retry loop, the importer's ``deliver``), it
+    records on the error what it spent and whether it may have taken effect, so that the
+    run's summary counts every request tried and its checkpoint knows what may be stored.
+    These are plain attributes, so they cross the sender process with the error (pickle).
+    """
 
     exit_code = ExitCode.ABORTED
+    requests: int = 0  # requests tried by the operation that gave up, the last one included
+    retries: int = 0  # of those, the resends
+    # False only when every attempt was refused before any work (401, 400, 413, 429, never
+    # connected): nothing of the request can be stored.
+    may_have_applied: bool = True
+
+
+class CertificateError(ApiError):
+    """The server's TLS certificate failed verification: permanent, so never retried."""
 
 
 class ApiConnectionError(ApiError):
@@ -90,6 +107,10 @@ class ApiConnectionError(ApiError):
         # False only when the request surely never reached the server (connection refused,
         # name not resolved): the one case where even a non-idempotent request may be resent.
         self.request_sent = request_sent
+
+
+class NoAnswerError(ApiConnectionError):
+    """The request was sent and no answer came within the timeout: it may have been applied."""
 
 
 class OutcomeUnknownError(ApiConnectionError):

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from trackly_migrate.client import BulkResult, Delivery, ItemError
-from trackly_migrate.errors import ExitCode, TracklyMigrateError
+from trackly_migrate.errors import ApiError, ExitCode, TracklyMigrateError
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
@@ -73,6 +73,8 @@ class Checkpointer(Protocol):
     """Keeps the resume watermark (``checkpoint.CheckpointWriter``)."""
 
     def submitted(self, end_offset: int) -> None: ...
+
+    def may_be_stored_until(self, offset: int) -> None: ...
 
     def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None: ...
 
@@ -229,7 +231,14 @@ def _deliver_batch(
     while True:
         if body is None:
             body = orjson.dumps({"records": [records[i] for i in outstanding]})
-        delivery = sender.import_batch(kind, body, len(outstanding))
+        try:
+            delivery = sender.import_batch(kind, body, len(outstanding))
+        except ApiError as error:
+            # Earlier rounds were answered: their requests count, and they stored records.
+            error.requests += settlement.requests
+            error.retries += settlement.retries
+            error.may_have_applied = error.may_have_applied or settlement.requests > 0
+            raise
         body = None  # the next round (if any) sends fewer records
         settlement.requests += delivery.attempts
         settlement.retries += delivery.attempts - 1
@@ -331,6 +340,7 @@ class ImportRun:
         # After a crash, records up to here may have been stored by batches that were in
         # flight: their duplicates are this migration's own, not old ones.
         self._possibly_stored_until = possibly_stored_until
+        self._sent_until = 0  # just past the last settled segment that sent requests
         self._grace_s = grace_s
         # The adaptive limit of requests in flight (client.AdaptiveLimit), for the progress
         # display and for how many segments are read ahead.
@@ -486,6 +496,8 @@ class ImportRun:
         summary.requests += settlement.requests
         summary.retries += settlement.retries
         summary.itemize_requests += settlement.itemize_requests
+        if settlement.requests:
+            self._sent_until = segment.end.offset
         if self.options.dry_run:
             summary.pending += segment.valid
         else:
@@ -536,14 +548,41 @@ class ImportRun:
     def _abandon(self) -> None:
         """After a failure or an interruption: what was not settled is pending, not lost.
 
-        Nothing of it reaches the report or the checkpoint, so a resume sends it again.
+        Nothing of it reaches the report or the checkpoint, so a resume sends it again. The
+        requests it tried still count, and the checkpoint learns how far records may be
+        stored: what was never sent, or was refused before any work (401, 400, 413 ...),
+        is not in doubt.
         """
+        may_be_stored = max(self._possibly_stored_until, self._sent_until)
         for segment, future in self._pending:
-            if not future.cancel() and not future.done():
+            if future.cancel():
+                doubtful = False  # never sent
+            elif not future.done():
                 self.abandoned += 1
+                doubtful = True
+            else:
+                doubtful = self._count_unsettled(future)
+            if doubtful:
+                may_be_stored = max(may_be_stored, segment.end.offset)
             self.summary.read += segment.read
             self.summary.pending += segment.read
         self._pending.clear()
+        if self._checkpoint is not None:
+            self._checkpoint.may_be_stored_until(may_be_stored)
+
+    def _count_unsettled(self, future: Future[Settlement]) -> bool:
+        """Count the requests of an answered segment left unsettled; True if it may be stored."""
+        error = future.exception()
+        if error is None:
+            settlement = future.result()
+            self.summary.requests += settlement.requests
+            self.summary.retries += settlement.retries
+            return settlement.requests > 0
+        if isinstance(error, ApiError):
+            self.summary.requests += error.requests
+            self.summary.retries += error.retries
+            return error.may_have_applied
+        return True
 
     def _check_reject_limit(self) -> None:
         options, summary = self.options, self.summary

@@ -279,10 +279,11 @@ def run_import(
             start,
         )
         if checkpoint is not None:
-            # A run that sent nothing (all rejected locally, say) leaves nothing to resume:
-            # running it again, with corrected options, starts over.
-            nothing_sent = not checkpoint.base.submitted_until
-            if outcome.summary.status == "completed" or nothing_sent:
+            # A run that can have stored nothing (all rejected locally, or every request
+            # refused before any work, as with a wrong key) leaves nothing to resume: running
+            # it again, with corrected options, starts over.
+            nothing_stored = not checkpoint.base.submitted_until
+            if outcome.summary.status == "completed" or nothing_stored:
                 checkpoint.remove()
             else:
                 outcome.checkpoint = checkpoint.path
@@ -401,6 +402,12 @@ def _open_checkpoint(
         existing = None
     else:
         existing = load(path)
+    if existing is not None and not request.resume and not existing.offset:
+        # It confirmed nothing, so resuming it and starting over are the same run: no need
+        # to make the user choose. Kept when it matches, for what its batches may have stored.
+        observer.info("the interrupted run of this input confirmed nothing: starting over")
+        if existing.identity != identity or option_differences(existing.options, options):
+            existing = None
     if existing is not None and not request.resume:
         raise UsageError(
             f"An interrupted run of this input stopped at line {existing.line:,} "

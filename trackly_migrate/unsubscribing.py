@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from trackly_migrate.client import ItemError, TracklyClient
-from trackly_migrate.errors import RequestRejectedError, UsageError
+from trackly_migrate.errors import ApiError, RequestRejectedError, UsageError
 from trackly_migrate.importer import Settlement
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import Kind, RecordBuilder, Rejection, resolve_columns
@@ -48,10 +48,16 @@ def deliver_unsubscribes(client: TracklyClient, records: list[dict[str, Any]]) -
         try:
             answer = client.unsubscribe(record["phone_number"], record["list_number"])
         except RequestRejectedError as error:
-            settlement.requests += 1
+            settlement.requests += error.requests
+            settlement.retries += error.retries
             code = error.code or f"http_{error.status}"
             settlement.rejections.append((index, ItemError(index, code, error.message)))
             continue
+        except ApiError as error:
+            error.requests += settlement.requests  # the contacts before it count too
+            error.retries += settlement.retries
+            error.may_have_applied = error.may_have_applied or settlement.requests > 0
+            raise
         settlement.requests += answer.attempts
         settlement.retries += answer.attempts - 1
         if answer.unsubscribed:

@@ -53,6 +53,9 @@ class SandboxConfig:
     max_body_bytes: int = MAX_BODY_BYTES  # a larger request body is refused whole (413)
     # Scripted faults queued at start (and again on reset): ScriptedFault or its JSON dict.
     faults: tuple[ScriptedFault | dict[str, Any], ...] = ()
+    # Serve https with this certificate and key (PEM); tests of the client's TLS handling.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
 
 
 def is_loopback(host: str) -> bool:
@@ -188,7 +191,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
     except (StoreError, SandboxError) as exc:
         store.close()
         raise SandboxError(str(exc)) from exc
-    root_url = _root_url(config.host, sock.getsockname()[1])
+    root_url = _root_url(config.host, sock.getsockname()[1], https=config.ssl_certfile is not None)
     state = SandboxState(store, seed, injector, sink=config.sink, faults=queue)
     state.max_body_bytes = config.max_body_bytes
     app = build_app(state)
@@ -202,6 +205,8 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         log_config=None,
         log_level="warning",
         timeout_graceful_shutdown=5,
+        ssl_certfile=config.ssl_certfile,
+        ssl_keyfile=config.ssl_keyfile,
     )
 
     def started() -> None:
@@ -242,12 +247,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _root_url(host: str, port: int) -> str:
+def _root_url(host: str, port: int, *, https: bool = False) -> str:
     # A wildcard address is not one to connect to; loopback reaches the same server.
     shown = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{'https' if https else 'http'}://{shown}:{port}"
 
 
 def start_sandbox(config: SandboxConfig) -> RunningSandbox:
