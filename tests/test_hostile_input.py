@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trackly_migrate.clearing import ClearPlan, parse_cutoff
-from trackly_migrate.errors import UsageError
+from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.normalize import normalize_timestamp
+from trackly_migrate.records import Kind, parse_map_options, resolve_columns
 
 # -- timestamps at the edges of the calendar ---------------------------------------------
 
@@ -85,3 +86,55 @@ def test_a_cutoff_at_the_end_of_the_calendar_can_be_described_east_of_utc() -> N
     plan = ClearPlan(("sends",), parse_cutoff("9999-12-31T23:59:59Z", None))
     assert "beyond the calendar in local time" in plan.time_scope(ZoneInfo("Asia/Tokyo"))
     assert plan.body()["before_date"] == "9999-12-31T23:59:59Z"
+
+
+# -- headers that name a field twice ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("columns", "where", "choices"),
+    [
+        (
+            ["id", "to_number", "timestamp", "to_number"],
+            "column 2 ('to_number') and column 4 ('to_number')",
+            ["--map 'to_number=#2'", "--map 'to_number=#4'"],
+        ),
+        (
+            ["id", "to_number", "timestamp", "To Number"],
+            "column 2 ('to_number') and column 4 ('To Number')",
+            ["--map to_number=to_number", "--map 'to_number=To Number'"],
+        ),
+        (
+            ["ID", "id", "to_number", "timestamp"],
+            "column 1 ('ID') and column 2 ('id')",
+            ["--map id=ID", "--map id=id"],
+        ),
+    ],
+)
+def test_a_field_with_two_columns_is_ambiguous(
+    columns: list[str], where: str, choices: list[str]
+) -> None:
+    with pytest.raises(InputError) as caught:
+        resolve_columns(Kind.SENDS, columns, {}, source_name="x.csv")
+    assert where in caught.value.message
+    for choice in choices:
+        assert choice in (caught.value.hint or "")
+
+
+def test_the_map_that_the_ambiguity_error_suggests_resolves_it() -> None:
+    columns = ["id", "to_number", "timestamp", "to_number"]
+    mapping = resolve_columns(Kind.SENDS, columns, {"to_number": "#4"}, source_name="x.csv")
+    assert mapping.indexes["to_number"] == 3
+    columns = ["id", "to_number", "timestamp", "To Number"]
+    mapping = resolve_columns(Kind.SENDS, columns, {"to_number": "To Number"}, source_name="x.csv")
+    assert mapping.indexes["to_number"] == 3
+    assert mapping.unknown_columns == ("to_number",)
+    # A field read from elsewhere leaves the repeated columns unused, which is not ambiguous.
+    columns = ["id", "phone", "timestamp", "to_number", "to_number"]
+    mapping = resolve_columns(Kind.SENDS, columns, {"to_number": "phone"}, source_name="x.csv")
+    assert mapping.indexes["to_number"] == 1
+
+
+def test_a_field_given_twice_to_map_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="twice"):
+        parse_map_options(["id=A", "id=B"], Kind.SENDS)
