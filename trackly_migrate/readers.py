@@ -12,11 +12,12 @@ import codecs
 import csv
 import gzip
 import io
+import json
 import shlex
 import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -33,6 +34,10 @@ csv.field_size_limit(MAX_FIELD_BYTES)
 
 STDIN = "-"
 
+# How much of a malformed CSV record's first line is parsed again to keep its readable cells.
+READABLE_PREFIX_CHARS = 1 << 16
+# A JSON record nested deeper than this is refused (no field is nested at all).
+MAX_JSON_DEPTH = 32
 # What reading a damaged file raises: gzip cut short (EOFError), a bad CRC or length
 # (BadGzipFile, an OSError), a corrupt deflate stream (zlib.error), a failing disk (OSError).
 _DAMAGE = (EOFError, OSError, zlib.error)
@@ -209,10 +214,12 @@ class _Lines:
         self.line = line  # lines consumed so far
         self.undecodable_since: int | None = None  # first undecodable line of the current record
         self.nul_since: int | None = None  # first line of the current record with a NUL byte
+        self.first_text: str | None = None  # the current record's first line
         self._strip_bom = offset == 0 and encoding in {"utf-8", "utf-8-sig"}
 
     def start_record(self) -> None:
         self.undecodable_since = self.nul_since = None
+        self.first_text = None
 
     def __iter__(self) -> Iterator[str]:
         try:
@@ -230,6 +237,8 @@ class _Lines:
                 if self._strip_bom:
                     self._strip_bom = False
                     text = text.removeprefix("\ufeff")
+                if self.first_text is None:
+                    self.first_text = text
                 yield text
         except _DAMAGE as exc:  # the loop's own reads only: nothing is thrown in at yield
             raise damaged(self._name, self.line, exc) from None
@@ -294,7 +303,7 @@ class CsvReader:
                     start,
                     lines.offset,
                     lines.line + 1,
-                    None,
+                    self._readable_cells(lines.first_text),
                     RowProblem("malformed_row", f"not valid CSV: {exc}"),
                 )
                 continue
@@ -340,6 +349,28 @@ class CsvReader:
                 )
                 continue
             yield RawRow(start, lines.offset, lines.line + 1, cells)
+
+    def _readable_cells(self, first_line: str | None) -> list[str] | None:
+        """The cells that can still be read from a malformed record's first line.
+
+        They keep the record's id (usually in a leading column) for the report. Only a
+        bounded prefix is parsed, and the cell it cuts (or the bad quote starts) is dropped.
+        """
+        if not first_line:
+            return None
+        prefix = first_line[:READABLE_PREFIX_CHARS]
+        try:
+            cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=True))
+        except csv.Error:
+            try:
+                cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=False), [])
+            except csv.Error:  # a carriage return inside the line, say
+                return None
+            cells = cells[:-1]
+        else:
+            if len(prefix) < len(first_line):
+                cells = cells[:-1]
+        return cells or None
 
 
 class JsonlReader:
@@ -402,7 +433,88 @@ class JsonlReader:
                     text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
                 )
                 continue
+            holds_float, too_deep = _scan_json(value)
+            if too_deep:
+                yield RawRow(
+                    self._line,
+                    self._offset,
+                    self._line + 1,
+                    None,
+                    RowProblem(
+                        "invalid_record",
+                        f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
+                    ),
+                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                )
+                continue
+            if holds_float:
+                value = _with_number_texts(payload, value)
             yield RawRow(self._line, self._offset, self._line + 1, value)
+
+
+class JsonNumber(float):
+    """A JSON number that orjson could only give as a float, keeping the text it was written as.
+
+    ``1.10`` would come back as ``1.1`` and ``100000000000000000000000`` (past 64 bits) as
+    ``1e+23``; the errors report must show what the input said. It is a float to everything
+    that validates it; ``repr`` and ``str`` give the original text.
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, float(text))
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _big_or_exact_int(text: str) -> int | JsonNumber:
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else JsonNumber(text)
+
+
+def _scan_json(value: dict[str, Any]) -> tuple[bool, bool]:
+    """(holds a float anywhere, nests deeper than ``MAX_JSON_DEPTH``), without recursion.
+
+    A float is where orjson may have lost the text of a number; no field is ever nested, and
+    a value nested hundreds deep could not even be written back into the report.
+    """
+    holds_float = False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        items: Iterable[Any] = container.values() if type(container) is dict else container
+        for item in items:
+            kind = type(item)
+            if kind is float:
+                holds_float = True
+            elif kind is dict or kind is list:
+                if depth >= MAX_JSON_DEPTH:
+                    return holds_float, True
+                stack.append((item, depth + 1))
+    return holds_float, False
+
+
+def _with_number_texts(payload: bytes | str, value: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` decoded again with each float as a ``JsonNumber`` (orjson's value if not)."""
+    try:
+        exact = json.loads(payload, parse_float=JsonNumber, parse_int=_big_or_exact_int)
+    except (ValueError, RecursionError):
+        return value
+    return exact if isinstance(exact, dict) else value
+
+
+def json_default(value: Any) -> Any:
+    """``orjson.dumps``'s ``default``: a ``JsonNumber`` is written as the text it was read as."""
+    if isinstance(value, JsonNumber):
+        return orjson.Fragment(value.text)
+    raise TypeError
 
 
 Reader = CsvReader | JsonlReader
