@@ -277,6 +277,7 @@ class CsvReader:
         if not header:
             raise InputError(f"{source.display_name}: the file is empty (no header row).")
         self.columns = [name.strip() for name in header]
+        self._header = header
         self.header_end = header_lines.offset
         self.header_lines = header_lines.line
         if start_offset > self.header_end:
@@ -291,6 +292,7 @@ class CsvReader:
         lines = self._lines
         reader = csv.reader(iter(lines), delimiter=self._delimiter, strict=True)
         width = len(self.columns)
+        header = self._header
         while True:
             start = lines.line + 1
             lines.start_record()
@@ -304,7 +306,7 @@ class CsvReader:
                     lines.offset,
                     lines.line + 1,
                     self._readable_cells(lines.first_text),
-                    RowProblem("malformed_row", f"not valid CSV: {exc}"),
+                    RowProblem("malformed_row", _csv_problem(exc, start, lines.line)),
                 )
                 continue
             if not cells:
@@ -346,6 +348,16 @@ class CsvReader:
                         f"has {len(cells)} fields but the header has {width}"
                         + (" (is the file cut short?)" if len(cells) < width else ""),
                     ),
+                )
+                continue
+            first = cells[0]
+            if (first == header[0] or first == "\ufeff" + header[0]) and cells[1:] == header[1:]:
+                yield RawRow(
+                    start,
+                    lines.offset,
+                    lines.line + 1,
+                    cells,
+                    RowProblem("malformed_row", "repeats the header row (were two files joined?)"),
                 )
                 continue
             yield RawRow(start, lines.offset, lines.line + 1, cells)
@@ -404,8 +416,8 @@ class JsonlReader:
         for raw in self.source.stream:
             self._offset += len(raw)
             self._line += 1
-            if self._line == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
+            if raw[:3] == codecs.BOM_UTF8:  # the first line's, or that of a file joined on
+                raw = raw[3:]
             if not raw.strip():
                 continue
             try:
@@ -621,7 +633,7 @@ _CONTAINERS = (
     (b"SQLite format 3\x00", "an SQLite database"),
 )
 _BZIP2 = (b"BZh", b"1AY&SY")
-_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D, 0x1B}
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D, 0x1B}  # NUL included
 
 
 def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str] | None:
@@ -670,14 +682,16 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
                 f"Convert it to UTF-8 first: iconv -f UTF-16LE -t UTF-8 {source} > {target} "
                 f"(UTF-16BE if each NUL comes first), then import {target}.",
             )
-        if not utf8 or nuls * 100 >= len(head):
+        if utf8 and nuls * 100 >= len(head):
             return ("holds NUL bytes: it is binary data, not text", _EXPORT_HINT)
-    control = sum(1 for byte in head if byte in _CONTROL_BYTES)
-    if control * 10 > len(head) and not utf8:
-        return (
-            f"does not look like text ({control} control bytes in the first {len(head)})",
-            _EXPORT_HINT,
-        )
+    if not utf8:
+        # Text in a one-byte encoding has next to no control bytes; random bytes have 1 in 10.
+        control = sum(1 for byte in head if byte in _CONTROL_BYTES)
+        if control * 20 > len(head):
+            return (
+                f"does not look like text ({control} control bytes in the first {len(head)})",
+                _EXPORT_HINT,
+            )
     return None
 
 
@@ -711,6 +725,16 @@ def check_looks_like_text(source: InputSource) -> None:
     if problem is not None:
         what, hint = problem
         raise InputError(f"{source.display_name} {what}.", hint=hint)
+
+
+def _csv_problem(exc: csv.Error, start: int, end: int) -> str:
+    if str(exc) == "unexpected end of data":
+        span = f"line {start}" if end <= start else f"lines {start}-{end}"
+        return (
+            f"not valid CSV: a quote opened here is never closed, so {span} (to the end of "
+            "the file) were read as one record"
+        )
+    return f"not valid CSV: {exc}"
 
 
 def _bad_header(source: InputSource, exc: csv.Error) -> InputError:
