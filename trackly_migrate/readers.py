@@ -275,7 +275,11 @@ class CsvReader:
         except InputDamagedError as exc:  # nothing was sent yet: an unreadable input
             raise InputError(exc.message, hint="Repair the file or fetch it again.") from None
         if not header:
-            raise InputError(f"{source.display_name}: the file is empty (no header row).")
+            raise InputError(
+                f"{source.display_name}: the file is empty (no header row).",
+                hint="A CSV file starts with a header row naming its columns, e.g. "
+                "id,to_number,timestamp.",
+            )
         self.columns = [name.strip() for name in header]
         self._header = header
         self.header_end = header_lines.offset
