@@ -735,3 +735,15 @@ def test_a_hostile_csv_sends_exactly_its_valid_records(
         "malformed_row",
         "malformed_row",
     ]
+
+
+def test_a_record_nested_too_deep_is_rejected_and_still_reported(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json_line(1)[:-2] + ', "x": ' + "[" * 300 + "1.5" + "]" * 300 + "}\n")
+    report = tmp_path / "r.jsonl"
+    outcome = dry_run(path, report)
+    (row,) = report_rows(report)
+    assert row["_code"] == "invalid_record"
+    assert "levels deep" in row["_message"]
+    assert row["_raw"] == path.read_text().rstrip("\n")
+    assert outcome.summary.balanced()
