@@ -36,6 +36,7 @@ STDIN = "-"
 
 # How much of a malformed CSV record's first line is parsed again to keep its readable cells.
 READABLE_PREFIX_CHARS = 1 << 16
+_PLAIN_JSON_TYPES = frozenset({str, int, bool, type(None)})
 # A JSON record nested deeper than this is refused (no field is nested at all).
 MAX_JSON_DEPTH = 32
 # What reading a damaged file raises: gzip cut short (EOFError), a bad CRC or length
@@ -204,6 +205,18 @@ class InputSource:
 class _Lines:
     """Decoded lines of a binary stream, counting lines and bytes, flagging undecodable ones."""
 
+    __slots__ = (
+        "_encoding",
+        "_name",
+        "_stream",
+        "_strip_bom",
+        "first_text",
+        "line",
+        "nul_since",
+        "offset",
+        "undecodable_since",
+    )
+
     def __init__(
         self, stream: IO[bytes], encoding: str, *, offset: int, line: int, name: str = ""
     ) -> None:
@@ -232,7 +245,9 @@ class _Lines:
                     text = raw.decode(self._encoding, "replace")
                     if self.undecodable_since is None:
                         self.undecodable_since = self.line
-                if b"\x00" in raw and self.nul_since is None:
+                if (
+                    0 in raw and self.nul_since is None
+                ):  # `0 in` is a memchr; `b"\x00" in` is far slower
                     self.nul_since = self.line
                 if self._strip_bom:
                     self._strip_bom = False
@@ -281,7 +296,6 @@ class CsvReader:
                 "id,to_number,timestamp.",
             )
         self.columns = [name.strip() for name in header]
-        self._header = header
         self.header_end = header_lines.offset
         self.header_lines = header_lines.line
         if start_offset > self.header_end:
@@ -296,7 +310,6 @@ class CsvReader:
         lines = self._lines
         reader = csv.reader(iter(lines), delimiter=self._delimiter, strict=True)
         width = len(self.columns)
-        header = self._header
         while True:
             start = lines.line + 1
             lines.start_record()
@@ -354,16 +367,6 @@ class CsvReader:
                     ),
                 )
                 continue
-            first = cells[0]
-            if (first == header[0] or first == "\ufeff" + header[0]) and cells[1:] == header[1:]:
-                yield RawRow(
-                    start,
-                    lines.offset,
-                    lines.line + 1,
-                    cells,
-                    RowProblem("malformed_row", "repeats the header row (were two files joined?)"),
-                )
-                continue
             yield RawRow(start, lines.offset, lines.line + 1, cells)
 
     def _readable_cells(self, first_line: str | None) -> list[str] | None:
@@ -411,61 +414,61 @@ class JsonlReader:
 
     def __iter__(self) -> Iterator[RawRow]:
         try:
-            yield from self._rows()
-        except _DAMAGE as exc:
+            utf8 = self._encoding in {"utf-8", "utf-8-sig"}
+            for raw in self.source.stream:
+                self._offset += len(raw)
+                self._line += 1
+                # The first line's BOM, or that of a file joined on (raw is never empty).
+                if raw[0] == 0xEF and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[3:]
+                if not raw.strip():
+                    continue
+                try:
+                    payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
+                    value = orjson.loads(payload)
+                except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                if not isinstance(value, dict):
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem(
+                            "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
+                        ),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                # Most records hold only strings and integers: one C-level pass over their types.
+                suspect = not _PLAIN_JSON_TYPES.issuperset(map(type, value.values()))
+                holds_float, too_deep = _scan_json(value) if suspect else (False, False)
+                if too_deep:
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem(
+                            "invalid_record",
+                            f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
+                        ),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                if holds_float:
+                    value = _with_number_texts(payload, value)
+                yield RawRow(self._line, self._offset, self._line + 1, value)
+        except _DAMAGE as exc:  # the loop's own reads only: nothing is thrown in at yield
             raise damaged(self.source.display_name, self._line, exc) from None
-
-    def _rows(self) -> Iterator[RawRow]:
-        utf8 = self._encoding in {"utf-8", "utf-8-sig"}
-        for raw in self.source.stream:
-            self._offset += len(raw)
-            self._line += 1
-            if raw[:3] == codecs.BOM_UTF8:  # the first line's, or that of a file joined on
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            try:
-                payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
-                value = orjson.loads(payload)
-            except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield RawRow(
-                    self._line,
-                    self._offset,
-                    self._line + 1,
-                    None,
-                    RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
-                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
-                )
-                continue
-            if not isinstance(value, dict):
-                yield RawRow(
-                    self._line,
-                    self._offset,
-                    self._line + 1,
-                    None,
-                    RowProblem(
-                        "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
-                    ),
-                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
-                )
-                continue
-            holds_float, too_deep = _scan_json(value)
-            if too_deep:
-                yield RawRow(
-                    self._line,
-                    self._offset,
-                    self._line + 1,
-                    None,
-                    RowProblem(
-                        "invalid_record",
-                        f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
-                    ),
-                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
-                )
-                continue
-            if holds_float:
-                value = _with_number_texts(payload, value)
-            yield RawRow(self._line, self._offset, self._line + 1, value)
 
 
 class JsonNumber(float):

@@ -93,6 +93,7 @@ class ColumnMapping:
     sources: dict[str, str]  # field -> column (CSV header name or JSON key)
     indexes: dict[str, int] = field(default_factory=dict)  # field -> CSV column position
     unknown_columns: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()  # the CSV header's names, to recognize it repeated as a row
 
 
 def parse_map_options(options: Iterable[str], kind: Kind) -> dict[str, str]:
@@ -183,7 +184,7 @@ def resolve_columns(
         if position not in used and name not in REPORT_COLUMNS and name
     )
     sources = {name: columns[index] for name, index in indexes.items()}
-    return ColumnMapping(kind, sources, indexes, unknown)
+    return ColumnMapping(kind, sources, indexes, unknown, tuple(columns))
 
 
 def _column_number(wanted: str, width: int) -> list[int]:
@@ -269,6 +270,7 @@ class RecordBuilder:
         unescape_report_cells: bool = False,
     ) -> None:
         self.kind = mapping.kind
+        self._header = mapping.header
         phones = PhoneNormalizer(default_region)
         # An errors report fed back in: undo the quote that kept formulas from running.
         self._unescape = unescape_report_cells
@@ -318,10 +320,20 @@ class RecordBuilder:
             return Rejection(row.problem.code, row.problem.message)
         data = row.data
         if isinstance(data, list):
-            return self._build_cells(data)
+            outcome = self._build_cells(data)
+            if type(outcome) is Rejection and self._repeats_header(data):
+                return Rejection("malformed_row", "repeats the header row (were two files joined?)")
+            return outcome
         if isinstance(data, dict):
             return self._build_object(data)
         return Rejection("invalid_record", "no data")
+
+    def _repeats_header(self, cells: list[str]) -> bool:
+        # Looked at only for a rejected row: a header read as data never has a valid phone.
+        names = [cell.strip() for cell in cells]
+        if names:
+            names[0] = names[0].removeprefix("\ufeff").strip()  # a joined file keeps its BOM
+        return tuple(names) == self._header
 
     def _build_cells(self, cells: list[str]) -> dict[str, Any] | Rejection:
         record: dict[str, Any] = {}
