@@ -154,10 +154,10 @@ def normalize_phone(text: str, region: str | None = None) -> str:
         raise ValueError("is empty")
     if _E164.match(candidate):
         fast = _parse_e164(candidate)
-        if fast is not None:
-            if not phonenumbers.is_valid_number(fast):
-                raise ValueError(f"{candidate!r} is not a valid phone number")
+        if fast is not None and phonenumbers.is_valid_number(fast):
             return candidate
+        # Not valid as split: the general parser may still read it, e.g. San Marino's
+        # +378 800000, which phonenumbers completes to +378 0549 800000.
     if not _PHONE_CHARS.match(candidate):
         raise ValueError(f"{candidate!r} is not a phone number")
     if not candidate.startswith("+") and region is None:
