@@ -222,6 +222,10 @@ def test_the_fast_e164_path_agrees_with_the_general_parser(text: str) -> None:
     assert normalized == expected
 
 
+def test_a_number_the_fast_path_cannot_split_is_left_to_the_general_parser() -> None:
+    assert normalize_phone("+378800000") == "+3780549800000"  # found by the test above
+
+
 def test_the_phone_cache_remembers_rejections_and_stays_bounded() -> None:
     normalizer = PhoneNormalizer("US", size=64)
     for _ in range(2):

@@ -23,7 +23,7 @@ from trackly_migrate.errors import (
     ServerError,
     UsageError,
 )
-from trackly_migrate.normalize import format_utc
+from trackly_migrate.normalize import format_utc, to_utc
 
 ENTITIES = ("sends", "clicks", "revenue")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -58,10 +58,13 @@ class ClearPlan:
         if self.before is None:
             return "all time: every matching record, whatever its date"
         utc = self.before.astimezone(UTC)
-        if self.zone is not None:
-            local = f"{utc.astimezone(self.zone):%Y-%m-%d %H:%M:%S %Z} in {self.zone}"
-        else:
-            local = f"{utc.astimezone():%Y-%m-%d %H:%M:%S %Z}, this computer's time zone"
+        try:
+            if self.zone is not None:
+                local = f"{utc.astimezone(self.zone):%Y-%m-%d %H:%M:%S %Z} in {self.zone}"
+            else:
+                local = f"{utc.astimezone():%Y-%m-%d %H:%M:%S %Z}, this computer's time zone"
+        except OverflowError:  # 9999-12-31T23:30Z is in the year 10000 east of UTC
+            local = "beyond the calendar in that time zone"
         return (
             f"records stamped before {utc:%Y-%m-%d %H:%M:%S} UTC ({local}); "
             "a record stamped exactly then is kept"
@@ -104,7 +107,13 @@ def parse_cutoff(text: str, zone: tzinfo | None) -> datetime:
                 hint="Add one (Z or +02:00) or pass --timezone Area/City.",
             )
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(UTC)
+    try:
+        return to_utc(moment)
+    except ValueError:
+        raise UsageError(
+            f"--before {text!r} falls outside the calendar in UTC (0001-01-01 to 9999-12-31).",
+            hint="Give a cutoff between 0001-01-01 and 9999-12-31 in UTC, or use --all-time.",
+        ) from None
 
 
 def make_plan(

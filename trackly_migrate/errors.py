@@ -7,6 +7,7 @@ turns them into a message and an exit code (``cli.py``'s error boundary).
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
     ├── InputError                       2: unreadable or malformed input; nothing sent
     ├── OutputError                      3: a report or checkpoint could not be written mid-run
+    ├── InputDamagedError                3: the input broke off mid-run (cut-short or corrupt gzip)
     └── ApiError                         3: the run cannot go on
         ├── CertificateError             the server's TLS certificate is not trusted
         ├── ApiConnectionError           server unreachable, connection dropped, timeout
@@ -74,6 +75,16 @@ class InputError(TracklyMigrateError):
 
 class OutputError(TracklyMigrateError):
     """A report, log or checkpoint could not be written once the run had started (disk full)."""
+
+    exit_code = ExitCode.ABORTED
+
+
+class InputDamagedError(TracklyMigrateError):
+    """The input could not be read past some line once the run had started.
+
+    Everything read before the damage is settled and accounted for first, so the run ends like
+    any other abort: summary, checkpoint kept, exit 3.
+    """
 
     exit_code = ExitCode.ABORTED
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import orjson
 
 from trackly_migrate.client import BulkResult, Delivery, ItemError
-from trackly_migrate.errors import ApiError, ExitCode, TracklyMigrateError
+from trackly_migrate.errors import ApiError, ExitCode, InputDamagedError, TracklyMigrateError
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
@@ -357,8 +357,11 @@ class ImportRun:
 
     def run(self) -> Summary:
         try:
-            self._read_and_submit()
+            damage = self._read_and_submit()
             self._drain()
+            if damage is not None:
+                # Raised only now: every record read before the damage is settled first.
+                raise damage
         finally:
             self._abandon()
             self._update_elapsed()
@@ -391,7 +394,8 @@ class ImportRun:
 
     # -- reading -------------------------------------------------------------------------
 
-    def _read_and_submit(self) -> None:
+    def _read_and_submit(self) -> InputDamagedError | None:
+        """Read, validate and submit every record; the damage that cut the input short, if any."""
         # The per-record loop: everything that can be done per segment or every 256 records
         # is kept out of it.
         batch_size = self.options.batch_size
@@ -402,33 +406,38 @@ class ImportRun:
         records, rows, local = segment.records, segment.rows, segment.local
         count = closed = 0
         last: RawRow | None = None
-        for last in self._rows:
-            count += 1
-            outcome = build(last)
-            if type(outcome) is dict:
-                records.append(outcome)
-                rows.append(last)
-            else:
-                local.append(local_row(last, outcome))  # type: ignore[arg-type]
-            if len(records) >= batch_size or len(local) >= MAX_SEGMENT_REJECTIONS:
-                segment.read = count - closed
-                segment.end = Position(last.end_offset, last.next_line)
-                self._submit(segment)
-                closed = count
-                number += 1
-                segment = Segment(number, segment.end, segment.end)
-                records, rows, local = segment.records, segment.rows, segment.local
-            if not count & 0xFF:
-                self._read_count = count
-                self._maybe_progress()
-                if self.stop.is_set():
-                    self.stopped_early = True
-                    break
+        damage: InputDamagedError | None = None
+        try:
+            for last in self._rows:
+                count += 1
+                outcome = build(last)
+                if type(outcome) is dict:
+                    records.append(outcome)
+                    rows.append(last)
+                else:
+                    local.append(local_row(last, outcome))  # type: ignore[arg-type]
+                if len(records) >= batch_size or len(local) >= MAX_SEGMENT_REJECTIONS:
+                    segment.read = count - closed
+                    segment.end = Position(last.end_offset, last.next_line)
+                    self._submit(segment)
+                    closed = count
+                    number += 1
+                    segment = Segment(number, segment.end, segment.end)
+                    records, rows, local = segment.records, segment.rows, segment.local
+                if not count & 0xFF:
+                    self._read_count = count
+                    self._maybe_progress()
+                    if self.stop.is_set():
+                        self.stopped_early = True
+                        break
+        except InputDamagedError as exc:
+            damage = exc
         self._read_count = count
         if count > closed and last is not None:
             segment.read = count - closed
             segment.end = Position(last.end_offset, last.next_line)
             self._submit(segment)
+        return damage
 
     def _local_row(self, row: RawRow, rejection: Rejection) -> ReportRow:
         return ReportRow(

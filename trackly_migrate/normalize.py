@@ -32,6 +32,7 @@ _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _MAX_INT = 2**63 - 1
+_OUT_OF_UTC_RANGE = "falls outside the calendar in UTC (0001-01-01 to 9999-12-31)"
 
 
 def check_region(region: str | None) -> str | None:
@@ -153,10 +154,10 @@ def normalize_phone(text: str, region: str | None = None) -> str:
         raise ValueError("is empty")
     if _E164.match(candidate):
         fast = _parse_e164(candidate)
-        if fast is not None:
-            if not phonenumbers.is_valid_number(fast):
-                raise ValueError(f"{candidate!r} is not a valid phone number")
+        if fast is not None and phonenumbers.is_valid_number(fast):
             return candidate
+        # Not valid as split: the general parser may still read it, e.g. San Marino's
+        # +378 800000, which phonenumbers completes to +378 0549 800000.
     if not _PHONE_CHARS.match(candidate):
         raise ValueError(f"{candidate!r} is not a phone number")
     if not candidate.startswith("+") and region is None:
@@ -209,22 +210,40 @@ def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
                 "or pass --timezone Area/City (e.g. --timezone America/New_York)"
             )
         moment = _localize(moment, default_zone, candidate)
-    return format_utc(moment)
+    try:
+        return format_utc(moment)
+    except ValueError:
+        raise ValueError(f"{candidate!r} {_OUT_OF_UTC_RANGE}") from None
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware datetime in UTC, or ``ValueError`` when UTC leaves years 1..9999.
+
+    ``9999-12-31T23:59:59-01:00`` is a valid ISO 8601 timestamp whose UTC moment falls in the
+    year 10000, which ``datetime`` cannot hold (it raises ``OverflowError``).
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{moment.isoformat()!r} {_OUT_OF_UTC_RANGE}") from None
 
 
 def format_utc(moment: datetime) -> str:
-    """An aware datetime as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in UTC."""
-    utc = moment.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    """An aware datetime as ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in UTC (``ValueError`` if none)."""
+    # isoformat, not strftime: glibc's %Y does not pad years before 1000 to four digits.
+    utc = to_utc(moment).replace(tzinfo=None)
+    return utc.isoformat(timespec="microseconds" if utc.microsecond else "seconds") + "Z"
 
 
 def _localize(naive: datetime, zone: tzinfo, original: str) -> datetime:
     aware = naive.replace(tzinfo=zone)
     # A wall-clock time skipped by a daylight-saving change does not exist: round-tripping it
     # through UTC lands on another wall-clock time. Refuse it rather than guess.
-    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
+    try:
+        round_trip = to_utc(aware).astimezone(zone).replace(tzinfo=None)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{original!r} in {zone} {_OUT_OF_UTC_RANGE}") from None
+    if round_trip != naive:
         raise ValueError(f"{original!r} does not exist in {zone} (skipped by a clock change)")
     return aware
 

@@ -12,9 +12,12 @@ import codecs
 import csv
 import gzip
 import io
+import json
+import shlex
 import stat
 import sys
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import IO, Any, cast
 
 import orjson
 
-from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.errors import InputDamagedError, InputError, UsageError
 
 # One field may hold a long message, but a runaway quote must not swallow the rest of the file
 # into one "field": past this size the record is rejected and reading goes on at the next line.
@@ -30,6 +33,17 @@ MAX_FIELD_BYTES = 1 << 20
 csv.field_size_limit(MAX_FIELD_BYTES)
 
 STDIN = "-"
+
+# How much of a malformed CSV record's first line is parsed again to keep its readable cells.
+READABLE_PREFIX_CHARS = 1 << 16
+_PLAIN_JSON_TYPES = frozenset({str, int, bool, type(None)})
+# A JSON record nested deeper than this is refused (no field is nested at all).
+MAX_JSON_DEPTH = 32
+# What reading a damaged file raises: gzip cut short (EOFError), a bad CRC or length
+# (BadGzipFile, an OSError), a corrupt deflate stream (zlib.error), a failing disk (OSError).
+_DAMAGE = (EOFError, OSError, zlib.error)
+# How much of the start of the input is looked at to tell what kind of file it is.
+SNIFF_BYTES = 4096
 
 
 class InputFormat(StrEnum):
@@ -110,6 +124,9 @@ def check_encoding(encoding: str) -> str:
     return info.name
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 class InputSource:
     """An opened input: the binary stream, its size, and how far it has been read."""
 
@@ -141,12 +158,32 @@ class InputSource:
             self.stream = cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="rb"))
 
     def _is_gzip(self) -> bool:
-        if self.path.lower().endswith(".gz"):
-            return True
         if self.path == STDIN or not isinstance(self._raw, io.BufferedReader):
             return False
         # peek, not read + seek: a named pipe or <(process substitution) cannot seek.
-        return self._raw.peek(2)[:2] == b"\x1f\x8b"
+        head = self._raw.peek(2)[:2]
+        if len(head) < 2:  # a pipe that has not written two bytes yet: trust the name
+            return self.path.lower().endswith(".gz")
+        return head == GZIP_MAGIC
+
+    def head(self) -> bytes:
+        """The first bytes of the (decompressed) input, not consumed; empty when unknown."""
+        stream = self.stream
+        if not isinstance(stream, io.BufferedReader | gzip.GzipFile):
+            return b""
+        try:
+            return stream.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        except _DAMAGE as exc:
+            raise InputError(
+                f"{self.display_name}: cannot be read from its first line: {damage_reason(exc)}.",
+                hint="Repair the file or fetch it again.",
+            ) from None
+
+    def raw_head(self) -> bytes:
+        """The first bytes of the input as it is on disk or on stdin (compressed or not)."""
+        if isinstance(self._raw, io.BufferedReader):
+            return self._raw.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        return b""
 
     @property
     def bytes_read(self) -> int:
@@ -168,31 +205,58 @@ class InputSource:
 class _Lines:
     """Decoded lines of a binary stream, counting lines and bytes, flagging undecodable ones."""
 
-    def __init__(self, stream: IO[bytes], encoding: str, *, offset: int, line: int) -> None:
+    __slots__ = (
+        "_encoding",
+        "_name",
+        "_stream",
+        "_strip_bom",
+        "first_text",
+        "line",
+        "nul_since",
+        "offset",
+        "undecodable_since",
+    )
+
+    def __init__(
+        self, stream: IO[bytes], encoding: str, *, offset: int, line: int, name: str = ""
+    ) -> None:
         self._stream = stream
+        self._name = name
         self._encoding = encoding
         self.offset = offset
         self.line = line  # lines consumed so far
         self.undecodable_since: int | None = None  # first undecodable line of the current record
+        self.nul_since: int | None = None  # first line of the current record with a NUL byte
+        self.first_text: str | None = None  # the current record's first line
         self._strip_bom = offset == 0 and encoding in {"utf-8", "utf-8-sig"}
 
     def start_record(self) -> None:
-        self.undecodable_since = None
+        self.undecodable_since = self.nul_since = None
+        self.first_text = None
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self._stream:
-            self.offset += len(raw)
-            self.line += 1
-            try:
-                text = raw.decode(self._encoding)
-            except UnicodeDecodeError:
-                text = raw.decode(self._encoding, "replace")
-                if self.undecodable_since is None:
-                    self.undecodable_since = self.line
-            if self._strip_bom:
-                self._strip_bom = False
-                text = text.removeprefix("\ufeff")
-            yield text
+        try:
+            for raw in self._stream:
+                self.offset += len(raw)
+                self.line += 1
+                try:
+                    text = raw.decode(self._encoding)
+                except UnicodeDecodeError:
+                    text = raw.decode(self._encoding, "replace")
+                    if self.undecodable_since is None:
+                        self.undecodable_since = self.line
+                if (
+                    0 in raw and self.nul_since is None
+                ):  # `0 in` is a memchr; `b"\x00" in` is far slower
+                    self.nul_since = self.line
+                if self._strip_bom:
+                    self._strip_bom = False
+                    text = text.removeprefix("\ufeff")
+                if self.first_text is None:
+                    self.first_text = text
+                yield text
+        except _DAMAGE as exc:  # the loop's own reads only: nothing is thrown in at yield
+            raise damaged(self._name, self.line, exc) from None
 
 
 class CsvReader:
@@ -216,23 +280,28 @@ class CsvReader:
         self.source = source
         self._delimiter = delimiter
         self._encoding = check_encoding(encoding)
-        header_lines = _Lines(source.stream, self._encoding, offset=0, line=0)
+        name = source.display_name
+        header_lines = _Lines(source.stream, self._encoding, offset=0, line=0, name=name)
         header_reader = csv.reader(iter(header_lines), delimiter=delimiter, strict=True)
         try:
             header = next(header_reader, None)
         except csv.Error as exc:
-            raise InputError(
-                f"{source.display_name}:1: the header row is not valid CSV ({exc})."
-            ) from None
+            raise _bad_header(source, exc) from None
+        except InputDamagedError as exc:  # nothing was sent yet: an unreadable input
+            raise InputError(exc.message, hint="Repair the file or fetch it again.") from None
         if not header:
-            raise InputError(f"{source.display_name}: the file is empty (no header row).")
+            raise InputError(
+                f"{source.display_name}: the file is empty (no header row).",
+                hint="A CSV file starts with a header row naming its columns, e.g. "
+                "id,to_number,timestamp.",
+            )
         self.columns = [name.strip() for name in header]
         self.header_end = header_lines.offset
         self.header_lines = header_lines.line
         if start_offset > self.header_end:
             _skip_to(source.stream, start_offset, self.header_end)
             self._lines = _Lines(
-                source.stream, self._encoding, offset=start_offset, line=start_line - 1
+                source.stream, self._encoding, offset=start_offset, line=start_line - 1, name=name
             )
         else:
             self._lines = header_lines
@@ -253,12 +322,25 @@ class CsvReader:
                     start,
                     lines.offset,
                     lines.line + 1,
-                    None,
-                    RowProblem("malformed_row", f"not valid CSV: {exc}"),
+                    self._readable_cells(lines.first_text),
+                    RowProblem("malformed_row", _csv_problem(exc, start, lines.line)),
                 )
                 continue
             if not cells:
                 continue  # a blank line separates nothing and counts as no record
+            if lines.nul_since is not None:
+                # Text never holds NUL: binary bytes in the file, which must not be sent.
+                yield RawRow(
+                    start,
+                    lines.offset,
+                    lines.line + 1,
+                    cells,
+                    RowProblem(
+                        "invalid_encoding",
+                        f"line {lines.nul_since} holds a NUL byte: binary data, not text",
+                    ),
+                )
+                continue
             if lines.undecodable_since is not None:
                 yield RawRow(
                     start,
@@ -287,6 +369,28 @@ class CsvReader:
                 continue
             yield RawRow(start, lines.offset, lines.line + 1, cells)
 
+    def _readable_cells(self, first_line: str | None) -> list[str] | None:
+        """The cells that can still be read from a malformed record's first line.
+
+        They keep the record's id (usually in a leading column) for the report. Only a
+        bounded prefix is parsed, and the cell it cuts (or the bad quote starts) is dropped.
+        """
+        if not first_line:
+            return None
+        prefix = first_line[:READABLE_PREFIX_CHARS]
+        try:
+            cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=True))
+        except csv.Error:
+            try:
+                cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=False), [])
+            except csv.Error:  # a carriage return inside the line, say
+                return None
+            cells = cells[:-1]
+        else:
+            if len(prefix) < len(first_line):
+                cells = cells[:-1]
+        return cells or None
+
 
 class JsonlReader:
     """Records of a JSON Lines file: one object per line, blank lines skipped."""
@@ -309,40 +413,127 @@ class JsonlReader:
             _skip_to(source.stream, start_offset, 0)
 
     def __iter__(self) -> Iterator[RawRow]:
-        utf8 = self._encoding in {"utf-8", "utf-8-sig"}
-        for raw in self.source.stream:
-            self._offset += len(raw)
-            self._line += 1
-            if self._line == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw = raw[len(codecs.BOM_UTF8) :]
-            if not raw.strip():
-                continue
-            try:
-                payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
-                value = orjson.loads(payload)
-            except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-                yield RawRow(
-                    self._line,
-                    self._offset,
-                    self._line + 1,
-                    None,
-                    RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
-                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
-                )
-                continue
-            if not isinstance(value, dict):
-                yield RawRow(
-                    self._line,
-                    self._offset,
-                    self._line + 1,
-                    None,
-                    RowProblem(
-                        "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
-                    ),
-                    text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
-                )
-                continue
-            yield RawRow(self._line, self._offset, self._line + 1, value)
+        try:
+            utf8 = self._encoding in {"utf-8", "utf-8-sig"}
+            for raw in self.source.stream:
+                self._offset += len(raw)
+                self._line += 1
+                # The first line's BOM, or that of a file joined on (raw is never empty).
+                if raw[0] == 0xEF and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[3:]
+                if not raw.strip():
+                    continue
+                try:
+                    payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
+                    value = orjson.loads(payload)
+                except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                if not isinstance(value, dict):
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem(
+                            "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
+                        ),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                # Most records hold only strings and integers: one C-level pass over their types.
+                suspect = not _PLAIN_JSON_TYPES.issuperset(map(type, value.values()))
+                holds_float, too_deep = _scan_json(value) if suspect else (False, False)
+                if too_deep:
+                    yield RawRow(
+                        self._line,
+                        self._offset,
+                        self._line + 1,
+                        None,
+                        RowProblem(
+                            "invalid_record",
+                            f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
+                        ),
+                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                    )
+                    continue
+                if holds_float:
+                    value = _with_number_texts(payload, value)
+                yield RawRow(self._line, self._offset, self._line + 1, value)
+        except _DAMAGE as exc:  # the loop's own reads only: nothing is thrown in at yield
+            raise damaged(self.source.display_name, self._line, exc) from None
+
+
+class JsonNumber(float):
+    """A JSON number that orjson could only give as a float, keeping the text it was written as.
+
+    ``1.10`` would come back as ``1.1`` and ``100000000000000000000000`` (past 64 bits) as
+    ``1e+23``; the errors report must show what the input said. It is a float to everything
+    that validates it; ``repr`` and ``str`` give the original text.
+    """
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> JsonNumber:
+        number = super().__new__(cls, float(text))
+        number.text = text
+        return number
+
+    def __repr__(self) -> str:
+        return self.text
+
+    __str__ = __repr__
+
+
+def _big_or_exact_int(text: str) -> int | JsonNumber:
+    number = int(text)
+    return number if -(2**63) <= number < 2**64 else JsonNumber(text)
+
+
+def _scan_json(value: dict[str, Any]) -> tuple[bool, bool]:
+    """(holds a float anywhere, nests deeper than ``MAX_JSON_DEPTH``), without recursion.
+
+    A float is where orjson may have lost the text of a number; no field is ever nested, and
+    a value nested hundreds deep could not even be written back into the report.
+    """
+    holds_float = False
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        container, depth = stack.pop()
+        items: Iterable[Any] = container.values() if type(container) is dict else container
+        for item in items:
+            kind = type(item)
+            if kind is float:
+                holds_float = True
+            elif kind is dict or kind is list:
+                if depth >= MAX_JSON_DEPTH:
+                    return holds_float, True
+                stack.append((item, depth + 1))
+    return holds_float, False
+
+
+def _with_number_texts(payload: bytes | str, value: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` decoded again with each float as a ``JsonNumber`` (orjson's value if not)."""
+    try:
+        exact = json.loads(payload, parse_float=JsonNumber, parse_int=_big_or_exact_int)
+    except (ValueError, RecursionError):
+        return value
+    return exact if isinstance(exact, dict) else value
+
+
+def json_default(value: Any) -> Any:
+    """``orjson.dumps``'s ``default``: a ``JsonNumber`` is written as the text it was read as."""
+    if isinstance(value, JsonNumber):
+        return orjson.Fragment(value.text)
+    raise TypeError
 
 
 Reader = CsvReader | JsonlReader
@@ -357,7 +548,14 @@ def open_reader(
     start_offset: int = 0,
     start_line: int = 1,
 ) -> Reader:
-    """The reader for ``fmt`` over ``source``, positioned at ``start_offset`` for a resume."""
+    """The reader for ``fmt`` over ``source``, positioned at ``start_offset`` for a resume.
+
+    A file that is not text at all (binary, UTF-16/32, compressed on stdin) is refused here,
+    saying what it looks like, before the first line is parsed into nonsense.
+    """
+    if not start_offset:
+        check_encoding(encoding)
+        check_looks_like_text(source)
     if fmt is InputFormat.CSV:
         return CsvReader(
             source,
@@ -376,7 +574,12 @@ def _skip_to(stream: IO[bytes], offset: int, current: int) -> None:
         return
     remaining = offset - current
     while remaining > 0:
-        chunk = stream.read(min(remaining, 1 << 20))
+        try:
+            chunk = stream.read(min(remaining, 1 << 20))
+        except _DAMAGE as exc:
+            raise InputError(
+                f"The input cannot be read up to where the checkpoint says: {damage_reason(exc)}."
+            ) from None
         if not chunk:
             raise InputError("The input is shorter than the checkpoint says; it has changed.")
         remaining -= len(chunk)
@@ -391,4 +594,159 @@ def _short_json_error(exc: Exception) -> str:
 def _json_type(value: object) -> str:
     return {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
         type(value), "number"
+    )
+
+
+def damage_reason(exc: BaseException) -> str:
+    """What a read error means, in words: a damaged gzip file is the usual cause."""
+    if isinstance(exc, EOFError):
+        return "the compressed data is cut short (an incomplete download or copy?)"
+    if isinstance(exc, gzip.BadGzipFile):
+        text = str(exc)
+        if text.startswith("Not a gzipped file"):
+            return "unreadable bytes after the compressed data (two files joined?)"
+        return f"the compressed data is corrupt ({text})"
+    if isinstance(exc, zlib.error):
+        return f"the compressed data is corrupt ({exc})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"read error: {exc.strerror}"
+    return f"read error: {exc}"
+
+
+def damaged(name: str, line: int, exc: BaseException) -> InputDamagedError:
+    """The error that ends a run whose input breaks off after ``line``."""
+    return InputDamagedError(
+        f"{name}: the input breaks off after line {line:,}: {damage_reason(exc)}. "
+        f"Reading stopped there; every record before it is accounted for.",
+        hint="Repair the file or fetch it again, then import the repaired file (add --restart "
+        "if a checkpoint was kept: a changed file cannot be resumed, and records already "
+        "imported come back as duplicates). --resume continues from the checkpoint only while "
+        "the file is unchanged, e.g. after a passing disk or network read error.",
+    )
+
+
+_BYTE_ORDER_MARKS = (  # UTF-32's before UTF-16's: FF FE 00 00 starts with FF FE
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_CONTAINERS = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx, .ods or .numbers spreadsheet is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office file (an .xls spreadsheet?)"),
+    (b"%PDF-", "a PDF document"),
+    (b"\xfd7zXZ\x00", "xz-compressed data"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed data"),
+    (b"SQLite format 3\x00", "an SQLite database"),
+)
+_BZIP2 = (b"BZh", b"1AY&SY")
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D, 0x1B}  # NUL included
+
+
+def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str] | None:
+    """What the input is when it is not text in a one-byte-per-ASCII encoding, and what to do.
+
+    ``head`` is the start of the input as it will be read (after gzip), ``raw_head`` as it is
+    on disk or on stdin. None: it looks like text (line by line parsing finds any other fault).
+    """
+    source, target = ("FILE", "FILE-utf8") if path == STDIN else (path, _converted_name(path))
+    source = shlex.quote(source)
+    for mark, encoding in _BYTE_ORDER_MARKS:
+        if head.startswith(mark):
+            return (
+                f"is {encoding} text (it starts with a {encoding} byte-order mark), which is "
+                "not read directly: records are read line by line in a one-byte encoding",
+                f"Convert it to UTF-8 first: iconv -f {encoding} -t UTF-8 {source} > {target} "
+                f"(or in Excel: Save As → CSV UTF-8), then import {target}.",
+            )
+    if path == STDIN and raw_head.startswith(GZIP_MAGIC):
+        return (
+            "is gzip-compressed data",
+            "Give the .gz file's path instead of - (gzip files are read directly), "
+            "or decompress the stream first: zcat FILE.gz | trackly-migrate ... -",
+        )
+    for magic, what in _CONTAINERS:
+        if head.startswith(magic):
+            return (f"is {what}, not CSV or JSON Lines", _EXPORT_HINT)
+    if head.startswith(_BZIP2[0]) and head[4:10] == _BZIP2[1]:
+        return ("is bzip2-compressed data", f"Decompress it first: bunzip2 -c {source} > {target}")
+    if not head:
+        return None
+    if b"\n" not in head and head.count(b"\r") > 1:
+        lf = "FILE-lf" if path == STDIN else _converted_name(path, "lf")
+        return (
+            "ends its lines with a carriage return alone (CR, the old Mac format)",
+            f"Convert the line ends first: tr '\\r' '\\n' < {source} > {lf}, then import {lf}.",
+        )
+    nuls = head.count(0)
+    utf8 = _is_utf8(head)
+    if nuls:
+        even = head[0::2].count(0)
+        if nuls * 4 >= len(head) and max(even, nuls - even) * 10 >= nuls * 9:
+            # ASCII text in UTF-16 without a byte-order mark: every other byte is NUL.
+            return (
+                "looks like UTF-16 text without a byte-order mark (every other byte is NUL)",
+                f"Convert it to UTF-8 first: iconv -f UTF-16LE -t UTF-8 {source} > {target} "
+                f"(UTF-16BE if each NUL comes first), then import {target}.",
+            )
+        if utf8 and nuls * 100 >= len(head):
+            return ("holds NUL bytes: it is binary data, not text", _EXPORT_HINT)
+    if not utf8:
+        # Text in a one-byte encoding has next to no control bytes; random bytes have 1 in 10.
+        control = sum(1 for byte in head if byte in _CONTROL_BYTES)
+        if control * 20 > len(head):
+            return (
+                f"does not look like text ({control} control bytes in the first {len(head)})",
+                _EXPORT_HINT,
+            )
+    return None
+
+
+def _is_utf8(head: bytes) -> bool:
+    """Whether ``head`` is valid UTF-8, allowing a character cut short at its end."""
+    try:
+        codecs.utf_8_decode(head, "strict", False)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _converted_name(path: str, tag: str = "utf8") -> str:
+    """Where a converted copy of ``path`` goes: ``sends.csv`` → ``sends-utf8.csv``."""
+    file = Path(path)
+    name = file.name.removesuffix(".gz").removesuffix(".bz2")
+    stem, dot, suffix = name.rpartition(".")
+    converted = f"{stem}-{tag}.{suffix}" if dot and stem else f"{name}-{tag}"
+    return shlex.quote(str(file.with_name(converted)))
+
+
+_EXPORT_HINT = (
+    "Check that this is the export you meant: trackly-migrate reads CSV or JSON Lines text "
+    "(plain or gzip); save spreadsheets as CSV UTF-8."
+)
+
+
+def check_looks_like_text(source: InputSource) -> None:
+    """Refuse an input that is not text at all, saying what it looks like (see above)."""
+    problem = describe_non_text(source.head(), source.raw_head(), source.path)
+    if problem is not None:
+        what, hint = problem
+        raise InputError(f"{source.display_name} {what}.", hint=hint)
+
+
+def _csv_problem(exc: csv.Error, start: int, end: int) -> str:
+    if str(exc) == "unexpected end of data":
+        span = f"line {start}" if end <= start else f"lines {start}-{end}"
+        return (
+            f"not valid CSV: a quote opened here is never closed, so {span} (to the end of "
+            "the file) were read as one record"
+        )
+    return f"not valid CSV: {exc}"
+
+
+def _bad_header(source: InputSource, exc: csv.Error) -> InputError:
+    return InputError(
+        f"{source.display_name}:1: the header row is not valid CSV ({exc}).",
+        hint="The first line must name the columns, e.g. id,to_number,timestamp; check its "
+        "quotes and --delimiter.",
     )

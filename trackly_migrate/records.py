@@ -7,6 +7,7 @@ vocabulary in the report whichever side rejected a record. A record rejected her
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -92,6 +93,7 @@ class ColumnMapping:
     sources: dict[str, str]  # field -> column (CSV header name or JSON key)
     indexes: dict[str, int] = field(default_factory=dict)  # field -> CSV column position
     unknown_columns: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()  # the CSV header's names, to recognize it repeated as a row
 
 
 def parse_map_options(options: Iterable[str], kind: Kind) -> dict[str, str]:
@@ -109,6 +111,11 @@ def parse_map_options(options: Iterable[str], kind: Kind) -> dict[str, str]:
             raise UsageError(
                 f"--map names an unknown field {target!r} for {kind}.",
                 hint=f"Fields of {kind}: {', '.join(sorted(names))}.",
+            )
+        if target in mapping and mapping[target] != column:
+            raise UsageError(
+                f"--map gives {target} twice ({mapping[target]} and {column}).",
+                hint=f"Keep one --map {target}=COLUMN.",
             )
         mapping[target] = column
     return mapping
@@ -134,26 +141,28 @@ def resolve_columns(
         sources = {spec.name: overrides.get(spec.name, spec.name) for spec in specs}
         return ColumnMapping(kind, sources)
 
-    by_folded: dict[str, int] = {}
+    by_folded: dict[str, list[int]] = {}
     for position, name in enumerate(columns):
-        by_folded.setdefault(_fold(name), position)
+        by_folded.setdefault(_fold(name), []).append(position)
     indexes: dict[str, int] = {}
     for spec in specs:
         wanted = overrides.get(spec.name)
         if wanted is not None:
-            if wanted in columns:
-                indexes[spec.name] = columns.index(wanted)
-            elif _fold(wanted) in by_folded:
-                indexes[spec.name] = by_folded[_fold(wanted)]
-            else:
+            exact = [position for position, name in enumerate(columns) if name == wanted]
+            candidates = (
+                exact or by_folded.get(_fold(wanted), []) or _column_number(wanted, len(columns))
+            )
+            if not candidates:
                 raise InputError(
                     f"{source_name}: --map {spec.name}={wanted} names a column that is not "
                     f"in the header. Columns found: {', '.join(columns)}."
                 )
-        elif spec.name in columns:
-            indexes[spec.name] = columns.index(spec.name)
-        elif _fold(spec.name) in by_folded:
-            indexes[spec.name] = by_folded[_fold(spec.name)]
+        else:
+            candidates = by_folded.get(_fold(spec.name), [])
+        if len(candidates) > 1:
+            raise _ambiguous_column(spec.name, candidates, columns, source_name)
+        if candidates:
+            indexes[spec.name] = candidates[0]
 
     provided_set = set(provided)
     missing = [
@@ -175,7 +184,38 @@ def resolve_columns(
         if position not in used and name not in REPORT_COLUMNS and name
     )
     sources = {name: columns[index] for name, index in indexes.items()}
-    return ColumnMapping(kind, sources, indexes, unknown)
+    return ColumnMapping(kind, sources, indexes, unknown, tuple(columns))
+
+
+def _column_number(wanted: str, width: int) -> list[int]:
+    """``#N`` names the N-th column (from 1): the one way to pick between equal names."""
+    digits = wanted.removeprefix("#")
+    if (
+        wanted.startswith("#")
+        and digits.isdigit()
+        and digits.isascii()
+        and 1 <= int(digits) <= width
+    ):
+        return [int(digits) - 1]
+    return []
+
+
+def _ambiguous_column(
+    field_name: str, positions: list[int], columns: list[str], source_name: str
+) -> InputError:
+    """Two columns could feed one field: guessing would send the wrong one silently."""
+    where = " and ".join(f"column {position + 1} ({columns[position]!r})" for position in positions)
+    names = [columns[position] for position in positions]
+    by_number = len(set(names)) < len(names)  # equal names: only the position tells them apart
+    choices = [
+        "--map " + shlex.quote(f"{field_name}={f'#{position + 1}' if by_number else name}")
+        for name, position in zip(names, positions, strict=True)
+    ]
+    return InputError(
+        f"{source_name}: the header has {len(positions)} columns for {field_name}: {where}.",
+        hint=f"Say which one to read: {' or '.join(choices)}"
+        + (" (#N is the N-th column)." if by_number else "."),
+    )
 
 
 def _fold(name: str) -> str:
@@ -230,6 +270,7 @@ class RecordBuilder:
         unescape_report_cells: bool = False,
     ) -> None:
         self.kind = mapping.kind
+        self._header = mapping.header
         phones = PhoneNormalizer(default_region)
         # An errors report fed back in: undo the quote that kept formulas from running.
         self._unescape = unescape_report_cells
@@ -279,10 +320,20 @@ class RecordBuilder:
             return Rejection(row.problem.code, row.problem.message)
         data = row.data
         if isinstance(data, list):
-            return self._build_cells(data)
+            outcome = self._build_cells(data)
+            if type(outcome) is Rejection and self._repeats_header(data):
+                return Rejection("malformed_row", "repeats the header row (were two files joined?)")
+            return outcome
         if isinstance(data, dict):
             return self._build_object(data)
         return Rejection("invalid_record", "no data")
+
+    def _repeats_header(self, cells: list[str]) -> bool:
+        # Looked at only for a rejected row: a header read as data never has a valid phone.
+        names = [cell.strip() for cell in cells]
+        if names:
+            names[0] = names[0].removeprefix("\ufeff").strip()  # a joined file keeps its BOM
+        return tuple(names) == self._header
 
     def _build_cells(self, cells: list[str]) -> dict[str, Any] | Rejection:
         record: dict[str, Any] = {}

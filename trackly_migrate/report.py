@@ -32,6 +32,7 @@ from typing import IO, Any
 import orjson
 
 from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
+from trackly_migrate.readers import JsonNumber, json_default
 from trackly_migrate.records import REPORT_COLUMNS
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -274,7 +275,7 @@ class ErrorReport:
             _code=row.code,
             _message=row.message,
         )
-        return orjson.dumps(item).decode() + "\n"
+        return orjson.dumps(item, default=json_default).decode() + "\n"
 
     def flush(self) -> int:
         """Hand the rows to the OS and return the file's size (what a checkpoint records)."""
@@ -323,11 +324,14 @@ def _write_failed(path: Path, exc: OSError) -> OutputError:
 
 
 def _cell_text(value: Any) -> str:
+    """A JSON value as a CSV cell: text as it is, anything else as the JSON it was read as."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    return orjson.dumps(value).decode()
+    if isinstance(value, JsonNumber):
+        return value.text
+    return orjson.dumps(value, default=json_default).decode()
 
 
 @dataclass
