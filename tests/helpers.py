@@ -86,3 +86,27 @@ def summary_of(stdout: str) -> dict[str, Any]:
     )
     assert settled == data["read"], data
     return data
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: a shell starts background jobs
+    (``make test > log &`` in a script) with SIGINT ignored, and the tool rightly keeps it so."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` (Linux /proc), each with its command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = command
+    return found
