@@ -94,6 +94,9 @@ class ThreadDispatcher:
     def current_concurrency(self) -> int:
         return self._client.limit.current
 
+    def requests_in_flight(self) -> int:
+        return self._client.limit.in_flight
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._client.close()
@@ -118,6 +121,7 @@ class ProcessDispatcher:
         self._send_lock = threading.Lock()
         self._next_id = 0
         self._concurrency = min(options.concurrency, 4)
+        self._in_flight = 0
         self._closed = False
         self._reader = threading.Thread(target=self._read_answers, name="answers", daemon=True)
         self._reader.start()
@@ -142,6 +146,9 @@ class ProcessDispatcher:
     def current_concurrency(self) -> int:
         return self._concurrency
 
+    def requests_in_flight(self) -> int:
+        return self._in_flight
+
     def _read_answers(self) -> None:
         while True:
             try:
@@ -149,6 +156,9 @@ class ProcessDispatcher:
             except (EOFError, OSError):
                 break
             kind = message[0]
+            if kind == "limit":
+                _, self._in_flight, self._concurrency = message
+                continue
             if kind == "retry":
                 # A display failure must not kill the thread that resolves every answer.
                 with contextlib.suppress(Exception):
@@ -229,6 +239,7 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
 
     client = _make_client(options)
     client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
+    client.limit.on_change = lambda in_flight, current: answer(("limit", in_flight, current))
     settle = _settle_with(client, options.kind)
 
     def work(request_id: int, body: bytes) -> None:
