@@ -1,4 +1,4 @@
-"""The progress line's ``in flight N/limit`` counts requests, never above --concurrency (issue 9, 16)."""
+"""The progress line's ``in flight N/limit``: requests, never above --concurrency (9, 16)."""
 
 from __future__ import annotations
 
