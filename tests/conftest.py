@@ -25,11 +25,22 @@ from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No TRACKLY_* setting of the developer's leaks into a test; fixed terminal width;
-    resume checkpoints go to the test's own state folder."""
+    resume checkpoints, the home folder and the current folder (default reports) are the
+    test's own, so neither tests nor two runs of the suite side by side share any."""
     for name in list(os.environ):
         if name.startswith("TRACKLY_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    for variable, folder in [
+        ("XDG_STATE_HOME", "state"),
+        ("XDG_CONFIG_HOME", "config"),
+        ("XDG_CACHE_HOME", "cache"),
+        ("XDG_DATA_HOME", "data"),
+    ]:
+        monkeypatch.setenv(variable, str(tmp_path / folder))
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -86,3 +87,60 @@ def summary_of(stdout: str) -> dict[str, Any]:
     )
     assert settled == data["read"], data
     return data
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child the test will Ctrl-C: a shell starts background jobs
+    (``make test > log &`` in a script) with SIGINT ignored, and the tool rightly keeps it so."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` (Linux /proc), each with its command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found[int(entry.name)] = command
+    return found
+
+
+class LineWatcher:
+    """Reads a child's output stream in a thread, so a test can wait for a line of it."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: list[str] = []
+        self._closed = False
+        self._condition = threading.Condition()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            with self._condition:
+                self.lines.append(raw.decode("utf-8", "replace"))
+                self._condition.notify_all()
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        def seen() -> bool:
+            return any(text in line for line in self.lines)
+
+        with self._condition:
+            self._condition.wait_for(lambda: self._closed or seen(), timeout)
+            assert seen(), f"no line with {text!r} in:\n{''.join(self.lines)}"
+
+    def text(self) -> str:
+        """Everything, once the stream has ended."""
+        self._thread.join(timeout=60)
+        return "".join(self.lines)

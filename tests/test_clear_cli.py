@@ -11,7 +11,7 @@ import pexpect
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers import requests_to, stored_imported_ids
+from tests.helpers import default_sigint, requests_to, stored_imported_ids
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -120,7 +120,7 @@ def test_a_naive_cutoff_uses_the_timezone(sandbox: RunningSandbox) -> None:
 
 
 def test_without_a_terminal_and_without_yes_it_refuses_at_once(sandbox: RunningSandbox) -> None:
-    result = run_cli(["clear", "sends", "--all-time"], sandbox=sandbox, stdin="clear\n", timeout=20)
+    result = run_cli(["clear", "sends", "--all-time"], sandbox=sandbox, stdin="clear\n", timeout=60)
     assert result.returncode == 2
     assert "--yes" in result.stderr
     assert "imported send records only" in result.stderr  # the plan was shown
@@ -154,7 +154,8 @@ def _spawn_clear(sandbox: RunningSandbox, *args: str) -> pexpect.spawn:
         ["-m", "trackly_migrate", "clear", *args],
         env=env,
         encoding="utf-8",
-        timeout=30,
+        timeout=60,
+        preexec_fn=default_sigint,  # Ctrl-C reaches it even when the suite runs in background
     )
 
 

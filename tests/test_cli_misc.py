@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers import SAMPLES, requests_to, send_row, summary_of, write_sends_csv
+from tests.helpers import (
+    SAMPLES,
+    default_sigint,
+    requests_to,
+    send_row,
+    summary_of,
+    write_sends_csv,
+)
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -26,6 +33,7 @@ def test_the_sandbox_command_prints_its_url_and_serves(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         assert process.stdout is not None
@@ -39,7 +47,7 @@ def test_the_sandbox_command_prints_its_url_and_serves(tmp_path: Path) -> None:
         )
         assert response.json() == {"success": True, "unsubscribed": True}
         process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=20)
+        _, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()
@@ -57,7 +65,7 @@ def test_a_non_loopback_bind_is_warned_about(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert "WARNING" in result.stderr and "192.0.2.1" in result.stderr
@@ -135,7 +143,7 @@ def test_without_the_sandbox_extra_the_tool_says_what_to_install(tmp_path: Path)
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     assert result.returncode == 2

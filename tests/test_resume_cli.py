@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers import requests_to, send_row, stored_imported_ids, summary_of, write_sends_csv
+from tests.helpers import (
+    LineWatcher,
+    default_sigint,
+    requests_to,
+    send_row,
+    stored_imported_ids,
+    summary_of,
+    write_sends_csv,
+)
 from trackly_migrate.importer import READ_AHEAD_SEGMENTS
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
@@ -23,6 +31,9 @@ SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 RECORDS = 6000
 BATCH = 250
 CONCURRENCY = 4
+# A latency that holds a run: after any checkpoint the test waits for, at least one more round
+# of requests (this long) is still to come, so the run is surely going when it is signalled.
+HOLD = (0.5, 0.5)
 
 
 def messy_rows(count: int = RECORDS) -> list[dict[str, str]]:
@@ -52,6 +63,7 @@ def start_cli(args: list[str], sandbox: RunningSandbox, cwd: Path) -> subprocess
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
     )
 
 
@@ -103,7 +115,7 @@ def test_kill_9_then_resume_stores_every_record_once(
     rows = messy_rows()
     source = write_sends_csv(tmp_path / "history.csv", rows)
     checkpoint = tmp_path / "ck.json"
-    sandbox = sandbox_factory(latency=(0.05, 0.15), fault_seed=1)
+    sandbox = sandbox_factory(latency=HOLD, fault_seed=1)
     process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
     wait_for_checkpoint(checkpoint, process, int(source.stat().st_size * fraction))
     process.kill()
@@ -142,7 +154,7 @@ def test_sigint_and_sigterm_stop_cleanly_and_resume(
     rows = messy_rows()
     source = write_sends_csv(tmp_path / "history.csv", rows)
     checkpoint = tmp_path / "ck.json"
-    sandbox = sandbox_factory(latency=(0.05, 0.15))
+    sandbox = sandbox_factory(latency=HOLD)
     process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
     wait_for_checkpoint(checkpoint, process, 1)
     process.send_signal(sig)
@@ -172,7 +184,7 @@ def test_a_changed_input_is_refused_and_restart_starts_over(
 ) -> None:
     source = write_sends_csv(tmp_path / "history.csv", messy_rows())
     checkpoint = tmp_path / "ck.json"
-    sandbox = sandbox_factory(latency=(0.05, 0.1))
+    sandbox = sandbox_factory(latency=HOLD)
     process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
     wait_for_checkpoint(checkpoint, process, 1)
     process.kill()
@@ -207,9 +219,11 @@ def test_a_changed_input_is_refused_and_restart_starts_over(
 def test_two_runs_on_one_checkpoint_the_second_is_refused(sandbox_factory, tmp_path: Path) -> None:
     source = write_sends_csv(tmp_path / "history.csv", messy_rows())
     checkpoint = tmp_path / "ck.json"
-    sandbox = sandbox_factory(latency=(0.1, 0.2))
+    sandbox = sandbox_factory(latency=HOLD)
     first = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
     wait_for_checkpoint(checkpoint, first, 1)
+    # Frozen, it holds its lock for as long as the test needs: it cannot finish meanwhile.
+    first.send_signal(signal.SIGSTOP)
     second = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
     assert second.returncode == 2
     assert "Another trackly-migrate run is using the checkpoint" in second.stderr
@@ -279,24 +293,34 @@ def test_a_second_ctrl_c_abandons_the_requests_in_flight(sandbox_factory, tmp_pa
     rows = messy_rows(2000)
     source = write_sends_csv(tmp_path / "history.csv", rows)
     checkpoint = tmp_path / "ck.json"
-    sandbox = sandbox_factory(latency=(3.0, 3.0))
+    latency = 6.0  # the answers come this long after the requests reached the sandbox
+    sandbox = sandbox_factory(latency=(latency, latency))
     process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
-    deadline = time.monotonic() + 30
-    while not checkpoint.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert process.stdout is not None and process.stderr is not None
+    errors = LineWatcher(process.stderr)
+    deadline = time.monotonic() + 60
+    while sandbox.stats()["faults"]["latency"] < 1:  # a request is held at the sandbox
+        assert process.poll() is None and time.monotonic() < deadline, "".join(errors.lines)
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    errors.wait_for("stopping: finishing the requests in flight")
     process.send_signal(signal.SIGINT)
     started = time.monotonic()
-    stdout, stderr = process.communicate(timeout=30)
-    assert time.monotonic() - started < 2.5  # it did not wait for the 3 s answers
-    assert process.returncode == 130, stderr.decode()
+    stdout = process.stdout.read()
+    process.wait(timeout=60)
+    stderr = errors.text()
+    assert time.monotonic() - started < latency  # it did not wait for the answers
+    # The sandbox had not answered every request it held when the run had already ended.
+    assert requests_to(sandbox, SENDS_ENDPOINT) < sandbox.stats()["faults"]["latency"]
+    assert process.returncode == 130, stderr
     summary = summary_of(stdout.decode())
     assert summary["status"] == "interrupted"
     assert summary["pending"] > 0
-    assert "Traceback" not in stderr.decode()
+    assert "Traceback" not in stderr
 
-    resumed = run_cli(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    # Batch size is no option a resume must keep: 1,000 records a request, one round trip.
+    resume_args = [*import_args(source, checkpoint, "--resume"), "--batch-size", "1000"]
+    resumed = run_cli(resume_args, sandbox=sandbox, cwd=tmp_path)
     assert resumed.returncode == 1, resumed.stderr
     assert summary_of(resumed.stdout)["read"] == 2000
     assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == valid_ids(rows)

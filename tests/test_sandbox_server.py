@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.helpers import default_sigint
 from tests.test_sandbox_support import api_on, query, send
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY, default_seed_data
 from trackly_migrate.sandbox.server import (
@@ -161,11 +162,24 @@ def test_port_taken_is_a_clear_error(sandbox: RunningSandbox) -> None:
         start_sandbox(SandboxConfig(port=port))
 
 
+def _on_a_fixed_free_port() -> RunningSandbox:
+    # A port found free can be taken (by another test run) before the sandbox binds it:
+    # then try another one.
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            return start_sandbox(SandboxConfig(port=port, host="localhost"))
+        except SandboxError as exc:
+            if "already in use" not in str(exc):
+                raise
+    raise AssertionError("no free port in 50 tries")
+
+
 def test_fixed_port() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with start_sandbox(SandboxConfig(port=port, host="localhost")) as running:
+    with _on_a_fixed_free_port() as running:
+        port = int(running.root_url.rsplit(":", 1)[1])
         assert running.root_url == f"http://localhost:{port}"
         assert httpx.get(running.root_url + "/_sandbox/stats").status_code == 200
 
@@ -371,6 +385,7 @@ def test_serve_returns_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) ->
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        preexec_fn=default_sigint,
     )
     try:
         assert process.stdout is not None
@@ -380,7 +395,7 @@ def test_serve_returns_cleanly_on_signal(tmp_path: Path, sig: signal.Signals) ->
             response = client.post("/v2/history/sends", json={"records": [send("srv")]})
             assert response.json()["success_count"] == 1
         process.send_signal(sig)
-        out, err = process.communicate(timeout=20)
+        out, err = process.communicate(timeout=60)
     finally:
         if process.poll() is None:
             process.kill()

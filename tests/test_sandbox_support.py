@@ -29,7 +29,7 @@ class Api:
     def __init__(self, sandbox: RunningSandbox, key: str | None = DEMO_API_KEY) -> None:
         self.sandbox = sandbox
         headers = {} if key is None else {"X-Api-Key": key}
-        self.client = httpx.Client(base_url=sandbox.url, headers=headers, timeout=30)
+        self.client = httpx.Client(base_url=sandbox.url, headers=headers, timeout=60)
 
     def close(self) -> None:
         self.client.close()

@@ -97,10 +97,15 @@ def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            # Held since start-up (``main``); one that came meanwhile is delivered here.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
             return command(*args, **kwargs)
         except TracklyMigrateError as error:
             print_error(error)
             raise typer.Exit(int(error.exit_code)) from None
+        except _Terminated:
+            stderr_console().print("Stopped (SIGTERM).")
+            raise typer.Exit(int(ExitCode.TERMINATED)) from None
         except KeyboardInterrupt:
             stderr_console().print("Interrupted.")
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
@@ -300,8 +305,11 @@ class _StopOnSignal:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopOnSignal:
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self._previous[number] = signal.signal(number, self._handle)
+        for number in _STOP_SIGNALS:
+            # An ignored signal stays ignored: that is how a shell keeps a background job
+            # (``cmd &`` in a script) or ``nohup`` out of reach of the terminal's Ctrl-C.
+            if signal.getsignal(number) != signal.SIG_IGN:
+                self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def _handle(self, number: int, frame: FrameType | None) -> None:
@@ -322,6 +330,17 @@ class _StopOnSignal:
     @property
     def exit_code(self) -> ExitCode:
         return ExitCode.TERMINATED if self.signal_number == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM outside an import run: unwinds like Ctrl-C, and exits 143."""
+
+
+def _raise_terminated(number: int, frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _say(message: str) -> None:
@@ -877,5 +896,12 @@ app.command("sandbox")(error_boundary(sandbox_command))
 
 
 def main() -> None:
-    """Console-script entry point (also ``python -m trackly_migrate``)."""
+    """Run the CLI; ``trackly_migrate.__main__`` is the console script and ``python -m``.
+
+    SIGINT and SIGTERM are held until a command lets them through (``error_boundary``), so
+    one that comes while Typer parses the options is not Click's "Aborted!" with exit 1.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_terminated)
     app(prog_name="trackly-migrate")

@@ -141,12 +141,16 @@ class AdaptiveLimit:
     Like TCP's congestion window: it starts small, doubles every round trip (one step per
     success) until the first sign of overload, then grows by one per round trip; a 429 or a
     503 halves it. ``ceiling`` (``--concurrency``) is never exceeded.
+
+    ``on_change(in_flight, current)``, when set, hears of every change, in order (it is called
+    under the lock): the sender process passes them on for the progress line.
     """
 
     def __init__(self, ceiling: int, start: int = 4) -> None:
         self.ceiling = max(1, ceiling)
         self.current = min(self.ceiling, max(1, start))
         self.in_flight = 0
+        self.on_change: Callable[[int, int], None] | None = None
         self._slow_start = True
         self._successes = 0
         self._condition = threading.Condition()
@@ -156,6 +160,7 @@ class AdaptiveLimit:
             while self.in_flight >= self.current:
                 self._condition.wait()
             self.in_flight += 1
+            self._changed()
 
     def release(self, *, overloaded: bool) -> None:
         with self._condition:
@@ -169,7 +174,12 @@ class AdaptiveLimit:
                 if self._slow_start or self._successes >= self.current:
                     self.current = min(self.ceiling, self.current + 1)
                     self._successes = 0
+            self._changed()
             self._condition.notify_all()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.in_flight, self.current)
 
 
 def _is_overload(error: ApiError) -> bool:

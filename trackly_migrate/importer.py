@@ -60,6 +60,8 @@ class Dispatcher(Protocol):
 
     def current_concurrency(self) -> int: ...
 
+    def requests_in_flight(self) -> int: ...
+
 
 class RunObserver(Protocol):
     """What the run tells the outside world (display, log, checkpoint)."""
@@ -639,7 +641,8 @@ class ImportRun:
                 rejected=summary.rejected_local + summary.rejected_server,
                 bytes_read=self._bytes_read(),
                 total_bytes=self._total_bytes,
-                in_flight=sum(1 for _, future in self._pending if not future.done()),
+                # Requests, not segments: segments read ahead wait for the sender's limit.
+                in_flight=self._dispatcher.requests_in_flight() if self._dispatcher else 0,
                 concurrency=self._current_concurrency(),
                 elapsed_s=self._base_elapsed + now - self._started,
             )

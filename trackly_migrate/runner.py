@@ -193,6 +193,12 @@ def run_import(
             "--resume and --restart need a file: stdin cannot be read again.",
             hint="Save the stream to a file first, then import that file.",
         )
+    if (request.resume or request.restart) and _is_stream(request.input_path):
+        raise UsageError(
+            f"--resume and --restart need a file: {request.input_path} is a named pipe or "
+            "device, which cannot be read again from where a run stopped.",
+            hint="Save the stream to a file first, then import that file.",
+        )
     with contextlib.ExitStack() as stack:
         source = InputSource(request.input_path)
         stack.callback(source.close)
@@ -355,6 +361,11 @@ def _run(
     if report.has_rows:
         summary.errors_report = str(report.path)
     return outcome
+
+
+def _is_stream(path: str) -> bool:
+    """A path that exists but is no regular file: a named pipe, ``/dev/stdin``, a device."""
+    return path != STDIN and Path(path).exists() and not is_regular_file(path)
 
 
 def _report_path(request: ImportRequest) -> Path:

@@ -14,7 +14,9 @@ core and cannot start processes.
 The pipe carries the API key to the child in the spawn handshake (pickled through the pipe,
 never on a command line). The child ignores SIGINT and SIGTERM (the main process handles them and
 tells it), and ends as soon as its pipe closes, which also happens when the main process is
-killed.
+killed. A signal sent to the whole process group (Ctrl-C, ``timeout``, systemd) while the child
+is still starting must not reach it before it ignores them: the signals are blocked across the
+spawn, the child inherits the mask, and it unblocks them only once they are ignored.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import os
 import signal
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -40,6 +43,7 @@ from trackly_migrate.importer import MAX_BODY_BYTES, Settlement, deliver
 from trackly_migrate.importer import Dispatcher as BaseDispatcher
 
 _HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
 class Dispatcher(BaseDispatcher, Protocol):
@@ -93,6 +97,9 @@ class ThreadDispatcher:
     def current_concurrency(self) -> int:
         return self._client.limit.current
 
+    def requests_in_flight(self) -> int:
+        return self._client.limit.in_flight
+
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
         self._client.close()
@@ -108,7 +115,8 @@ class ProcessDispatcher:
         self._process = context.Process(
             target=_child_main, args=(theirs, options), name="trackly-sender", daemon=True
         )
-        self._process.start()
+        with _stop_signals_held():
+            self._process.start()
         theirs.close()
         self._on_retry = on_retry
         self._futures: dict[int, Future[Settlement]] = {}
@@ -116,6 +124,7 @@ class ProcessDispatcher:
         self._send_lock = threading.Lock()
         self._next_id = 0
         self._concurrency = min(options.concurrency, 4)
+        self._in_flight = 0
         self._closed = False
         self._reader = threading.Thread(target=self._read_answers, name="answers", daemon=True)
         self._reader.start()
@@ -140,6 +149,9 @@ class ProcessDispatcher:
     def current_concurrency(self) -> int:
         return self._concurrency
 
+    def requests_in_flight(self) -> int:
+        return self._in_flight
+
     def _read_answers(self) -> None:
         while True:
             try:
@@ -147,6 +159,9 @@ class ProcessDispatcher:
             except (EOFError, OSError):
                 break
             kind = message[0]
+            if kind == "limit":
+                _, self._in_flight, self._concurrency = message
+                continue
             if kind == "retry":
                 # A display failure must not kill the thread that resolves every answer.
                 with contextlib.suppress(Exception):
@@ -188,6 +203,22 @@ class ProcessDispatcher:
         self._conn.close()
 
 
+@contextlib.contextmanager
+def _stop_signals_held() -> Iterator[None]:
+    """Block SIGINT and SIGTERM in this thread (they wait, they are not lost) while it spawns.
+
+    The child starts with this mask, so a signal to the process group stays pending in it until
+    ``_child_main`` has ignored it (multiprocessing's resource tracker does the same, bpo-33613).
+    The tracker is started first: its own start-up unblocks both signals when it is done.
+    """
+    resource_tracker.ensure_running()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _sender_gone() -> ApiConnectionError:
     return ApiConnectionError(
         "The sending process stopped unexpectedly.",
@@ -201,6 +232,8 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
     # process group by timeout or systemd): it finishes what is in flight and tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Blocked since the spawn (see ``_stop_signals_held``); ignoring discarded any pending one.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     send_lock = threading.Lock()
 
     def answer(message: tuple[Any, ...]) -> None:
@@ -209,6 +242,7 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
 
     client = _make_client(options)
     client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
+    client.limit.on_change = lambda in_flight, current: answer(("limit", in_flight, current))
     settle = _settle_with(client, options)
 
     def work(request_id: int, body: bytes) -> None:
