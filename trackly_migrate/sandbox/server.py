@@ -79,7 +79,7 @@ class RunningSandbox:
     ) -> None:
         self._server = server
         self._thread = thread
-        self._store = store
+        self.store = store  # the sandbox's database, for tests and tools in this process
         self.root_url = root_url
         self.url = root_url + "/api"
         self.db_path = db_path
@@ -102,7 +102,7 @@ class RunningSandbox:
             self._server.should_exit = True
             self._thread.join(timeout=15)
         with contextlib.suppress(Exception):
-            self._store.close()
+            self.store.close()
 
     def __enter__(self) -> RunningSandbox:
         return self
