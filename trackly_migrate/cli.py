@@ -825,6 +825,15 @@ def sandbox_command(
     sink: Annotated[
         bool, typer.Option("--sink", help="Check and count requests without storing them.")
     ] = False,
+    journal_size: Annotated[
+        int,
+        typer.Option(
+            "--journal-size", metavar="N", min=1, help="Requests kept for /_sandbox/requests."
+        ),
+    ] = 1000,
+    journal_bodies: Annotated[
+        bool, typer.Option("--journal-bodies", help="Journal request and response bodies too.")
+    ] = False,
 ) -> None:
     """Run the local Trackly API emulator for rehearsals (Ctrl-C stops it)."""
     try:
@@ -865,6 +874,8 @@ def sandbox_command(
         drop_rate=drop_rate,
         fault_seed=fault_seed,
         sink=sink,
+        journal_size=journal_size,
+        journal_bodies=journal_bodies,
     )
 
     def announce(url: str) -> None:

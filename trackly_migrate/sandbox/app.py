@@ -26,8 +26,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from trackly_migrate.sandbox.faults import FaultInjector, FaultMiddleware
+from trackly_migrate.sandbox.inspection import inspection_routes
+from trackly_migrate.sandbox.journal import (
+    Journal,
+    JournalMiddleware,
+    JournalProbe,
+    answer_counts,
+    note,
+)
 from trackly_migrate.sandbox.seed import Seed
 from trackly_migrate.sandbox.store import ClickRow, SendRow, Store, Transaction
 from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
@@ -627,6 +636,7 @@ class SandboxState:
     injector: FaultInjector
     sink: bool = False
     stats: ServerStats = field(default_factory=ServerStats)
+    journal: Journal = field(default_factory=Journal)
 
 
 class SandboxApp:
@@ -635,7 +645,7 @@ class SandboxApp:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
 
-    def asgi(self) -> FaultMiddleware:
+    def asgi(self) -> ASGIApp:
         api = [
             Route(SENDS_PATH, self._guarded(self.import_sends), methods=["POST"]),
             Route(CLICKS_PATH, self._guarded(self.import_clicks), methods=["POST"]),
@@ -646,6 +656,7 @@ class SandboxApp:
             Route("/", self.index, methods=["GET"]),
             Route("/_sandbox/stats", self.stats, methods=["GET"]),
             Route("/_sandbox/reset", self.reset, methods=["POST"]),
+            *inspection_routes(self.state),
         ]
         starlette = Starlette(
             routes=api + tools,
@@ -653,12 +664,13 @@ class SandboxApp:
         )
         # The API has exactly these paths: a trailing slash is a 404, not a redirect.
         starlette.router.redirect_slashes = False
-        return FaultMiddleware(
-            starlette,
+        faulted = FaultMiddleware(
+            JournalProbe(starlette, self.state.journal),
             self.state.injector,
             self.state.stats.record_response,
             known_key=lambda key: bool(key) and self.state.store.account_for_key(key) is not None,
         )
+        return JournalMiddleware(faulted, self.state.journal)
 
     def _guarded(self, handler: Callable[[Request, int], Awaitable[Response]]) -> Handler:
         """Authenticate, then run the handler; map refusals and crashes to JSON errors."""
@@ -691,6 +703,7 @@ class SandboxApp:
 
     async def import_sends(self, request: Request, account_id: int) -> Response:
         records = records_of(await read_json(request))
+        note(request.scope, records=len(records))
         if self.state.sink:
             return self._sink_answer("sends", records)
 
@@ -701,10 +714,11 @@ class SandboxApp:
 
         outcome = await run_in_threadpool(work)
         self.state.stats.record_outcome("sends", outcome, sink=False)
-        return JSONResponse(bulk_body(outcome, sends=True))
+        return self._bulk_answer(request, outcome, sends=True)
 
     async def import_clicks(self, request: Request, account_id: int) -> Response:
         records = records_of(await read_json(request))
+        note(request.scope, records=len(records))
         if self.state.sink:
             return self._sink_answer("clicks", records)
 
@@ -715,12 +729,17 @@ class SandboxApp:
 
         outcome = await run_in_threadpool(work)
         self.state.stats.record_outcome("clicks", outcome, sink=False)
-        return JSONResponse(bulk_body(outcome, sends=False))
+        return self._bulk_answer(request, outcome, sends=False)
 
     def _sink_answer(self, kind: str, records: list[Any]) -> Response:
         outcome = sink_outcome(kind, records)
         self.state.stats.record_outcome(kind, outcome, sink=True)
         return JSONResponse(bulk_body(outcome, sends=kind == "sends"))
+
+    def _bulk_answer(self, request: Request, outcome: BulkOutcome, *, sends: bool) -> Response:
+        body = bulk_body(outcome, sends=sends)
+        note(request.scope, counts=answer_counts(body))
+        return JSONResponse(body)
 
     async def clear_history(self, request: Request, account_id: int) -> Response:
         clear = parse_clear(await read_json(request))
@@ -732,6 +751,7 @@ class SandboxApp:
                 return tx.clear(account_id, clear.entities, clear.before)
 
         cleared = await run_in_threadpool(work)
+        note(request.scope, counts=cleared)
         # In the order the request named them (the answer holds only those).
         return JSONResponse({"success": True, "cleared": {e: cleared[e] for e in clear.entities}})
 
@@ -746,6 +766,7 @@ class SandboxApp:
                 return tx.unsubscribe(account_id, body.phone_number, body.list_number)
 
         changed = await run_in_threadpool(work)
+        note(request.scope, counts={"unsubscribed": changed})
         return JSONResponse({"success": True, "unsubscribed": changed})
 
     async def index(self, request: Request) -> Response:
@@ -759,7 +780,13 @@ class SandboxApp:
                     f"DELETE {CLEAR_PATH}",
                     f"DELETE {CONTACTS_PATH}",
                 ],
-                "tools": ["GET /_sandbox/stats", "POST /_sandbox/reset"],
+                "tools": [
+                    "GET /_sandbox/stats",
+                    "POST /_sandbox/reset",
+                    "GET /_sandbox/records",
+                    "GET /_sandbox/requests",
+                    "GET /_sandbox/ (a web page)",
+                ],
             }
         )
 
@@ -774,6 +801,7 @@ class SandboxApp:
         await run_in_threadpool(self.state.store.reset, self.state.seed)
         self.state.stats.reset()
         self.state.injector.reset()
+        self.state.journal.clear()
         return JSONResponse({"success": True})
 
 
@@ -789,6 +817,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(state: SandboxState) -> FaultMiddleware:
+def build_app(state: SandboxState) -> ASGIApp:
     """The ASGI application of a sandbox."""
     return SandboxApp(state).asgi()

@@ -166,11 +166,14 @@ class FaultMiddleware:
             return
         method, path = scope["method"], scope["path"]
         plan = self.injector.plan()
+        applied = scope.setdefault("sandbox.faults", [])  # read by the request journal
         if plan.delay > 0:
             self.injector.counts["latency"] += 1
+            applied.append(f"latency {plan.delay * 1000:.1f} ms")
             await asyncio.sleep(plan.delay)
         if plan.fail:
             self.injector.counts["fail"] += 1
+            applied.append("fail")
             await _drain(receive)  # a proxy reads the request before it gives up
             await _respond(send, 503, PROXY_503_BODY, b"text/html")
             self.on_response(method, path, 503)
@@ -179,6 +182,7 @@ class FaultMiddleware:
         wait = self.injector.retry_after(key) if self.known_key(key) else None
         if wait is not None:
             self.injector.counts["rate_limited"] += 1
+            applied.append("rate_limited")
             await _drain(receive)
             await _respond_rate_limited(send, wait)
             self.on_response(method, path, 429)
@@ -212,6 +216,7 @@ class FaultMiddleware:
         status = next((m["status"] for m in held if m["type"] == "http.response.start"), 0)
         if await drop_connection(send):
             self.injector.counts["drop"] += 1
+            scope.setdefault("sandbox.faults", []).append("drop")
         else:  # not under uvicorn: answer normally rather than fail oddly
             for message in held:
                 await send(message)

@@ -25,6 +25,8 @@ import uvicorn
 
 from trackly_migrate.sandbox.app import SandboxState, build_app
 from trackly_migrate.sandbox.faults import FaultInjector
+from trackly_migrate.sandbox.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
+from trackly_migrate.sandbox.journal import Journal
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, SeedError, default_seed, load_seed
 from trackly_migrate.sandbox.store import Store, StoreError
 from trackly_migrate.sandbox.validation import is_api_key_format
@@ -49,6 +51,8 @@ class SandboxConfig:
     drop_rate: float = 0.0  # share of requests stored, then dropped without an answer
     fault_seed: int | None = None  # reproducible fault draws
     sink: bool = False  # check and count requests, store nothing (throughput benchmarks)
+    journal_size: int = DEFAULT_JOURNAL_SIZE  # /api requests kept for /_sandbox/requests
+    journal_bodies: bool = False  # keep request and response bodies in the journal too
 
 
 def is_loopback(host: str) -> bool:
@@ -169,6 +173,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
             rate_limit=config.rate_limit,
             fault_seed=config.fault_seed,
         )
+        journal = Journal(config.journal_size, bodies=config.journal_bodies)
     except (SeedError, ValueError) as exc:
         raise SandboxError(str(exc)) from exc
     try:
@@ -182,7 +187,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         store.close()
         raise SandboxError(str(exc)) from exc
     root_url = _root_url(config.host, sock.getsockname()[1])
-    app = build_app(SandboxState(store, seed, injector, sink=config.sink))
+    app = build_app(SandboxState(store, seed, injector, sink=config.sink, journal=journal))
     uv_config = uvicorn.Config(
         app,
         lifespan="off",
