@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from starlette.applications import Starlette
@@ -90,8 +90,7 @@ class Rejected:
     id: str | None = None
 
 
-@dataclass(frozen=True)
-class SendCandidate:
+class SendCandidate(NamedTuple):  # a tuple: one is made per record (see store.SendRow)
     """A send with a usable id. ``problem`` is its first field error, judged after dedup."""
 
     id: str
@@ -101,8 +100,7 @@ class SendCandidate:
     list_number: str | None = None
 
 
-@dataclass(frozen=True)
-class ClickCandidate:
+class ClickCandidate(NamedTuple):
     message_id: str
     problem: Rejected | None
     row: ClickRow | None = None

@@ -15,10 +15,9 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -39,8 +38,9 @@ logger = logging.getLogger("trackly_migrate.sandbox")
 __all__ = ["TABLES", "ClickRow", "SendRow", "Store", "StoreError", "Transaction", "key_digest"]
 
 
-@dataclass(frozen=True)
-class SendRow:
+# Named tuples, not frozen dataclasses: one of these is made per record, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs several times a tuple's.
+class SendRow(NamedTuple):
     """A checked send record, ready to insert."""
 
     id: str
@@ -54,8 +54,7 @@ class SendRow:
     creative_id: int | None
 
 
-@dataclass(frozen=True)
-class ClickRow:
+class ClickRow(NamedTuple):
     """A checked click record, ready to insert."""
 
     message_id: str
