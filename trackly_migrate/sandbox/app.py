@@ -22,9 +22,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
 from trackly_migrate.sandbox.bulk import BULK_KINDS, BulkKind, BulkOutcome, bulk_body, sink_outcome
 from trackly_migrate.sandbox.faults import SCOPE_FAULT_KEY, FaultInjector, FaultMiddleware
+from trackly_migrate.sandbox.inspection import inspection_routes
+from trackly_migrate.sandbox.journal import (
+    Journal,
+    JournalMiddleware,
+    JournalProbe,
+    answer_counts,
+    note,
+)
 from trackly_migrate.sandbox.rules import (
     Rejected,
     RequestError,
@@ -137,10 +146,11 @@ class SandboxState:
     stats: ServerStats = field(default_factory=ServerStats)
     faults: FaultQueue = field(default_factory=FaultQueue)
     max_body_bytes: int = MAX_BODY_BYTES
+    journal: Journal = field(default_factory=Journal)
 
 
 class SandboxApp:
-    """The endpoints; ``asgi()`` builds the Starlette app wrapped in the fault layer."""
+    """The endpoints; ``asgi()`` wraps the Starlette app in the fault and journal layers."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
@@ -158,19 +168,22 @@ class SandboxApp:
             Route(FAULTS_PATH, self.list_faults, methods=["GET"]),
             Route(FAULTS_PATH, self.queue_faults, methods=["POST"]),
             Route(FAULTS_PATH, self.clear_faults, methods=["DELETE"]),
+            *inspection_routes(self.state),  # /_sandbox/records, /_sandbox/requests, the page
         ]
 
-    def asgi(self) -> FaultMiddleware:
+    def asgi(self) -> ASGIApp:
         starlette = Starlette(routes=self.routes(), exception_handlers={HTTPException: _http_error})
         # The API has exactly these paths: a trailing slash is a 404, not a redirect.
         starlette.router.redirect_slashes = False
-        return FaultMiddleware(
-            starlette,
+        # The journal's two layers sit either side of the fault layer (see journal.py).
+        faulted = FaultMiddleware(
+            JournalProbe(starlette, self.state.journal),
             self.state.injector,
             self.state.stats.record_response,
             known_key=lambda key: bool(key) and self.state.store.account_for_key(key) is not None,
             queue=self.state.faults,
         )
+        return JournalMiddleware(faulted, self.state.journal)
 
     def _guarded(self, handler: Callable[[Request, int], Awaitable[Response]]) -> Handler:
         """Authenticate, then run the handler; map refusals and crashes to JSON errors."""
@@ -234,6 +247,7 @@ class SandboxApp:
 
         async def handler(request: Request, account_id: int) -> Response:
             records = records_of(await self._read_json(request))
+            note(request.scope, records=len(records))
             fault: ScriptedFault | None = request.scope.get(SCOPE_FAULT_KEY)
             if self.state.sink:
                 outcome = sink_outcome(kind.name, records)
@@ -254,6 +268,7 @@ class SandboxApp:
             body = bulk_body(outcome, sends=kind.has_ids)
             if fault is not None and fault.kind == "count_mismatch":
                 body = distort_counts(body, fault.mode)
+            note(request.scope, counts=answer_counts(body))
             return JSONResponse(body)
 
         return handler
@@ -268,6 +283,7 @@ class SandboxApp:
                 return tx.clear(account_id, clear.entities, clear.before)
 
         cleared = await run_in_threadpool(work)
+        note(request.scope, counts=cleared)
         # In the order the request named them (the answer holds only those).
         return JSONResponse({"success": True, "cleared": {e: cleared[e] for e in clear.entities}})
 
@@ -282,6 +298,7 @@ class SandboxApp:
                 return tx.unsubscribe(account_id, body.phone_number, body.list_number)
 
         changed = await run_in_threadpool(work)
+        note(request.scope, counts={"unsubscribed": changed})
         return JSONResponse({"success": True, "unsubscribed": changed})
 
     async def index(self, request: Request) -> Response:
@@ -318,6 +335,7 @@ class SandboxApp:
         self.state.stats.reset()
         self.state.injector.reset()
         self.state.faults.reset()
+        self.state.journal.clear()
         return JSONResponse({"success": True})
 
     async def list_faults(self, request: Request) -> Response:
@@ -367,6 +385,6 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def build_app(state: SandboxState) -> FaultMiddleware:
+def build_app(state: SandboxState) -> ASGIApp:
     """The ASGI application of a sandbox."""
     return SandboxApp(state).asgi()

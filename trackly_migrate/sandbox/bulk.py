@@ -7,11 +7,11 @@ documented answer. ``BULK_KINDS`` ties each endpoint to its rules, so one handle
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from trackly_migrate.sandbox.rules import (
     ClickCandidate,
@@ -26,6 +26,7 @@ from trackly_migrate.sandbox.store import ClickRow, SendRow, Transaction
 logger = logging.getLogger("trackly_migrate.sandbox")
 
 MAX_LISTED_ERRORS = 100
+T = TypeVar("T")
 
 
 @dataclass
@@ -46,71 +47,107 @@ def store_sends(
     checked: list[Rejected | SendCandidate],
     fail_at: Collection[int] = (),
 ) -> BulkOutcome:
-    """Dedup, resolve lists and store; one savepoint per record.
+    """Dedup, resolve lists, then store every good record in one bulk insert.
 
     ``fail_at``: indexes whose record is answered ``save_error`` instead of stored (an
     injected fault, see ``scripted.py``).
     """
-    outcome = BulkOutcome()
     lists = _ListResolver(tx, account_id)
+    existing = tx.stored_message_ids(
+        account_id, [item.id for item in checked if isinstance(item, SendCandidate)]
+    )
+    ready: list[SendRow] = []
+    outcome = _judge_sends(checked, existing, lists, fail_at, _queue_into(ready))
+    if tx.insert_sends(account_id, ready):
+        return outcome
+
+    def save_one(row: SendRow) -> bool:
+        return _saved(tx, partial(tx.insert_send, account_id, row), "send", row.id)
+
+    # The bulk insert failed, so at least one record cannot be saved: judge the request
+    # again, storing one record at a time (a repeat of a record that failed to save is then
+    # judged on its own, exactly as when the records are stored one by one).
+    return _judge_sends(checked, existing, lists, fail_at, save_one)
+
+
+def _judge_sends(
+    checked: list[Rejected | SendCandidate],
+    existing: set[str],
+    lists: _ListResolver,
+    fail_at: Collection[int],
+    save: Callable[[SendRow], bool],
+) -> BulkOutcome:
+    """Each record's fate, in order; ``save`` stores (or queues) a good one, True if done."""
+    outcome = BulkOutcome()
     stored: set[str] = set()  # ids stored by this request so far
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif item.id in stored or tx.message_exists(account_id, item.id):
+        elif item.id in stored or item.id in existing:
             # CONTRACT.md: a duplicate is a record whose id already exists. An earlier record
             # of this request that failed left nothing under its id: this one is judged on
             # its own, so a valid record is never lost as a "duplicate".
             outcome.duplicates += 1
         elif item.problem is not None or item.row is None:
             outcome.fail(index, item.problem or Rejected("save_error", "Unexpected.", item.id))
-        elif _store_send(tx, account_id, index, item, item.row, lists, outcome, fail_at):
-            stored.add(item.id)
+        else:
+            found, list_id = lists.resolve(item.list_id, item.list_number)
+            if not found:
+                message = (
+                    "No sending list of this account matches the given list_id or list_number."
+                )
+                outcome.fail(index, Rejected("list_not_found", message, item.id))
+            elif index in fail_at:
+                logger.info("injected save_error for send record %d", index)
+                outcome.fail(index, _save_error(item.id))
+            elif save(_with_list(item.row, list_id)):
+                outcome.success += 1
+                stored.add(item.id)
+            else:
+                outcome.fail(index, _save_error(item.id))
     return outcome
 
 
-def _store_send(
-    tx: Transaction,
-    account_id: int,
-    index: int,
-    item: SendCandidate,
-    row: SendRow,
-    lists: _ListResolver,
-    outcome: BulkOutcome,
-    fail_at: Collection[int],
-) -> bool:
-    """Store one checked send; True if stored."""
-    found, list_id = lists.resolve(item.list_id, item.list_number)
-    if not found:
-        message = "No sending list of this account matches the given list_id or list_number."
-        outcome.fail(index, Rejected("list_not_found", message, item.id))
-        return False
+def _queue_into(ready: list[T]) -> Callable[[T], bool]:
+    """A ``save`` that only queues the record for the request's bulk insert."""
+
+    def queue(item: T) -> bool:
+        ready.append(item)
+        return True
+
+    return queue
+
+
+def _save_error(record_id: str | None = None) -> Rejected:
+    return Rejected("save_error", "The record could not be saved.", record_id)
+
+
+def _saved(tx: Transaction, write: Callable[[], None], kind: str, name: str) -> bool:
+    """Run one record's writes in a savepoint; False (logged, undone) if they fail."""
     try:
-        if index in fail_at:
-            raise InjectedSaveError(index)
         with tx.savepoint():
-            tx.insert_send(account_id, _with_list(row, list_id))
-    except Exception as error:  # any failure of this one record; the rest of the request goes on
-        _log_save_error("send", index, error)
-        outcome.fail(index, Rejected("save_error", "The record could not be saved.", item.id))
+            write()
+    except Exception:  # any failure of this one record; the rest of the request goes on
+        logger.exception("saving %s record %s failed", kind, name)
         return False
-    outcome.success += 1
     return True
 
 
-class InjectedSaveError(Exception):
-    """A save_error fault: the record at this index "fails to save"."""
-
-
-def _log_save_error(kind: str, index: int, error: Exception) -> None:
-    if isinstance(error, InjectedSaveError):
-        logger.info("injected save_error for %s record %d", kind, index)
-    else:
-        logger.exception("saving %s record %d failed", kind, index)
-
-
 def _with_list(row: SendRow, list_id: int | None) -> SendRow:
-    return dataclasses.replace(row, list_id=list_id)
+    # Not row._replace: it costs several times a plain construction, per record.
+    if list_id is None:
+        return row
+    return SendRow(
+        row.id,
+        list_id,
+        row.to_number,
+        row.timestamp,
+        row.message,
+        row.send_type,
+        row.delivered,
+        row.length,
+        row.creative_id,
+    )
 
 
 class _ListResolver:
@@ -148,54 +185,74 @@ def store_clicks(
     checked: list[Rejected | ClickCandidate],
     fail_at: Collection[int] = (),
 ) -> BulkOutcome:
-    """Dedup on message_id, check message and offer, store; one savepoint per record."""
+    """Dedup on message_id, check message and offer, then store in one bulk insert."""
+    ids = [item.message_id for item in checked if isinstance(item, ClickCandidate)]
+    targets = _ClickTargets(tx, account_id, ids)
+    ready: list[Click] = []
+    outcome = _judge_clicks(checked, targets, fail_at, _queue_into(ready))
+    if tx.insert_clicks(account_id, ready):
+        return outcome
+
+    def save_one(click: Click) -> bool:
+        write = partial(tx.insert_click, account_id, *click)
+        return _saved(tx, write, "click", click[0].message_id)
+
+    return _judge_clicks(checked, targets, fail_at, save_one)  # as for sends
+
+
+Click = tuple[ClickRow, int | None, str | None]  # the click, its message's list and recipient
+
+
+class _ClickTargets:
+    """The clicks already stored, the messages and the offers a request's clicks name."""
+
+    def __init__(self, tx: Transaction, account_id: int, message_ids: list[str]) -> None:
+        self.tx = tx
+        self.account_id = account_id
+        self.clicked = tx.stored_click_ids(account_id, message_ids)
+        self.messages = tx.message_lists(account_id, message_ids)
+        self.offers: dict[str, bool] = {}
+
+    def problem(self, row: ClickRow) -> Rejected | None:
+        """Why the click's message or offer is not the account's, or None."""
+        if row.message_id not in self.messages:
+            message = f"No message of this account has the id '{row.message_id}'."
+            return Rejected("message_not_found", message)
+        if row.offer_id not in self.offers:
+            self.offers[row.offer_id] = self.tx.offer_exists(self.account_id, row.offer_id)
+        if not self.offers[row.offer_id]:
+            message = f"No offer of this account has the id '{row.offer_id}'."
+            return Rejected("offer_not_found", message)
+        return None
+
+
+def _judge_clicks(
+    checked: list[Rejected | ClickCandidate],
+    targets: _ClickTargets,
+    fail_at: Collection[int],
+    save: Callable[[Click], bool],
+) -> BulkOutcome:
+    """Each click's fate, in order; ``save`` stores (or queues) a good one, True if done."""
     outcome = BulkOutcome()
-    offers: dict[str, bool] = {}
     stored: set[str] = set()  # message ids clicked by this request so far (one per message)
     for index, item in enumerate(checked):
         if isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif item.message_id in stored or tx.click_exists(account_id, item.message_id):
+        elif item.message_id in stored or item.message_id in targets.clicked:
             outcome.duplicates += 1  # as for sends: only a click that exists is a duplicate
         elif item.problem is not None or item.row is None:
             outcome.fail(index, item.problem or Rejected("save_error", "Unexpected."))
-        elif _store_click(tx, account_id, index, item.row, offers, outcome, fail_at):
+        elif (problem := targets.problem(item.row)) is not None:
+            outcome.fail(index, problem)
+        elif index in fail_at:
+            logger.info("injected save_error for click record %d", index)
+            outcome.fail(index, _save_error())
+        elif save((item.row, *targets.messages[item.row.message_id])):
+            outcome.success += 1
             stored.add(item.message_id)
+        else:
+            outcome.fail(index, _save_error())
     return outcome
-
-
-def _store_click(
-    tx: Transaction,
-    account_id: int,
-    index: int,
-    row: ClickRow,
-    offers: dict[str, bool],
-    outcome: BulkOutcome,
-    fail_at: Collection[int],
-) -> bool:
-    """Store one checked click; True if stored."""
-    exists, list_id, recipient = tx.message_list(account_id, row.message_id)
-    if not exists:
-        message = f"No message of this account has the id '{row.message_id}'."
-        outcome.fail(index, Rejected("message_not_found", message))
-        return False
-    if row.offer_id not in offers:
-        offers[row.offer_id] = tx.offer_exists(account_id, row.offer_id)
-    if not offers[row.offer_id]:
-        message = f"No offer of this account has the id '{row.offer_id}'."
-        outcome.fail(index, Rejected("offer_not_found", message))
-        return False
-    try:
-        if index in fail_at:
-            raise InjectedSaveError(index)
-        with tx.savepoint():
-            tx.insert_click(account_id, row, list_id, recipient)
-    except Exception as error:
-        _log_save_error("click", index, error)
-        outcome.fail(index, Rejected("save_error", "The record could not be saved."))
-        return False
-    outcome.success += 1
-    return True
 
 
 def bulk_body(outcome: BulkOutcome, *, sends: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from rich.console import Console
 from trackly_migrate.errors import UsageError
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_JOURNAL_SIZE = 1000  # journal.DEFAULT_SIZE (not imported: it needs the sandbox extra)
 
 
 def sandbox_command(
@@ -102,6 +103,15 @@ def sandbox_command(
     sink: Annotated[
         bool, typer.Option("--sink", help="Check and count requests without storing them.")
     ] = False,
+    journal_size: Annotated[
+        int,
+        typer.Option(
+            "--journal-size", metavar="N", min=1, help="Requests kept for /_sandbox/requests."
+        ),
+    ] = DEFAULT_JOURNAL_SIZE,
+    journal_bodies: Annotated[
+        bool, typer.Option("--journal-bodies", help="Journal request and response bodies too.")
+    ] = False,
 ) -> None:
     """Run the local Trackly API emulator for rehearsals (Ctrl-C stops it)."""
     try:
@@ -146,6 +156,8 @@ def sandbox_command(
         sink=sink,
         max_body_bytes=max_body_bytes,
         faults=faults,
+        journal_size=journal_size,
+        journal_bodies=journal_bodies,
     )
 
     def announce(url: str) -> None:

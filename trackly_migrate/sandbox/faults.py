@@ -56,6 +56,8 @@ _EARLY_ANSWERS: dict[str, tuple[int, bytes, bytes]] = {
 }
 # Where the bulk handler finds a scripted fault it must apply (save_error, count_mismatch).
 SCOPE_FAULT_KEY = "trackly.scripted_fault"
+# The faults applied to a request (list of str), read by the request journal (journal.FAULTS).
+JOURNAL_FAULTS = "sandbox.faults"
 _SLOW_PIECES = 10
 
 FAULT_KINDS = ("latency", "fail", "rate_limited", "drop")
@@ -193,8 +195,10 @@ class FaultMiddleware:
             return
         method, path = scope["method"], scope["path"]
         plan = self.injector.plan()
+        applied = scope.setdefault(JOURNAL_FAULTS, [])
         if plan.delay > 0:
             self.injector.counts["latency"] += 1
+            applied.append(f"latency {plan.delay * 1000:.1f} ms")
             await asyncio.sleep(plan.delay)
         scripted = self.queue.take(path)
         if scripted is not None:
@@ -202,6 +206,7 @@ class FaultMiddleware:
             return
         if plan.fail:
             self.injector.counts["fail"] += 1
+            applied.append("fail")
             await _drain(receive)  # a proxy reads the request before it gives up
             await _respond(send, 503, PROXY_503_BODY, b"text/html")
             self.on_response(method, path, 503)
@@ -210,6 +215,7 @@ class FaultMiddleware:
         wait = self.injector.retry_after(key) if self.known_key(key) else None
         if wait is not None:
             self.injector.counts["rate_limited"] += 1
+            applied.append("rate_limited")
             await _drain(receive)
             await _respond_rate_limited(send, wait)
             self.on_response(method, path, 429)
@@ -224,6 +230,7 @@ class FaultMiddleware:
         self, fault: ScriptedFault, scope: Scope, receive: Receive, send: Send
     ) -> None:
         method, path = scope["method"], scope["path"]
+        scope.setdefault(JOURNAL_FAULTS, []).append(fault.label)
         if fault.kind in _EARLY_ANSWERS:
             status, body, content_type = _EARLY_ANSWERS[fault.kind]
             await _drain(receive)
@@ -278,6 +285,7 @@ class FaultMiddleware:
         if await drop_connection(send):
             if counted:
                 self.injector.counts["drop"] += 1
+                scope.setdefault(JOURNAL_FAULTS, []).append("drop")
         else:  # not under uvicorn: answer normally rather than fail oddly
             for message in held:
                 await send(message)

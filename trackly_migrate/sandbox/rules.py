@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from trackly_migrate.sandbox.store import ClickRow, SendRow
 from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
@@ -49,8 +49,7 @@ class Rejected:
     id: str | None = None
 
 
-@dataclass(frozen=True)
-class SendCandidate:
+class SendCandidate(NamedTuple):  # a tuple: one is made per record (see store.SendRow)
     """A send with a usable id. ``problem`` is its first field error, judged after dedup."""
 
     id: str
@@ -60,8 +59,7 @@ class SendCandidate:
     list_number: str | None = None
 
 
-@dataclass(frozen=True)
-class ClickCandidate:
+class ClickCandidate(NamedTuple):
     message_id: str
     problem: Rejected | None
     row: ClickRow | None = None

@@ -61,6 +61,20 @@ class ScriptedFault:
         """True when the bulk handler applies it (the others act on the HTTP exchange)."""
         return self.kind in _IN_APP
 
+    @property
+    def label(self) -> str:
+        """How the request journal names it once applied: ``scripted save_error (records 3 7)``.
+
+        No comma: the journal joins a request's faults with ", ".
+        """
+        detail = {
+            "rate_limited": f"retry after {self.retry_after} s",
+            "save_error": "records " + " ".join(map(str, self.indexes)),
+            "count_mismatch": " ".join([self.mode, *map(str, self.indexes)]),
+            "slow_body": f"over {self.seconds:g} s",
+        }.get(self.kind)
+        return f"scripted {self.kind}" + (f" ({detail})" if detail else "")
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["indexes"] = list(self.indexes)

@@ -25,6 +25,8 @@ import uvicorn
 
 from trackly_migrate.sandbox.app import MAX_BODY_BYTES, SandboxState, build_app
 from trackly_migrate.sandbox.faults import FaultInjector
+from trackly_migrate.sandbox.journal import DEFAULT_SIZE as DEFAULT_JOURNAL_SIZE
+from trackly_migrate.sandbox.journal import Journal
 from trackly_migrate.sandbox.scripted import FaultQueue, ScriptedFault, parse_fault
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, SeedError, default_seed, load_seed
 from trackly_migrate.sandbox.store import Store, StoreError
@@ -56,6 +58,8 @@ class SandboxConfig:
     # Serve https with this certificate and key (PEM); tests of the client's TLS handling.
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
+    journal_size: int = DEFAULT_JOURNAL_SIZE  # /api requests kept for /_sandbox/requests
+    journal_bodies: bool = False  # keep request and response bodies in the journal too
 
 
 def is_loopback(host: str) -> bool:
@@ -86,7 +90,7 @@ class RunningSandbox:
     ) -> None:
         self._server = server
         self._thread = thread
-        self._store = store
+        self.store = store  # the sandbox's database, for tests and tools in this process
         self.root_url = root_url
         self.url = root_url + "/api"
         self.db_path = db_path
@@ -109,7 +113,7 @@ class RunningSandbox:
             self._server.should_exit = True
             self._thread.join(timeout=15)
         with contextlib.suppress(Exception):
-            self._store.close()
+            self.store.close()
 
     def __enter__(self) -> RunningSandbox:
         return self
@@ -179,6 +183,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         queue = FaultQueue(tuple(parse_fault(fault) for fault in config.faults))
         if config.max_body_bytes < 1:
             raise ValueError(f"max_body_bytes must be at least 1, not {config.max_body_bytes}")
+        journal = Journal(config.journal_size, bodies=config.journal_bodies)
     except (SeedError, ValueError) as exc:
         raise SandboxError(str(exc)) from exc
     try:
@@ -192,7 +197,7 @@ def _prepare(config: SandboxConfig, on_started: Callable[[str], None] | None) ->
         store.close()
         raise SandboxError(str(exc)) from exc
     root_url = _root_url(config.host, sock.getsockname()[1], https=config.ssl_certfile is not None)
-    state = SandboxState(store, seed, injector, sink=config.sink, faults=queue)
+    state = SandboxState(store, seed, injector, sink=config.sink, faults=queue, journal=journal)
     state.max_body_bytes = config.max_body_bytes
     app = build_app(state)
     uv_config = uvicorn.Config(

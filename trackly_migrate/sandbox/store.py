@@ -1,126 +1,45 @@
-"""SQLite storage of the sandbox: schema, seeding, and the queries the routes need.
+"""SQLite storage of the sandbox: the connection, its transactions, and the queries of the routes.
 
 One connection, guarded by one lock: SQLite serializes writers anyway, and a single
 connection works for ``:memory:`` too (each new connection to ``:memory:`` would be a new,
 empty database). Every API request runs inside one ``transaction()``: either all of its
-effects are committed or none.
-
-Timestamps are stored as fixed-width UTC text (``validation.format_utc``), so comparing the
-text compares the instants.
+effects are committed or none. A request's records are looked up and written in bulk (one
+query for the ids already stored, one ``executemany`` per table): per-record statements cost
+more than the writes themselves.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from trackly_migrate.sandbox.seed import Seed, SeedAccount, SeedList
+import orjson
 
-SCHEMA_VERSION = 1
-APPLICATION_ID = 0x54524B53  # "TRKS": marks a file as a sandbox database
-
-TABLES = (
-    "accounts",
-    "api_keys",
-    "lists",
-    "list_contacts",
-    "offers",
-    "messages",
-    "clicks",
-    "revenue",
+from trackly_migrate.sandbox.schema import (
+    APPLICATION_ID,
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    StoreError,
+    apply_seed,
+    insert_keys,
+    key_digest,
 )
+from trackly_migrate.sandbox.seed import Seed
 
-_SCHEMA = """
-CREATE TABLE accounts (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE
-);
--- Keys are stored as SHA-256 digests: the database file never holds a usable key.
-CREATE TABLE api_keys (
-    key_sha256 TEXT PRIMARY KEY,
-    account_id INTEGER NOT NULL REFERENCES accounts(id)
-) WITHOUT ROWID;
--- A sending list is a phone number, and a number belongs to one account only.
-CREATE TABLE lists (
-    id INTEGER PRIMARY KEY,
-    account_id INTEGER NOT NULL REFERENCES accounts(id),
-    number TEXT NOT NULL UNIQUE,
-    name TEXT
-);
-CREATE INDEX lists_by_account ON lists(account_id);
-CREATE TABLE list_contacts (
-    list_id INTEGER NOT NULL REFERENCES lists(id),
-    phone TEXT NOT NULL,
-    active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
-    unsubscribe_reason TEXT,
-    send_count INTEGER NOT NULL DEFAULT 0,
-    click_count INTEGER NOT NULL DEFAULT 0,
-    last_clicked_at TEXT,
-    PRIMARY KEY (list_id, phone)
-) WITHOUT ROWID;
-CREATE TABLE offers (
-    account_id INTEGER NOT NULL REFERENCES accounts(id),
-    id TEXT NOT NULL,
-    name TEXT,
-    PRIMARY KEY (account_id, id)
-) WITHOUT ROWID;
--- Message ids are unique per account: two accounts may hold the same id.
-CREATE TABLE messages (
-    account_id INTEGER NOT NULL REFERENCES accounts(id),
-    id TEXT NOT NULL,
-    list_id INTEGER REFERENCES lists(id),
-    to_number TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    imported INTEGER NOT NULL CHECK (imported IN (0, 1)),
-    message TEXT,
-    send_type TEXT,
-    delivered INTEGER CHECK (delivered IN (0, 1)),
-    length INTEGER,
-    creative_id INTEGER,
-    PRIMARY KEY (account_id, id)
-);
--- The clear of sends selects imported messages of one account by time.
-CREATE INDEX messages_by_import_time ON messages(account_id, imported, timestamp);
--- One click per message (the vendor's MessageClick keys on message_id). No foreign key to
--- messages: clearing sends alone leaves their clicks in place, as the contract says.
-CREATE TABLE clicks (
-    account_id INTEGER NOT NULL REFERENCES accounts(id),
-    message_id TEXT NOT NULL,
-    offer_id TEXT NOT NULL,
-    phone TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    send_timestamp TEXT,
-    PRIMARY KEY (account_id, message_id),
-    FOREIGN KEY (account_id, offer_id) REFERENCES offers(account_id, id)
-);
-CREATE TABLE revenue (
-    id INTEGER PRIMARY KEY,
-    account_id INTEGER NOT NULL REFERENCES accounts(id),
-    message_id TEXT,
-    amount REAL NOT NULL,
-    timestamp TEXT NOT NULL
-);
-CREATE INDEX revenue_by_account_time ON revenue(account_id, timestamp);
-"""
+logger = logging.getLogger("trackly_migrate.sandbox")
+
+__all__ = ["TABLES", "ClickRow", "SendRow", "Store", "StoreError", "Transaction", "key_digest"]
 
 
-class StoreError(Exception):
-    """The database file cannot be used as a sandbox database."""
-
-
-def key_digest(api_key: str) -> str:
-    """How a key is stored and looked up."""
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class SendRow:
+# Named tuples, not frozen dataclasses: one of these is made per record, and a frozen
+# dataclass's __init__ (object.__setattr__ per field) costs several times a tuple's.
+class SendRow(NamedTuple):
     """A checked send record, ready to insert."""
 
     id: str
@@ -134,8 +53,7 @@ class SendRow:
     creative_id: int | None
 
 
-@dataclass(frozen=True)
-class ClickRow:
+class ClickRow(NamedTuple):
     """A checked click record, ready to insert."""
 
     message_id: str
@@ -143,6 +61,46 @@ class ClickRow:
     phone: str
     timestamp: str
     send_timestamp: str | None
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO messages (account_id, id, list_id, to_number, timestamp, imported,"
+    " message, send_type, delivered, length, creative_id)"
+    " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
+)
+# The update branch leaves `active` alone: a send never re-subscribes anyone.
+_UPSERT_CONTACT = (
+    "INSERT INTO list_contacts (list_id, phone, active, send_count) VALUES (?, ?, 1, 1)"
+    " ON CONFLICT (list_id, phone) DO UPDATE SET send_count = send_count + 1"
+)
+_INSERT_CLICK = (
+    "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp, send_timestamp)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_COUNT_CLICK = (
+    "UPDATE list_contacts SET click_count = click_count + 1,"
+    " last_clicked_at = max(coalesce(last_clicked_at, ?), ?)"
+    " WHERE list_id = ? AND phone = ?"
+)
+
+
+def _message_params(account_id: int, row: SendRow) -> tuple[Any, ...]:
+    return (
+        account_id,
+        row.id,
+        row.list_id,
+        row.to_number,
+        row.timestamp,
+        row.message,
+        row.send_type,
+        row.delivered,
+        row.length,
+        row.creative_id,
+    )
+
+
+def _click_params(account_id: int, row: ClickRow) -> tuple[Any, ...]:
+    return (account_id, row.message_id, row.offer_id, row.phone, row.timestamp, row.send_timestamp)
 
 
 class Transaction:
@@ -165,25 +123,80 @@ class Transaction:
         found: int | None = self._one(sql, (number, account_id))
         return found
 
-    def message_exists(self, account_id: int, message_id: str) -> bool:
-        sql = "SELECT 1 FROM messages WHERE account_id = ? AND id = ?"
-        return self._one(sql, (account_id, message_id)) is not None
-
-    def message_list(self, account_id: int, message_id: str) -> tuple[bool, int | None, str | None]:
-        """(whether the message exists, the id of its list or None, its recipient)."""
-        row = self._conn.execute(
-            "SELECT list_id, to_number FROM messages WHERE account_id = ? AND id = ?",
-            (account_id, message_id),
-        ).fetchone()
-        return (False, None, None) if row is None else (True, row[0], row[1])
-
-    def click_exists(self, account_id: int, message_id: str) -> bool:
-        sql = "SELECT 1 FROM clicks WHERE account_id = ? AND message_id = ?"
-        return self._one(sql, (account_id, message_id)) is not None
-
     def offer_exists(self, account_id: int, offer_id: str) -> bool:
         sql = "SELECT 1 FROM offers WHERE account_id = ? AND id = ?"
         return self._one(sql, (account_id, offer_id)) is not None
+
+    def stored_message_ids(self, account_id: int, ids: Sequence[str]) -> set[str]:
+        """Which of ``ids`` the account already holds as messages (one query)."""
+        rows = self._conn.execute(
+            "SELECT id FROM messages WHERE account_id = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (account_id, orjson.dumps(list(ids)).decode()),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def stored_click_ids(self, account_id: int, message_ids: Sequence[str]) -> set[str]:
+        """Which of ``message_ids`` already have a click in the account (one query)."""
+        rows = self._conn.execute(
+            "SELECT message_id FROM clicks WHERE account_id = ?"
+            " AND message_id IN (SELECT value FROM json_each(?))",
+            (account_id, orjson.dumps(list(message_ids)).decode()),
+        ).fetchall()
+        return {row[0] for row in rows}
+
+    def message_lists(
+        self, account_id: int, message_ids: Sequence[str]
+    ) -> dict[str, tuple[int | None, str]]:
+        """For each of ``message_ids`` the account holds: (its list id or None, its recipient)."""
+        rows = self._conn.execute(
+            "SELECT id, list_id, to_number FROM messages WHERE account_id = ?"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (account_id, orjson.dumps(list(message_ids)).decode()),
+        ).fetchall()
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def insert_sends(self, account_id: int, rows: Sequence[SendRow]) -> bool:
+        """Store checked sends (as ``insert_send``) in one go; False if that failed.
+
+        On False nothing of them is stored: the caller stores them one by one instead, so
+        that a record that cannot be saved fails alone (``bulk.py``).
+        """
+        messages = [_message_params(account_id, row) for row in rows]
+        contacts = [(row.list_id, row.to_number) for row in rows if row.list_id is not None]
+
+        def bulk() -> None:
+            self._conn.executemany(_INSERT_MESSAGE, messages)
+            self._conn.executemany(_UPSERT_CONTACT, contacts)
+
+        return self._all_or_nothing(bulk)
+
+    def insert_clicks(
+        self, account_id: int, clicks: Sequence[tuple[ClickRow, int | None, str | None]]
+    ) -> bool:
+        """Store (click, its message's list, its recipient) triples in one go; False if not."""
+        inserts = [_click_params(account_id, row) for row, _, _ in clicks]
+        contacts = [
+            (row.timestamp, row.timestamp, list_id, recipient or row.phone)
+            for row, list_id, recipient in clicks
+            if list_id is not None
+        ]
+
+        def bulk() -> None:
+            self._conn.executemany(_INSERT_CLICK, inserts)
+            self._conn.executemany(_COUNT_CLICK, contacts)
+
+        return self._all_or_nothing(bulk)
+
+    def _all_or_nothing(self, bulk: Callable[[], None]) -> bool:
+        """Run ``bulk`` in a savepoint; if it fails, undo all of it and return False."""
+        try:
+            with self.savepoint():
+                bulk()
+        except sqlite3.Error:
+            logger.warning("a bulk insert failed; saving the records one by one")
+            return False
+        return True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -199,54 +212,18 @@ class Transaction:
 
     def insert_send(self, account_id: int, row: SendRow) -> None:
         """Store an imported send; create or bump the recipient's contact on the list."""
-        self._conn.execute(
-            "INSERT INTO messages (account_id, id, list_id, to_number, timestamp, imported,"
-            " message, send_type, delivered, length, creative_id)"
-            " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                row.id,
-                row.list_id,
-                row.to_number,
-                row.timestamp,
-                row.message,
-                row.send_type,
-                row.delivered,
-                row.length,
-                row.creative_id,
-            ),
-        )
+        self._conn.execute(_INSERT_MESSAGE, _message_params(account_id, row))
         if row.list_id is not None:
-            # The update branch leaves `active` alone: a send never re-subscribes anyone.
-            self._conn.execute(
-                "INSERT INTO list_contacts (list_id, phone, active, send_count)"
-                " VALUES (?, ?, 1, 1)"
-                " ON CONFLICT (list_id, phone) DO UPDATE SET send_count = send_count + 1",
-                (row.list_id, row.to_number),
-            )
+            self._conn.execute(_UPSERT_CONTACT, (row.list_id, row.to_number))
 
     def insert_click(
         self, account_id: int, row: ClickRow, list_id: int | None, recipient: str | None = None
     ) -> None:
         """Store a click; update the clicker's contact on the message's list, if it exists."""
-        self._conn.execute(
-            "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp,"
-            " send_timestamp) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                account_id,
-                row.message_id,
-                row.offer_id,
-                row.phone,
-                row.timestamp,
-                row.send_timestamp,
-            ),
-        )
+        self._conn.execute(_INSERT_CLICK, _click_params(account_id, row))
         if list_id is not None:
             self._conn.execute(
-                "UPDATE list_contacts SET click_count = click_count + 1,"
-                " last_clicked_at = max(coalesce(last_clicked_at, ?), ?)"
-                " WHERE list_id = ? AND phone = ?",
-                (row.timestamp, row.timestamp, list_id, recipient or row.phone),
+                _COUNT_CLICK, (row.timestamp, row.timestamp, list_id, recipient or row.phone)
             )
 
     def clear(self, account_id: int, entities: Iterable[str], before: str | None) -> dict[str, int]:
@@ -297,6 +274,9 @@ class Store:
             self._conn = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA busy_timeout = 5000")
             self._conn.execute("PRAGMA foreign_keys = ON")
+            # A migration's contacts are updated at random places of their b-tree: a page cache
+            # of up to 64 MB (SQLite's default is 2 MB) keeps those pages in memory.
+            self._conn.execute("PRAGMA cache_size = -65536")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the sandbox database {db}: {exc}") from exc
         self._db = db
@@ -335,16 +315,22 @@ class Store:
         if self._is_file:
             # WAL: readers (stats, a user's sqlite3 shell) never block the writer.
             self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+            self._tune_file()
+        with self._atomic():
             # Statement by statement: executescript() would COMMIT the open transaction first.
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._conn.execute(statement)
             self._conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             self._conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            _apply_seed(self._conn, seed)
+            apply_seed(self._conn, seed)
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One write transaction on the connection (the caller holds the lock)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
@@ -363,7 +349,18 @@ class Store:
                 f"{self._db} was made by another version of the sandbox; delete it to start over"
             )
         if self._is_file:
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._tune_file()
+
+    def _tune_file(self) -> None:
+        """Per-connection settings of a database file (WAL mode itself is stored in the file).
+
+        NORMAL: in WAL mode a commit is not synced, a checkpoint is; a crash can lose the
+        last commits, never corrupt the file. Checkpoints every 8,192 pages (32 MB) rather
+        than 1,000: the contacts' pages are rewritten by every batch, and are then copied
+        back to the file once per checkpoint, not once per few batches.
+        """
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 8192")
 
     def _sync_keys(self, seed: Seed) -> None:
         """Give each seed account's keys to the stored account of the same name.
@@ -372,8 +369,7 @@ class Store:
         account of that name (it was seeded from another file), the first stored account
         gets its keys, so the key the user was told to use always works.
         """
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._atomic():
             for position, account in enumerate(seed.accounts):
                 row = self._conn.execute(
                     "SELECT id FROM accounts WHERE name = ?", (account.name,)
@@ -381,11 +377,7 @@ class Store:
                 if row is None and position == 0:
                     row = self._conn.execute("SELECT min(id) FROM accounts").fetchone()
                 if row is not None and row[0] is not None:
-                    _insert_keys(self._conn, row[0], account.api_keys)
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+                    insert_keys(self._conn, row[0], account.api_keys)
 
     def _load_keys(self) -> None:
         rows = self._conn.execute("SELECT key_sha256, account_id FROM api_keys").fetchall()
@@ -400,28 +392,27 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """Run a request's queries atomically; an exception rolls everything back."""
+        with self._lock, self._atomic():
+            yield Transaction(self._conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for read-only queries (inspection), while no request writes."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield Transaction(self._conn)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+            yield self._conn
+
+    def account_names(self) -> dict[int, str]:
+        """Account id to name (from memory, as the keys)."""
+        return dict(self._names)
 
     def reset(self, seed: Seed) -> None:
         """Delete every row and seed again, in one transaction."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with self._atomic():
                 # Children before parents, for the foreign keys.
                 for table in reversed(TABLES):
                     self._conn.execute(f"DELETE FROM {table}")
-                _apply_seed(self._conn, seed)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                apply_seed(self._conn, seed)
             self._load_keys()
 
     def stats(self) -> dict[str, Any]:
@@ -460,117 +451,3 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _insert_keys(conn: sqlite3.Connection, account_id: int, keys: Iterable[str]) -> None:
-    for key in keys:
-        digest = key_digest(key)
-        owner = conn.execute(
-            "SELECT account_id FROM api_keys WHERE key_sha256 = ?", (digest,)
-        ).fetchone()
-        if owner is None:
-            conn.execute(
-                "INSERT INTO api_keys (key_sha256, account_id) VALUES (?, ?)",
-                (digest, account_id),
-            )
-        elif owner[0] != account_id:
-            raise StoreError("an API key of the seed already belongs to another account")
-
-
-def _apply_seed(conn: sqlite3.Connection, seed: Seed) -> None:
-    """Insert every seed account (inside the caller's transaction)."""
-    list_ids: dict[str, int] = {}
-    # Lists with a given id first: an automatic id must not take an id a later list asks for.
-    for account_id, account in _insert_accounts(conn, seed):
-        for item in account.lists:
-            if item.id is not None:
-                list_ids[item.number] = _insert_list(conn, account_id, item.id, item)
-    for account_id, account in _account_ids(conn, seed):
-        for item in account.lists:
-            if item.id is None:
-                list_ids[item.number] = _insert_list(conn, account_id, None, item)
-        _insert_account_rows(conn, account_id, account, list_ids)
-
-
-def _insert_accounts(conn: sqlite3.Connection, seed: Seed) -> list[tuple[int, SeedAccount]]:
-    inserted = []
-    for account in seed.accounts:
-        cursor = conn.execute("INSERT INTO accounts (name) VALUES (?)", (account.name,))
-        assert cursor.lastrowid is not None
-        _insert_keys(conn, cursor.lastrowid, account.api_keys)
-        inserted.append((cursor.lastrowid, account))
-    return inserted
-
-
-def _account_ids(conn: sqlite3.Connection, seed: Seed) -> list[tuple[int, SeedAccount]]:
-    ids = dict(conn.execute("SELECT name, id FROM accounts").fetchall())
-    return [(ids[account.name], account) for account in seed.accounts]
-
-
-def _insert_list(
-    conn: sqlite3.Connection, account_id: int, list_id: int | None, item: SeedList
-) -> int:
-    cursor = conn.execute(
-        "INSERT INTO lists (id, account_id, number, name) VALUES (?, ?, ?, ?)",
-        (list_id, account_id, item.number, item.name),
-    )
-    assert cursor.lastrowid is not None
-    conn.executemany(
-        "INSERT INTO list_contacts (list_id, phone, active, unsubscribe_reason, send_count,"
-        " click_count, last_clicked_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                cursor.lastrowid,
-                c.phone,
-                c.active,
-                c.unsubscribe_reason,
-                c.send_count,
-                c.click_count,
-                c.last_clicked_at,
-            )
-            for c in item.contacts
-        ],
-    )
-    return cursor.lastrowid
-
-
-def _insert_account_rows(
-    conn: sqlite3.Connection, account_id: int, account: SeedAccount, list_ids: dict[str, int]
-) -> None:
-    conn.executemany(
-        "INSERT INTO offers (account_id, id, name) VALUES (?, ?, ?)",
-        [(account_id, offer.id, offer.name) for offer in account.offers],
-    )
-    conn.executemany(
-        "INSERT INTO messages (account_id, id, list_id, to_number, timestamp, imported,"
-        " message, send_type, delivered, length, creative_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                account_id,
-                m.id,
-                None if m.list_number is None else list_ids[m.list_number],
-                m.to_number,
-                m.timestamp,
-                m.imported,
-                m.message,
-                m.send_type,
-                m.delivered,
-                m.length,
-                m.creative_id,
-            )
-            for m in account.messages
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp, send_timestamp)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (account_id, c.message_id, c.offer_id, c.phone_number, c.timestamp, c.send_timestamp)
-            for c in account.clicks
-        ],
-    )
-    conn.executemany(
-        "INSERT INTO revenue (account_id, message_id, amount, timestamp) VALUES (?, ?, ?, ?)",
-        [(account_id, r.message_id, r.amount, r.timestamp) for r in account.revenue],
-    )

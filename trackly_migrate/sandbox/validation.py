@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 
 # E.164: "+", a country code that does not start with 0, at most 15 digits in all. The regex
 # runs first because ``phonenumbers.parse`` is lenient (it accepts spaces, dashes, letters).
@@ -39,15 +40,47 @@ def is_valid_e164(value: str) -> bool:
     """True when ``value`` is a strict E.164 number that libphonenumber calls valid.
 
     Cached per string: a migration repeats the same few list numbers and many recipients in
-    every batch, and ``phonenumbers`` costs tens of microseconds a call.
+    every batch. A number not yet seen skips ``phonenumbers.parse`` when parse would only
+    split it (see ``_split_e164``): parse is two thirds of the cost of a check.
     """
     if _E164_SHAPE.fullmatch(value) is None:
         return False
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        return False
+    parsed = _split_e164(value)
+    if parsed is None:
+        try:
+            parsed = phonenumbers.parse(value, None)
+        except phonenumbers.NumberParseException:
+            return False
     return bool(phonenumbers.is_valid_number(parsed))
+
+
+def _split_e164(value: str) -> phonenumbers.PhoneNumber | None:
+    """What ``phonenumbers.parse`` makes of a strict E.164 string, when that is a plain split.
+
+    For "+" and digits, parse takes the first known country code (they are prefix-free) and
+    keeps the rest as the national number, except when the rest starts with 0 (kept as
+    Italian leading zeros) or with the country's national prefix (which parse may strip).
+    Those cases, and unknown codes, return None: the caller asks parse itself, so the answer
+    is always libphonenumber's.
+    """
+    digits = value[1:]
+    for length in (1, 2, 3):
+        country = int(digits[:length])
+        if country in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            national = digits[length:]
+            break
+    else:
+        return None
+    if len(national) < 2 or national[0] == "0":
+        return None
+    region = phonenumbers.region_code_for_country_code(country)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country, region)
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and re.match(prefix, national):
+        return None
+    return phonenumbers.PhoneNumber(country_code=country, national_number=int(national))
 
 
 def parse_timestamp(value: str) -> datetime | None:
@@ -94,9 +127,24 @@ def format_utc(instant: datetime) -> str:
 
 
 def normalize_timestamp(value: str) -> str | None:
-    """The stored (normalized UTC) form of an ISO 8601 string with offset, or None if invalid."""
-    instant = parse_timestamp(value)
-    return None if instant is None else format_utc(instant)
+    """The stored (normalized UTC) form of an ISO 8601 string with offset, or None if invalid.
+
+    A time already in UTC (most exports) is written out from its own digits once the date is
+    known to exist: formatting a datetime costs more than all the checks of a record.
+    """
+    match = _ISO_8601.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, _, sign, off_h, off_m = match.groups()
+    if sign is not None and (off_h != "00" or off_m not in (None, "00")):
+        instant = parse_timestamp(value)
+        return None if instant is None else format_utc(instant)
+    try:
+        datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0))
+    except ValueError:  # 2025-02-30, hour 24, year 0
+        return None
+    digits = (fraction or "")[:6].ljust(6, "0")
+    return f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}.{digits}Z"
 
 
 def is_api_key_format(value: str) -> bool:

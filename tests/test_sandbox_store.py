@@ -1,0 +1,151 @@
+"""The store's bulk writes and the fast paths of the sandbox's checks (issue 12, item 8).
+
+The bulk path is checked by what SQLite is really asked to do (its trace callback), and the
+one-by-one fallback with a real failing insert: a trigger that a user's sqlite3 shell could
+create in the database file. The fast paths of the checks are compared with the slow,
+obviously faithful ones on generated inputs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import phonenumbers
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.test_sandbox_support import Api, click, query, send
+from trackly_migrate.sandbox.server import RunningSandbox
+from trackly_migrate.sandbox.validation import (
+    format_utc,
+    is_valid_e164,
+    normalize_timestamp,
+    parse_timestamp,
+)
+
+
+def _trace(sandbox: RunningSandbox) -> list[str]:
+    statements: list[str] = []
+    with sandbox.store.reading() as conn:
+        conn.set_trace_callback(statements.append)
+    return statements
+
+
+def test_a_batch_costs_a_few_statements_not_a_few_per_record(sandbox: RunningSandbox) -> None:
+    statements = _trace(sandbox)
+    api = Api(sandbox)
+    try:
+        sends = [send(f"bulk_{n:04d}", list_id=42) for n in range(1000)]
+        assert api.ok(api.sends(sends))["success_count"] == 1000
+        clicks = [click(f"bulk_{n:04d}") for n in range(1000)]
+        assert api.ok(api.clicks(clicks))["success_count"] == 1000
+    finally:
+        api.close()
+    # Before: a lookup and a savepoint per record (thousands). Now: a few per request.
+    assert sum(text.startswith("SELECT") for text in statements) <= 6
+    assert sum(text.startswith("SAVEPOINT") for text in statements) == 2
+
+
+def _failing_insert(db: Path, message_id: str) -> None:
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages"
+            f" WHEN NEW.id = '{message_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+
+
+def test_a_record_that_cannot_be_saved_fails_alone(sandbox: RunningSandbox) -> None:
+    assert sandbox.db_path is not None
+    _failing_insert(sandbox.db_path, "store_2")
+    (before,) = query(sandbox, "SELECT send_count FROM list_contacts WHERE phone = '+12025559876'")
+    api = Api(sandbox)
+    try:
+        body = api.ok(api.sends([send(f"store_{n}", list_id=42) for n in range(5)]))
+    finally:
+        api.close()
+    assert body["success_count"] == 4
+    assert body["errors"] == [
+        {
+            "index": 2,
+            "id": "store_2",
+            "code": "save_error",
+            "error": "The record could not be saved.",
+        }
+    ]
+    stored = query(sandbox, "SELECT id FROM messages WHERE id LIKE 'store_%' ORDER BY id")
+    assert stored == [("store_0",), ("store_1",), ("store_3",), ("store_4",)]
+    # The failed record's contact bump was undone with it: four sends counted, not five.
+    after = query(sandbox, "SELECT send_count FROM list_contacts WHERE phone = '+12025559876'")
+    assert after == [(before[0] + 4,)]
+
+
+def _phonenumbers_says(value: str) -> bool:
+    try:
+        return bool(phonenumbers.is_valid_number(phonenumbers.parse(value, None)))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+@st.composite
+def _e164_like(draw: st.DrawFn) -> str:
+    code = str(draw(st.sampled_from(_CODES)))
+    region = phonenumbers.region_code_for_country_code(int(code))
+    example = phonenumbers.example_number(region) if region != "001" else None
+    if example is not None and draw(st.booleans()):
+        digits = list(str(example.national_number))
+        for _ in range(draw(st.integers(0, 3))):
+            digits[draw(st.integers(0, len(digits) - 1))] = draw(st.sampled_from("0123456789"))
+        national = "".join(digits)
+    else:
+        national = draw(st.text("0123456789", min_size=0, max_size=14 - len(code)))
+    return "+" + draw(st.sampled_from(["", "0", "1"])) * draw(st.integers(0, 1)) + code + national
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_e164_like())
+def test_e164_check_is_libphonenumbers_answer(value: str) -> None:
+    is_valid_e164.cache_clear()
+    expected = len(value) <= 16 and value[1:2] != "0" and _phonenumbers_says(value)
+    assert is_valid_e164(value) == expected
+
+
+def _slow_normalize(value: str) -> str | None:
+    instant = parse_timestamp(value)
+    return None if instant is None else format_utc(instant)
+
+
+_TWO = st.integers(0, 99).map(lambda n: f"{n:02d}")
+
+
+@st.composite
+def _iso_like(draw: st.DrawFn) -> str:
+    date = f"{draw(st.integers(0, 9999)):04d}-{draw(_TWO)}-{draw(_TWO)}"
+    time = f"{draw(_TWO)}:{draw(_TWO)}"
+    if draw(st.booleans()):
+        time += ":" + draw(_TWO)
+        if draw(st.booleans()):
+            time += draw(st.sampled_from(".,")) + draw(
+                st.text("0123456789", min_size=1, max_size=9)
+            )
+    offset = draw(
+        st.one_of(
+            st.just("Z"),
+            st.builds(
+                lambda s, h, m: f"{s}{h}{m}",
+                st.sampled_from("+-"),
+                _TWO,
+                st.sampled_from(["", "00", ":00", ":30", "60", ":59"]),
+            ),
+        )
+    )
+    return f"{date}T{time}{offset}"
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_iso_like())
+def test_utc_fast_path_stores_what_the_general_path_stores(value: str) -> None:
+    assert normalize_timestamp(value) == _slow_normalize(value)
