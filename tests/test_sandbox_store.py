@@ -80,6 +80,49 @@ def test_a_record_that_cannot_be_saved_fails_alone(sandbox: RunningSandbox) -> N
     assert after == [(before[0] + 4,)]
 
 
+def test_a_repeat_of_a_record_that_could_not_be_saved_is_judged_on_its_own(
+    sandbox: RunningSandbox,
+) -> None:
+    # The bulk insert fails, so the request is stored one record at a time; the repeat of
+    # the record that failed is then stored (its id exists nowhere), not "skipped".
+    assert sandbox.db_path is not None
+    with sqlite3.connect(sandbox.db_path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON messages"
+            " WHEN NEW.message = 'refuse me' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    api = Api(sandbox)
+    try:
+        records = [send("rep_0", message="refuse me"), send("rep_0"), send("rep_0"), send("rep_1")]
+        body = api.ok(api.sends(records))
+    finally:
+        api.close()
+    assert (body["success_count"], body["duplicates_skipped"], body["error_count"]) == (2, 1, 1)
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(0, "save_error")]
+    stored = query(sandbox, "SELECT id, message FROM messages WHERE id LIKE 'rep_%' ORDER BY id")
+    assert [row[0] for row in stored] == ["rep_0", "rep_1"]
+    assert stored[0][1] != "refuse me"
+
+
+def test_a_click_that_cannot_be_saved_fails_alone(sandbox: RunningSandbox) -> None:
+    assert sandbox.db_path is not None
+    api = Api(sandbox)
+    try:
+        api.ok(api.sends([send(f"cs_{n}", list_id=42) for n in range(3)]))
+        with sqlite3.connect(sandbox.db_path) as conn:
+            conn.execute(
+                "CREATE TRIGGER refuse BEFORE INSERT ON clicks"
+                " WHEN NEW.message_id = 'cs_1' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+        body = api.ok(api.clicks([click(f"cs_{n}") for n in range(3)]))
+    finally:
+        api.close()
+    assert body["success_count"] == 2
+    assert [(e["index"], e["code"]) for e in body["errors"]] == [(1, "save_error")]
+    clicked = query(sandbox, "SELECT message_id FROM clicks WHERE message_id LIKE 'cs_%'")
+    assert sorted(clicked) == [("cs_0",), ("cs_2",)]
+
+
 def _phonenumbers_says(value: str) -> bool:
     try:
         return bool(phonenumbers.is_valid_number(phonenumbers.parse(value, None)))
