@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import subprocess
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -144,3 +146,19 @@ class LineWatcher:
         """Everything, once the stream has ended."""
         self._thread.join(timeout=60)
         return "".join(self.lines)
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 60,
+) -> None:
+    """Poll for an event (a server counter, a file) with a generous deadline; never a sleep
+    that orders events. With ``process``, its ending first fails the wait at once."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
+        time.sleep(0.01)
