@@ -7,10 +7,7 @@ the sandbox. ``exit_code_for`` (errors.py) is the one mapping behind every row.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +17,7 @@ import pexpect
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers import default_sigint, send_row, wait_until, write_sends_csv
+from tests.helpers import send_row, spawn_clear, start_cli, wait_until, write_sends_csv
 from trackly_migrate.errors import ExitCode, InputError, ServerError, exit_code_for
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
@@ -104,13 +101,7 @@ def test_exit_code(case: Case, sandbox_factory: Any, tmp_path: Path) -> None:
 
 
 def test_exit_code_declined_clear(sandbox: RunningSandbox) -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "trackly_migrate", "clear", "sends", "--all-time"],
-        env={**os.environ, "TRACKLY_BASE_URL": sandbox.url, "TRACKLY_API_KEY": DEMO_API_KEY},
-        timeout=60,
-        encoding="utf-8",
-    )
+    child = spawn_clear(sandbox, "sends", "--all-time")
     child.expect("anything else cancels")
     child.sendline("no")
     child.expect("Cancelled: nothing was deleted")
@@ -125,18 +116,8 @@ def test_exit_code_signal(
 ) -> None:
     sandbox = sandbox_factory(latency=(1.0, 1.0))
     source = _sends(tmp_path, count=2000)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
-    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY)
     args = ["import-sends", source, "--batch-size", "100", "--concurrency", "1"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "trackly_migrate", *args],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        preexec_fn=default_sigint,
-    )
+    process = start_cli(args, sandbox, tmp_path)
     wait_until(lambda: sandbox.stats()["faults"]["latency"] >= 1, "request held", process=process)
     process.send_signal(sig)
     _, stderr = process.communicate(timeout=60)
