@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any
 
+import pexpect
+
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -144,3 +151,50 @@ class LineWatcher:
         """Everything, once the stream has ended."""
         self._thread.join(timeout=60)
         return "".join(self.lines)
+
+
+def wait_until(
+    condition: Callable[[], bool],
+    what: str,
+    *,
+    process: subprocess.Popen[bytes] | None = None,
+    timeout: float = 60,
+) -> None:
+    """Poll for an event (a server counter, a file) with a generous deadline; never a sleep
+    that orders events. With ``process``, its ending first fails the wait at once."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process is None or process.poll() is None, f"the process ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
+        time.sleep(0.01)
+
+
+def _cli_env(sandbox: RunningSandbox) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
+    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY)
+    return env
+
+
+def start_cli(args: list[str], sandbox: RunningSandbox, cwd: Path) -> subprocess.Popen[bytes]:
+    """The CLI as a process of its own (for a test that signals it), pointed at ``sandbox``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "trackly_migrate", *args],
+        cwd=cwd,
+        env=_cli_env(sandbox),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
+
+
+def spawn_clear(sandbox: RunningSandbox, *args: str) -> pexpect.spawn:
+    """``clear ARGS`` on a pseudo-terminal, so that it asks for confirmation."""
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "trackly_migrate", "clear", *args],
+        env={**_cli_env(sandbox), "COLUMNS": "120"},
+        encoding="utf-8",
+        timeout=60,
+        preexec_fn=default_sigint,  # Ctrl-C reaches it even when the suite runs in background
+    )

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import sys
 
 import pexpect
 import pytest
 
 from tests.conftest import run_cli
-from tests.helpers import default_sigint, requests_to, stored_imported_ids
+from tests.helpers import requests_to, spawn_clear, stored_imported_ids
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -146,24 +144,11 @@ def test_a_future_cutoff_is_warned_about(sandbox: RunningSandbox) -> None:
     assert "in the future" in result.stderr
 
 
-def _spawn_clear(sandbox: RunningSandbox, *args: str) -> pexpect.spawn:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
-    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY, COLUMNS="120")
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "trackly_migrate", "clear", *args],
-        env=env,
-        encoding="utf-8",
-        timeout=60,
-        preexec_fn=default_sigint,  # Ctrl-C reaches it even when the suite runs in background
-    )
-
-
 @pytest.mark.parametrize("answer", ["no", "Clear please", ""])
 def test_at_the_prompt_anything_but_clear_deletes_nothing(
     sandbox: RunningSandbox, answer: str
 ) -> None:
-    child = _spawn_clear(sandbox, "sends", "--all-time")
+    child = spawn_clear(sandbox, "sends", "--all-time")
     child.expect("Type")
     child.sendline(answer)
     child.expect("nothing was deleted")
@@ -175,7 +160,7 @@ def test_at_the_prompt_anything_but_clear_deletes_nothing(
 
 
 def test_ctrl_c_at_the_prompt_deletes_nothing(sandbox: RunningSandbox) -> None:
-    child = _spawn_clear(sandbox, "sends", "--all-time")
+    child = spawn_clear(sandbox, "sends", "--all-time")
     child.expect("Type")
     child.sendintr()
     child.expect("nothing was deleted")
@@ -186,7 +171,7 @@ def test_ctrl_c_at_the_prompt_deletes_nothing(sandbox: RunningSandbox) -> None:
 
 
 def test_typing_clear_sends_exactly_one_confirmed_request(sandbox: RunningSandbox) -> None:
-    child = _spawn_clear(sandbox, "sends", "--all-time")
+    child = spawn_clear(sandbox, "sends", "--all-time")
     child.expect("revenue|Type")
     child.sendline("clear")
     child.expect("Cleared")

@@ -12,24 +12,31 @@ from hypothesis import strategies as st
 
 from trackly_migrate.client import (
     AdaptiveLimit,
-    BulkResult,
-    Delivery,
-    ItemError,
-    ResponseShapeError,
     RetryPolicy,
-    parse_bulk_result,
-    parse_retry_after,
+    may_have_taken_effect,
+    may_resend,
     retry_delay,
     should_retry,
 )
 from trackly_migrate.errors import (
     ApiConnectionError,
+    ApiError,
     AuthenticationError,
+    CertificateError,
+    NoAnswerError,
     RateLimitedError,
     RequestRejectedError,
+    ResponseShapeError,
     ServerError,
 )
 from trackly_migrate.importer import deliver
+from trackly_migrate.responses import (
+    BulkResult,
+    Delivery,
+    ItemError,
+    parse_bulk_result,
+    parse_retry_after,
+)
 
 
 @given(st.integers(min_value=1, max_value=30), st.integers(min_value=0, max_value=2**32))
@@ -61,6 +68,41 @@ def test_retry_after_is_a_capped_floor() -> None:
 )
 def test_what_is_retried(error: Any, expected: bool) -> None:
     assert should_retry(error) is expected
+
+
+REFUSED = ApiConnectionError("refused", request_sent=False)
+DROPPED = ApiConnectionError("dropped")  # request_sent defaults to True
+
+
+@pytest.mark.parametrize(
+    ("error", "idempotent_resend", "clear_resend", "took_effect"),
+    [
+        # Never reached the server, or refused before any work: even a clear may be resent
+        # when the failure is retryable (refused connection, 429, 503 with Retry-After).
+        (REFUSED, True, True, False),
+        (RateLimitedError("x", status=429, retry_after=1), True, True, False),
+        (ServerError("x", status=503, retry_after=2), True, True, False),
+        # Refused before any work but not worth a retry: given up on as it is.
+        (AuthenticationError("x", status=401), False, False, False),
+        (RequestRejectedError("x", status=400), False, False, False),
+        (RequestRejectedError("x", status=413), False, False, False),
+        (CertificateError("x"), False, False, False),
+        # May have been applied: resent only when the request is idempotent.
+        (DROPPED, True, False, True),
+        (NoAnswerError("x"), True, False, True),
+        (ServerError("x", status=500), True, False, True),
+        (ServerError("x", status=502), True, False, True),
+        (ServerError("x", status=503), True, False, True),
+        (ServerError("x", status=504), True, False, True),
+        (ServerError("x", status=501), False, False, True),
+    ],
+)
+def test_the_one_may_resend_rule(
+    error: ApiError, idempotent_resend: bool, clear_resend: bool, took_effect: bool
+) -> None:
+    assert may_resend(error, idempotent=True) is idempotent_resend
+    assert may_resend(error, idempotent=False) is clear_resend
+    assert may_have_taken_effect(error) is took_effect
 
 
 def test_bulk_answer_shape_is_checked() -> None:

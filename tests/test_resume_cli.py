@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,9 +13,9 @@ import pytest
 from tests.conftest import run_cli
 from tests.helpers import (
     LineWatcher,
-    default_sigint,
     requests_to,
     send_row,
+    start_cli,
     stored_imported_ids,
     summary_of,
     write_sends_csv,
@@ -51,20 +49,6 @@ def valid_ids(rows: list[dict[str, str]]) -> set[str]:
     return {
         row["id"] for row in rows if row["to_number"] != "+1 555" and row.get("list_id") != "999"
     }
-
-
-def start_cli(args: list[str], sandbox: RunningSandbox, cwd: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
-    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY)
-    return subprocess.Popen(
-        [sys.executable, "-m", "trackly_migrate", *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=default_sigint,
-    )
 
 
 def wait_for_checkpoint(path: Path, process: subprocess.Popen[bytes], min_offset: int) -> None:

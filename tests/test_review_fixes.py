@@ -16,10 +16,10 @@ import pexpect
 from tests.conftest import run_cli
 from tests.helpers import requests_to, send_row, stored_imported_ids, summary_of, write_sends_csv
 from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity
-from trackly_migrate.client import BulkResult, Delivery, ItemError
 from trackly_migrate.errors import OutputError
 from trackly_migrate.importer import deliver
 from trackly_migrate.report import Summary
+from trackly_migrate.responses import BulkResult, Delivery, ItemError
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 

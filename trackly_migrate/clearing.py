@@ -16,13 +16,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from trackly_migrate.client import TracklyClient
-from trackly_migrate.errors import (
-    ApiConnectionError,
-    ApiStatusError,
-    OutcomeUnknownError,
-    ServerError,
-    UsageError,
-)
+from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import format_utc, to_utc
 
 ENTITIES = ("sends", "clicks", "revenue")
@@ -146,33 +140,11 @@ class ClearResult:
 
 
 def execute(client: TracklyClient, plan: ClearPlan) -> ClearResult:
-    """Send the clear once (resent only if it surely never arrived) and read the counts."""
-    try:
-        answer = client.clear(plan.body())
-    except ApiConnectionError as error:
-        if error.request_sent:
-            raise _outcome_unknown(error.message) from None
-        raise
-    except ServerError as error:
-        if error.status != 503 or error.retry_after is None:
-            raise _outcome_unknown(error.message) from None
-        raise
-    except ApiStatusError:
-        raise
-    cleared = answer.get("cleared")
-    if not isinstance(cleared, dict):
-        raise _outcome_unknown(f"the answer has no 'cleared' counts: {str(answer)[:200]}")
+    """Send the clear and read the counts. The client resends it only when it surely had no
+    effect (``client.may_resend``); an answer lost after sending is ``OutcomeUnknownError``."""
+    cleared = client.clear(plan.body())
     counts = {name: cleared.get(name) for name in plan.entities}
     return ClearResult(
         {name: value if isinstance(value, int) else -1 for name, value in counts.items()},
         plan.before_text,
-    )
-
-
-def _outcome_unknown(reason: str) -> OutcomeUnknownError:
-    return OutcomeUnknownError(
-        f"The clear request was sent but its outcome is unknown ({reason}). It was NOT sent "
-        "again: resending a destructive request blindly is how data is lost twice.",
-        hint="Check in Trackly (Reports) whether the imported history in scope is still there. "
-        "Running the same clear command again is safe only once you know what happened.",
     )

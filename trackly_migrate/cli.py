@@ -44,7 +44,7 @@ from trackly_migrate.display import (
     stderr_console,
     summary_table,
 )
-from trackly_migrate.errors import ExitCode, TracklyMigrateError, UsageError
+from trackly_migrate.errors import ExitCode, TracklyMigrateError, UsageError, exit_code_for
 from trackly_migrate.importer import DEFAULT_CONCURRENCY, MAX_BODY_BYTES
 from trackly_migrate.normalize import check_region, check_timezone
 from trackly_migrate.readers import InputFormat
@@ -102,13 +102,13 @@ def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except TracklyMigrateError as error:
             print_error(error)
-            raise typer.Exit(int(error.exit_code)) from None
+            raise typer.Exit(exit_code_for(error)) from None
         except _Terminated:
             stderr_console().print("Stopped (SIGTERM).")
-            raise typer.Exit(int(ExitCode.TERMINATED)) from None
+            raise typer.Exit(exit_code_for(None, interrupted_by=signal.SIGTERM)) from None
         except KeyboardInterrupt:
             stderr_console().print("Interrupted.")
-            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+            raise typer.Exit(exit_code_for(None, interrupted_by=signal.SIGINT)) from None
 
     return wrapper
 
@@ -327,10 +327,6 @@ class _StopOnSignal:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
 
-    @property
-    def exit_code(self) -> ExitCode:
-        return ExitCode.TERMINATED if self.signal_number == signal.SIGTERM else ExitCode.INTERRUPTED
-
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -348,18 +344,15 @@ def _say(message: str) -> None:
         os.write(sys.stderr.fileno(), f"warning: {message}\n".encode())
 
 
-def import_exit_code(outcome: ImportOutcome, interrupted_code: ExitCode | None) -> ExitCode:
+def import_exit_code(outcome: ImportOutcome, interrupted_by: int | None) -> ExitCode:
     """0 all imported or duplicates; 1 some rejected; 3 aborted or unaccounted; 130/143."""
-    summary, error = outcome.summary, outcome.error
-    if error is not None:
-        return error.exit_code
-    if interrupted_code is not None:
-        return interrupted_code
-    if summary.unaccounted:
-        return ExitCode.ABORTED
-    if summary.rejected:
-        return ExitCode.REJECTED
-    return ExitCode.OK
+    summary = outcome.summary
+    return exit_code_for(
+        outcome.error,
+        interrupted_by=interrupted_by,
+        unaccounted=summary.unaccounted,
+        rejected=summary.rejected,
+    )
 
 
 def _run_import(
@@ -441,7 +434,8 @@ def _run_import(
             outcome = run_import(request, display, stop=stopper.event, abandon=stopper.abandon)
     finally:
         display.stop()
-    interrupted = stopper.exit_code if outcome.summary.status == "interrupted" else None
+    interrupted = stopper.signal_number or signal.SIGINT
+    interrupted_by = interrupted if outcome.summary.status == "interrupted" else None
     _render_summary(outcome.summary, json_output=json_output, quiet=quiet, display=display)
     if outcome.error is not None:
         print_error(outcome.error)
@@ -451,7 +445,7 @@ def _run_import(
         display.info(
             "To finish, run the same command again: unsubscribing a contact twice changes nothing."
         )
-    code = import_exit_code(outcome, interrupted)
+    code = import_exit_code(outcome, interrupted_by)
     if log is not None:
         log.close()
     if outcome.abandoned_requests:

@@ -1,7 +1,13 @@
 """``TracklyClient``: the Trackly API over one pooled httpx client.
 
 It owns the auth header, timeouts, and the retry policy; it turns every answer into a typed
-result or an error from ``errors.py``. It never decides what to import.
+result or an error from ``errors.py`` (the parsing is in ``responses.py``). It never decides
+what to import.
+
+Every endpoint goes through one retry loop (``TracklyClient._send``) and one rule of what may
+be sent again (``may_resend``): imports and unsubscribes are idempotent, so any retryable
+failure is resent; a clear is not, so it is resent only when it surely had no effect, and an
+answer lost after sending becomes ``OutcomeUnknownError``, never a second delete.
 
 Retries: connection failures, timeouts, 429 and 500/502/503/504 are retried with exponential
 backoff and full jitter, bounded by attempts and by time. httpx's own ``retries=`` covers only
@@ -22,7 +28,7 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,12 +41,18 @@ from trackly_migrate.errors import (
     ApiConnectionError,
     ApiError,
     ApiStatusError,
-    AuthenticationError,
     CertificateError,
     NoAnswerError,
-    RateLimitedError,
+    OutcomeUnknownError,
     ServerError,
-    status_error_class,
+)
+from trackly_migrate.responses import (
+    Delivery,
+    UnsubscribeAnswer,
+    json_object,
+    parse_bulk_result,
+    parse_unsubscribed,
+    status_error,
 )
 
 BULK_PATHS = {"sends": "/v2/history/sends", "clicks": "/v2/history/clicks"}
@@ -62,10 +74,33 @@ class RetryPolicy:
 
 
 def should_retry(error: ApiError) -> bool:
-    """Whether a failed attempt may be sent again (imports and unsubscribes are idempotent)."""
+    """Whether a failure is of a kind worth trying again (a TLS certificate is not)."""
     if isinstance(error, ApiConnectionError):
         return True
     return isinstance(error, ApiStatusError) and error.status in RETRY_STATUSES
+
+
+def may_have_taken_effect(error: ApiError) -> bool:
+    """Whether the server may have done the work of a failed attempt.
+
+    No when the request surely never reached it (connection refused, name not resolved, an
+    untrusted certificate) or was refused before any work: every 4xx (key, size, rate and body
+    are checked before anything is stored), and a 503 with ``Retry-After`` ("not now").
+    A dropped connection, a timeout or any other 5xx may come after the work was done.
+    """
+    if isinstance(error, ApiConnectionError):
+        return error.request_sent
+    if isinstance(error, ServerError):
+        return not (error.status == 503 and error.retry_after is not None)
+    return False
+
+
+def may_resend(error: ApiError, *, idempotent: bool) -> bool:
+    """The one "may resend" rule (the attempt budget aside): any retryable failure of an
+    idempotent request (imports, unsubscribe); for one that is not (clear), only a failure
+    that surely had no effect, since resending a destructive request blindly is how data is
+    lost twice."""
+    return should_retry(error) and (idempotent or not may_have_taken_effect(error))
 
 
 def retry_delay(
@@ -82,57 +117,6 @@ def retry_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, policy.retry_after_cap))
     return delay
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """``Retry-After`` in seconds (the delta-seconds form; an HTTP date is ignored)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemError:
-    index: int
-    code: str
-    message: str
-    record_id: str | None = None
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    success_count: int
-    error_count: int
-    duplicates_skipped: int
-    invalid_phones: int | None
-    errors: tuple[ItemError, ...]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A bulk answer and how it was obtained."""
-
-    result: BulkResult
-    attempts: int
-    # An earlier attempt may have been applied (dropped connection, timeout, 5xx): duplicates
-    # in ``result`` are then most likely this run's own records.
-    after_ambiguous_failure: bool
-
-
-@dataclass(frozen=True)
-class UnsubscribeAnswer:
-    # False means one of three things the API does not tell apart: the list is not the
-    # account's, the contact is not on it, or it was already unsubscribed.
-    unsubscribed: bool
-    attempts: int
-
-
-class ResponseShapeError(ApiError):
-    """A 2xx answer whose body is not what the contract describes."""
 
 
 class AdaptiveLimit:
@@ -208,13 +192,41 @@ class PauseGate:
 
 RetryListener = Callable[[ApiError, float], None]
 
-# Said when a request that was sent got no answer: what the user may do about it.
-IMPORT_RESEND_ADVICE = (
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One endpoint as the retry loop sees it: whether a resend is harmless, and what the user
+    may do when a request that may have been applied is given up on."""
+
+    name: str
+    method: str
+    path: str
+    idempotent: bool
+    advice: str
+
+
+_IMPORT_ADVICE = (
     "The batch may have been stored: --resume sends it again safely (imports are idempotent "
     "by id, so records stored already come back as duplicates)."
 )
-UNSUBSCRIBE_RESEND_ADVICE = (
-    "Running the same command again is safe: unsubscribing a contact twice changes nothing."
+IMPORTS = {
+    kind: Operation("import", "POST", path, idempotent=True, advice=_IMPORT_ADVICE)
+    for kind, path in BULK_PATHS.items()
+}
+UNSUBSCRIBE = Operation(
+    "unsubscribe",
+    "DELETE",
+    CONTACTS_PATH,
+    idempotent=True,
+    advice="Running the same command again is safe: unsubscribing a contact twice changes nothing.",
+)
+CLEAR = Operation(
+    "clear",
+    "DELETE",
+    CLEAR_PATH,
+    idempotent=False,
+    advice="Check in Trackly (Reports) whether the imported history in scope is still there. "
+    "Running the same clear command again is safe only once you know what happened.",
 )
 
 
@@ -274,53 +286,35 @@ class TracklyClient:
 
     def import_batch(self, kind: str, body: bytes, count: int) -> Delivery:
         """POST one encoded batch (``{"records": [...]}``, ``count`` records), with retries."""
-        path = BULK_PATHS[kind]
-        answered = self._with_retries(
-            lambda: self._request("POST", path, body), IMPORT_RESEND_ADVICE
-        )
+        answered = self._send(IMPORTS[kind], body)
         with _spent_on(answered):
-            result = parse_bulk_result(_json_body(answered.response), count)
+            result = parse_bulk_result(json_object(answered.response), count)
         return Delivery(result, answered.attempts, answered.after_ambiguous_failure)
 
     def clear(self, body: dict[str, Any]) -> dict[str, Any]:
-        """DELETE /v2/history/clear. Resent only when the request surely never arrived."""
-        encoded = orjson.dumps(body)
-        attempt = 0
-        started = time.monotonic()
-        while True:
-            attempt += 1
-            try:
-                response = self._request("DELETE", CLEAR_PATH, encoded)
-                return _expect_object(_json_body(response))
-            except ApiError as error:
-                if not _surely_not_applied(error) or not self._may_retry(attempt, started):
-                    raise
-                delay = retry_delay(
-                    self.policy, attempt, getattr(error, "retry_after", None), self._rng
-                )
-                self._notify_retry(error, delay)
-                time.sleep(delay)
+        """DELETE /v2/history/clear: the ``cleared`` counts. Resent only when the request
+        surely had no effect; otherwise given up on as ``OutcomeUnknownError``."""
+        answered = self._send(CLEAR, orjson.dumps(body))
+        with _spent_on(answered):
+            cleared = json_object(answered.response).get("cleared")
+            if not isinstance(cleared, dict):
+                reason = f"the answer has no 'cleared' counts: {answered.response.text[:200]}"
+                raise _outcome_unknown(CLEAR, reason)
+        return cleared
 
     def unsubscribe(self, phone_number: str, list_number: str) -> UnsubscribeAnswer:
         """DELETE /v2/contacts, retried (it is idempotent)."""
         body = orjson.dumps({"phone_number": phone_number, "list_number": list_number})
-        answered = self._with_retries(
-            lambda: self._request("DELETE", CONTACTS_PATH, body), UNSUBSCRIBE_RESEND_ADVICE
-        )
+        answered = self._send(UNSUBSCRIBE, body)
         with _spent_on(answered):
-            payload = _expect_object(_json_body(answered.response))
-            unsubscribed = payload.get("unsubscribed")
-            if not isinstance(unsubscribed, bool):
-                raise ResponseShapeError(
-                    "The unsubscribe answer has no boolean 'unsubscribed': "
-                    + _excerpt(answered.response)
-                )
+            unsubscribed = parse_unsubscribed(answered.response)
         return UnsubscribeAnswer(unsubscribed, answered.attempts)
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _with_retries(self, send: Callable[[], httpx.Response], resend_advice: str) -> _Answered:
-        """Send until answered or given up; the error given up on says what was spent."""
+    def _send(self, operation: Operation, body: bytes) -> _Answered:
+        """The one retry loop: send until answered or given up (``may_resend`` and the
+        policy's budget); the error given up on says what was spent."""
         attempt = no_answer = 0
         ambiguous = False
         started = time.monotonic()
@@ -329,18 +323,20 @@ class TracklyClient:
             self._gate.wait()
             self.limit.acquire()
             try:
-                response = send()
+                response = self._request(operation.method, operation.path, body)
             except ApiError as error:
                 self.limit.release(overloaded=_is_overload(error))
-                ambiguous = ambiguous or _may_have_been_applied(error)
+                ambiguous = ambiguous or may_have_taken_effect(error)
                 no_answer += isinstance(error, NoAnswerError)
                 if (
-                    not should_retry(error)
+                    not may_resend(error, idempotent=operation.idempotent)
                     or not self._may_retry(attempt, started)
                     or no_answer >= self.policy.max_no_answer
                 ):
-                    if isinstance(error, NoAnswerError):
-                        error = self._no_answer(no_answer, resend_advice)
+                    if not operation.idempotent and may_have_taken_effect(error):
+                        error = _outcome_unknown(operation, error.message)
+                    elif isinstance(error, NoAnswerError):
+                        error = self._no_answer(no_answer, operation.advice)
                     error.requests, error.retries = attempt, attempt - 1
                     error.may_have_applied = ambiguous
                     raise error from None
@@ -395,7 +391,7 @@ class TracklyClient:
                 f"The connection to {self.settings.host} dropped: {_reason(exc)}."
             ) from None
         if response.status_code >= 300:
-            raise _status_error(response)
+            raise status_error(response)
         return response
 
     def _untrusted(self, failure: ssl.SSLCertVerificationError) -> CertificateError:
@@ -423,6 +419,11 @@ def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | N
     return None
 
 
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
 @contextlib.contextmanager
 def _spent_on(answered: _Answered) -> Iterator[None]:
     """An answer that cannot be used still cost its attempts, and may have been applied."""
@@ -433,118 +434,9 @@ def _spent_on(answered: _Answered) -> Iterator[None]:
         raise
 
 
-def _may_have_been_applied(error: ApiError) -> bool:
-    if isinstance(error, ApiConnectionError):
-        return error.request_sent
-    # A 429 is refused before any work; a 5xx may come after the work was done.
-    return isinstance(error, ServerError)
-
-
-def _surely_not_applied(error: ApiError) -> bool:
-    """Only these failures prove a non-idempotent request never took effect."""
-    if isinstance(error, ApiConnectionError):
-        return not error.request_sent
-    if isinstance(error, RateLimitedError):
-        return True
-    return isinstance(error, ServerError) and error.status == 503 and error.retry_after is not None
-
-
-def _status_error(response: httpx.Response) -> ApiStatusError:
-    status = response.status_code
-    code: str | None = None
-    message = _excerpt(response)
-    try:
-        payload = response.json()
-    except ValueError:
-        payload = None
-    if isinstance(payload, dict):
-        code = payload.get("error") if isinstance(payload.get("error"), str) else None
-        if isinstance(payload.get("message"), str):
-            message = payload["message"]
-    error_class = status_error_class(status)
-    hint = None
-    if error_class is AuthenticationError:
-        message = "The API key was refused (401): it is wrong, revoked, or for another account."
-        hint = "Check TRACKLY_API_KEY / --api-key-file, and --base-url for the right server."
-    label = f"HTTP {status}" + (f" {code}" if code else "")
-    return error_class(
-        f"{label}: {message}" if error_class is not AuthenticationError else message,
-        status=status,
-        code=code,
-        hint=hint,
-        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+def _outcome_unknown(operation: Operation, reason: str) -> OutcomeUnknownError:
+    return OutcomeUnknownError(
+        f"The {operation.name} request was sent but its outcome is unknown ({reason}). It was "
+        "NOT sent again: resending a destructive request blindly is how data is lost twice.",
+        hint=operation.advice,
     )
-
-
-def _excerpt(response: httpx.Response, limit: int = 200) -> str:
-    text = " ".join(response.text.split())
-    return (text[:limit] + "…") if len(text) > limit else (text or "(empty body)")
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text or type(exc).__name__
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return orjson.loads(response.content)
-    except orjson.JSONDecodeError:
-        raise ResponseShapeError(
-            f"HTTP {response.status_code} with a body that is not JSON: {_excerpt(response)}"
-        ) from None
-
-
-def _expect_object(payload: Any) -> dict[str, Any]:
-    if not isinstance(payload, dict):
-        raise ResponseShapeError(f"Expected a JSON object, got: {str(payload)[:200]}")
-    return payload
-
-
-def parse_bulk_result(payload: Any, count: int) -> BulkResult:
-    """A bulk-import answer, checked for shape (not for the accounting identity)."""
-    body = _expect_object(payload)
-    counts: dict[str, int] = {}
-    for name in ("success_count", "error_count", "duplicates_skipped"):
-        value = body.get(name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ResponseShapeError(f"The bulk answer has no valid {name!r}: {str(body)[:200]}")
-        counts[name] = value
-    invalid = body.get("invalid_phones")
-    invalid_phones = invalid if isinstance(invalid, int) and not isinstance(invalid, bool) else None
-    raw_errors = body.get("errors") or []
-    if not isinstance(raw_errors, list):
-        raise ResponseShapeError("The bulk answer's 'errors' is not a list.")
-    return BulkResult(
-        counts["success_count"],
-        counts["error_count"],
-        counts["duplicates_skipped"],
-        invalid_phones,
-        tuple(_item_errors(raw_errors, count)),
-    )
-
-
-def _item_errors(raw_errors: Sequence[Any], count: int) -> list[ItemError]:
-    items: list[ItemError] = []
-    seen: set[int] = set()
-    for entry in raw_errors:
-        if not isinstance(entry, dict):
-            continue
-        index = entry.get("index")
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-            continue  # an entry we cannot tie to a record; the identity check will show it
-        if index in seen:
-            continue
-        seen.add(index)
-        code = entry.get("code")
-        message = entry.get("error")
-        record_id = entry.get("id")
-        items.append(
-            ItemError(
-                index,
-                code if isinstance(code, str) else "unknown_error",
-                message if isinstance(message, str) else "",
-                record_id if isinstance(record_id, str) else None,
-            )
-        )
-    return items

@@ -1,15 +1,18 @@
 """Exit codes and the error tree.
 
 Every failure the user can cause or meet is one of these; the CLI is the single place that
-turns them into a message and an exit code (``cli.py``'s error boundary).
+turns them into a message (``cli.py``'s error boundary), and ``exit_code_for`` the single
+place that turns a run's outcome, error or signal into an exit code.
 
     TracklyMigrateError                  exit code carried by each class
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
     ├── InputError                       2: unreadable or malformed input; nothing sent
+    ├── RejectLimitReached               1: too many records rejected (--max-rejects); stopped
     ├── OutputError                      3: a report or checkpoint could not be written mid-run
     ├── InputDamagedError                3: the input broke off mid-run (cut-short or corrupt gzip)
     └── ApiError                         3: the run cannot go on
         ├── CertificateError             the server's TLS certificate is not trusted
+        ├── ResponseShapeError           a 2xx answer whose body breaks the contract
         ├── ApiConnectionError           server unreachable, connection dropped, timeout
         │   ├── NoAnswerError            sent, but no answer within --timeout
         │   └── OutcomeUnknownError      the request may have been applied (clear after timeout)
@@ -22,6 +25,7 @@ turns them into a message and an exit code (``cli.py``'s error boundary).
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 
 
@@ -73,6 +77,12 @@ class InputError(TracklyMigrateError):
     exit_code = ExitCode.USAGE
 
 
+class RejectLimitReached(TracklyMigrateError):
+    """Too many records were rejected: the input (or an option) is clearly wrong."""
+
+    exit_code = ExitCode.REJECTED
+
+
 class OutputError(TracklyMigrateError):
     """A report, log or checkpoint could not be written once the run had started (disk full)."""
 
@@ -108,6 +118,10 @@ class ApiError(TracklyMigrateError):
 
 class CertificateError(ApiError):
     """The server's TLS certificate failed verification: permanent, so never retried."""
+
+
+class ResponseShapeError(ApiError):
+    """A 2xx answer whose body is not what the contract describes."""
 
 
 class ApiConnectionError(ApiError):
@@ -171,3 +185,28 @@ def status_error_class(status: int) -> type[ApiStatusError]:
     if status >= 500:
         return ServerError
     return RequestRejectedError
+
+
+def exit_code_for(
+    error: TracklyMigrateError | None,
+    *,
+    interrupted_by: int | None = None,
+    unaccounted: int = 0,
+    rejected: int = 0,
+) -> ExitCode:
+    """The exit code of a command's outcome: the one mapping, for imports and every other path.
+
+    An error decides first (it stopped the run, whatever was counted before it); then a stop
+    signal (``interrupted_by``, the signal's number: SIGTERM gives 143, any other 130); then
+    records not accounted for (the server's counts did not add up: 3, never hidden behind
+    a 1); then rejected records (1).
+    """
+    if error is not None:
+        return error.exit_code
+    if interrupted_by is not None:
+        return ExitCode.TERMINATED if interrupted_by == signal.SIGTERM else ExitCode.INTERRUPTED
+    if unaccounted:
+        return ExitCode.ABORTED
+    if rejected:
+        return ExitCode.REJECTED
+    return ExitCode.OK

@@ -24,11 +24,11 @@ from typing import Any, Protocol
 
 import orjson
 
-from trackly_migrate.client import BulkResult, Delivery, ItemError
-from trackly_migrate.errors import ApiError, ExitCode, InputDamagedError, TracklyMigrateError
+from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
+from trackly_migrate.responses import BulkResult, Delivery, ItemError
 
 MAX_BATCH_SIZE = 1000
 # CONTRACT.md: a request body over 10 MiB is refused whole (413 payload_too_large).
@@ -153,12 +153,6 @@ class Settlement:
         self.rejections.extend((indexes[i], item) for i, item in part.rejections)
         self.local_rejections.extend((indexes[i], item) for i, item in part.local_rejections)
         self.notes.extend(part.notes)
-
-
-class RejectLimitReached(TracklyMigrateError):
-    """Too many records were rejected: the input (or an option) is clearly wrong."""
-
-    exit_code = ExitCode.REJECTED
 
 
 def deliver(

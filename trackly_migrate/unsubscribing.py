@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from trackly_migrate.client import ItemError, TracklyClient
+from trackly_migrate.client import TracklyClient
 from trackly_migrate.errors import ApiError, RequestRejectedError, UsageError
 from trackly_migrate.importer import Settlement
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import Kind, RecordBuilder, Rejection, resolve_columns
+from trackly_migrate.responses import ItemError
 
 NOT_CHANGED_MEANING = (
     "not changed: the contact is not on that list, the list is not this account's, "
