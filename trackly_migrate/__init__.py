@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editors
     from trackly_migrate.client import RetryPolicy
-    from trackly_migrate.config import ApiSettings
+    from trackly_migrate.config import PRODUCTION_BASE_URL, ApiSettings
     from trackly_migrate.counts import Counts
     from trackly_migrate.errors import (
         ApiConnectionError,
@@ -46,8 +46,6 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
     from trackly_migrate.records import Kind
     from trackly_migrate.report import Summary
 
-PRODUCTION_BASE_URL = "https://app.tracklysms.com/api"
-
 # The public Python API: name -> the module that defines it.
 _PUBLIC = {
     **dict.fromkeys(
@@ -70,6 +68,7 @@ _PUBLIC = {
     "Kind": "trackly_migrate.records",
     "InputFormat": "trackly_migrate.readers",
     "ApiSettings": "trackly_migrate.config",
+    "PRODUCTION_BASE_URL": "trackly_migrate.config",
     "RetryPolicy": "trackly_migrate.client",
     **dict.fromkeys(
         (
