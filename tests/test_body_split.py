@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trackly_migrate.importer import split_by_size
+from trackly_migrate.pipeline.settle import split_by_size
 
 records_strategy = st.lists(
     st.builds(lambda n, text: {"id": str(n), "message": text}, st.integers(), st.text()),

@@ -29,7 +29,7 @@ from trackly_migrate.errors import (
     ResponseShapeError,
     ServerError,
 )
-from trackly_migrate.importer import deliver
+from trackly_migrate.pipeline.settle import deliver
 from trackly_migrate.responses import (
     BulkResult,
     Delivery,
@@ -167,10 +167,10 @@ def test_deliver_itemizes_every_failure_and_balances(
     server = ScriptedServer(set(old_ids), failing_ids)
     settlement = deliver(server, "sends", records)
     assert {records[i]["id"] for i, _ in settlement.rejections} == failing_ids
-    assert settlement.duplicates == len(old_ids)
-    assert settlement.imported == size - len(failing_ids) - len(old_ids)
-    assert settlement.unaccounted == 0
-    assert settlement.itemize_requests == max(0, (len(failing_ids) - 1) // 100)
+    assert settlement.counts.duplicates == len(old_ids)
+    assert settlement.counts.imported == size - len(failing_ids) - len(old_ids)
+    assert settlement.counts.unaccounted == 0
+    assert settlement.counts.itemize_requests == max(0, (len(failing_ids) - 1) // 100)
 
 
 def test_deliver_reports_answers_that_do_not_add_up() -> None:
@@ -179,8 +179,8 @@ def test_deliver_reports_answers_that_do_not_add_up() -> None:
             return Delivery(BulkResult(count - 1, 0, 0, None, ()), 1, False)
 
     settlement = deliver(Liar(), "sends", [{"id": "a"}, {"id": "b"}])
-    assert settlement.unaccounted == 2
-    assert settlement.imported == 0
+    assert settlement.counts.unaccounted == 2
+    assert settlement.counts.imported == 0
     assert settlement.notes
 
 
@@ -191,8 +191,8 @@ def test_deliver_accepts_invalid_phones_counted_apart() -> None:
             return Delivery(BulkResult(1, 0, 0, 1, (error,)), 1, False)
 
     settlement = deliver(Apart(), "sends", [{"id": "a"}, {"id": "b"}])
-    assert settlement.unaccounted == 0
-    assert settlement.imported == 1
+    assert settlement.counts.unaccounted == 0
+    assert settlement.counts.imported == 1
     assert [index for index, _ in settlement.rejections] == [1]
 
 

@@ -36,8 +36,8 @@ from trackly_migrate.errors import (
     RequestRejectedError,
     ServerError,
 )
+from trackly_migrate.pipeline import ImportRequest, Limits, Source, Target, run_import
 from trackly_migrate.records import Kind
-from trackly_migrate.runner import ImportRequest, run_import
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -85,15 +85,14 @@ def test_requests_given_up_on_are_counted_across_the_sender_process(
     outcome = run_import(
         ImportRequest(
             kind=kind,
-            input_path=str(source),
-            settings=ApiSettings(sandbox.url, DEMO_API_KEY),
-            retry_policy=RetryPolicy(max_attempts=4, backoff_base=0.01),
-            sender_process=sender_process,
+            source=Source(str(source)),
+            target=Target(ApiSettings(sandbox.url, DEMO_API_KEY), sender_process=sender_process),
+            limits=Limits(retry_policy=RetryPolicy(max_attempts=4, backoff_base=0.01)),
         ),
         Quiet(),
     )
     assert outcome.error is not None
-    assert (outcome.summary.requests, outcome.summary.retries) == (4, 3)
+    assert (outcome.summary.counts.requests, outcome.summary.counts.retries) == (4, 3)
 
 
 class Quiet:

@@ -27,8 +27,17 @@ from tests.conftest import CliResult, run_cli
 from tests.helpers import read_report, requests_to, stored_imported_ids, summary_of
 from trackly_migrate.clearing import ClearPlan, parse_cutoff
 from trackly_migrate.errors import ExitCode, InputDamagedError, InputError, UsageError
-from trackly_migrate.importer import ProgressState
 from trackly_migrate.normalize import normalize_timestamp
+from trackly_migrate.pipeline import (
+    ImportOutcome,
+    ImportRequest,
+    Limits,
+    Output,
+    Source,
+    Target,
+    run_import,
+)
+from trackly_migrate.pipeline.engine import ProgressState
 from trackly_migrate.readers import (
     InputFormat,
     InputSource,
@@ -43,7 +52,6 @@ from trackly_migrate.records import (
     parse_map_options,
     resolve_columns,
 )
-from trackly_migrate.runner import ImportOutcome, ImportRequest, run_import
 from trackly_migrate.sandbox.server import RunningSandbox
 
 # -- timestamps at the edges of the calendar ---------------------------------------------
@@ -220,13 +228,10 @@ def dry_run(path: Path, report: Path | None = None, **options: Any) -> ImportOut
     """A dry run of ``path`` through the core: everything but the sending."""
     request = ImportRequest(
         kind=Kind.SENDS,
-        input_path=str(path),
-        settings=None,
-        dry_run=True,
-        errors_path=report or path.with_name(path.name + ".errors.csv"),
-        max_rejects=None,
-        max_reject_ratio=1.0,
-        **options,
+        source=Source(str(path), **options),
+        target=Target(dry_run=True),
+        limits=Limits(max_reject_ratio=1.0),
+        output=Output(report or path.with_name(path.name + ".errors.csv")),
     )
     return run_import(request, Quiet())
 
@@ -345,10 +350,10 @@ def test_every_file_of_the_corpus_is_refused_clearly_or_fully_accounted_for(
         return
     outcome = dry_run(path, report)
     summary = outcome.summary
-    assert summary.balanced()
-    assert summary.read == expected, summary
-    assert summary.unaccounted == 0
-    assert len(report_rows(report)) == summary.rejected_local
+    assert summary.counts.balanced()
+    assert summary.counts.read == expected, summary
+    assert summary.counts.unaccounted == 0
+    assert len(report_rows(report)) == summary.counts.rejected_local
     if outcome.error is not None:  # only a damaged input ends a dry run early
         assert isinstance(outcome.error, InputDamagedError), outcome.error
         assert outcome.error.exit_code is ExitCode.ABORTED
@@ -416,8 +421,8 @@ def test_a_truncated_gzip_yields_every_complete_record_then_names_the_line(
     assert isinstance(outcome.error, InputDamagedError)
     assert f"after line {complete_lines:,}" in outcome.error.message
     assert "cut short" in outcome.error.message
-    assert outcome.summary.read == complete_lines - 1  # the header is not a record
-    assert outcome.summary.balanced()
+    assert outcome.summary.counts.read == complete_lines - 1  # the header is not a record
+    assert outcome.summary.counts.balanced()
     assert outcome.summary.status == "aborted"
 
 
@@ -433,7 +438,7 @@ def test_a_malformed_row_keeps_its_id_in_the_report(tmp_path: Path) -> None:
     assert row["_code"] == "malformed_row"
     assert row["_record_id"] == "h00001"
     assert row["id"] == "h00001" and row["to_number"] == "+14155550001"
-    assert outcome.summary.read == 2
+    assert outcome.summary.counts.read == 2
 
 
 @pytest.mark.parametrize("report_name", ["r.csv", "r.jsonl"])
@@ -748,4 +753,4 @@ def test_a_record_nested_too_deep_is_rejected_and_still_reported(tmp_path: Path)
     assert row["_code"] == "invalid_record"
     assert "levels deep" in row["_message"]
     assert row["_raw"] == path.read_text().rstrip("\n")
-    assert outcome.summary.balanced()
+    assert outcome.summary.counts.balanced()

@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trackly_migrate.counts import Counts
 from trackly_migrate.errors import UsageError
+from trackly_migrate.records import Kind
 from trackly_migrate.report import (
     ErrorReport,
     ReportRow,
@@ -119,18 +121,20 @@ def test_default_report_path() -> None:
 
 def test_summary_balances() -> None:
     summary = Summary(
-        "import-sends",
+        Kind.SENDS,
         "x",
-        read=10,
-        imported=5,
-        duplicates=2,
-        rejected_local=1,
-        rejected_server=1,
-        pending=1,
+        Counts(
+            read=10,
+            imported=5,
+            duplicates=2,
+            rejected_local=1,
+            rejected_server=1,
+            pending=1,
+        ),
     )
-    assert summary.balanced()
-    summary.read += 1
-    assert not summary.balanced()
+    assert summary.counts.balanced()
+    summary.counts.read += 1
+    assert not summary.counts.balanced()
 
 
 def test_without_fchmod_the_report_is_still_made_private(

@@ -20,7 +20,7 @@ from tests.helpers import (
     summary_of,
     write_sends_csv,
 )
-from trackly_migrate.importer import READ_AHEAD_SEGMENTS
+from trackly_migrate.pipeline.engine import READ_AHEAD_SEGMENTS
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 

@@ -16,9 +16,9 @@ import pexpect
 from tests.conftest import run_cli
 from tests.helpers import requests_to, send_row, stored_imported_ids, summary_of, write_sends_csv
 from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity
+from trackly_migrate.counts import Counts
 from trackly_migrate.errors import OutputError
-from trackly_migrate.importer import deliver
-from trackly_migrate.report import Summary
+from trackly_migrate.pipeline.settle import deliver
 from trackly_migrate.responses import BulkResult, Delivery, ItemError
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
@@ -66,9 +66,15 @@ def test_a_mismatched_answer_while_itemizing_counts_nothing_twice() -> None:
             return Delivery(BulkResult(0, 0, 0, None, ()), 1, False)  # adds up to nothing
 
     settlement = deliver(Server(), "sends", [{"id": str(i)} for i in range(300)])
-    settled = settlement.imported + len(settlement.rejections) + settlement.unaccounted
-    assert settled + settlement.duplicates == 300
-    assert (settlement.imported, len(settlement.rejections), settlement.unaccounted) == (
+    settled = (
+        settlement.counts.imported + len(settlement.rejections) + settlement.counts.unaccounted
+    )
+    assert settled + settlement.counts.duplicates == 300
+    assert (
+        settlement.counts.imported,
+        len(settlement.rejections),
+        settlement.counts.unaccounted,
+    ) == (
         100,
         100,
         100,
@@ -90,7 +96,7 @@ def test_a_checkpoint_that_cannot_be_written_is_an_error_not_a_hang(tmp_path: Pa
         report_size=0,
     )
     writer = CheckpointWriter(blocker / "cp.json", base)
-    writer.advance(10, 2, Summary("import-sends", "s.csv"), 0)
+    writer.advance(10, 2, Counts(read=1), 0.0, 0)
     done = threading.Event()
     raised: list[BaseException] = []
 

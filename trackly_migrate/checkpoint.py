@@ -27,24 +27,11 @@ import filelock
 import orjson
 import platformdirs
 
+from trackly_migrate.counts import Counts, from_totals, to_totals
 from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
-from trackly_migrate.report import Summary
 
 FORMAT_VERSION = 1
 HEAD_BYTES = 1 << 20
-TOTAL_FIELDS = (
-    "read",
-    "imported",
-    "duplicates",
-    "duplicates_after_retry",
-    "rejected_local",
-    "rejected_server",
-    "unaccounted",
-    "requests",
-    "retries",
-    "itemize_requests",
-    "elapsed_s",
-)
 
 
 @dataclass(frozen=True)
@@ -93,21 +80,18 @@ class Checkpoint:
             if raw.get("version") != FORMAT_VERSION:
                 raise ValueError("unknown version")
             raw["identity"] = InputIdentity(**raw["identity"])
-            return cls(**raw)
+            checkpoint = cls(**raw)
+            checkpoint.counts()  # totals that cannot be read are refused now, not mid-run
+            return checkpoint
         except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError, KeyError):
             raise UsageError(
                 f"The checkpoint {source} is not readable.",
                 hint="Start over with --restart (the errors report is rewritten).",
             ) from None
 
-    def apply_totals(self, summary: Summary) -> None:
-        for name in TOTAL_FIELDS:
-            if name in self.totals:
-                setattr(summary, name, self.totals[name])
-
-
-def totals_of(summary: Summary) -> dict[str, Any]:
-    return {name: getattr(summary, name) for name in TOTAL_FIELDS}
+    def counts(self) -> tuple[Counts, float]:
+        """The counts and the time spent that the checkpointed part of the run settled."""
+        return from_totals(self.totals)
 
 
 def default_checkpoint_path(command: str, identity: InputIdentity) -> Path:
@@ -264,11 +248,13 @@ class CheckpointWriter:
                 self._version += 1
                 self._condition.notify_all()
 
-    def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None:
+    def advance(
+        self, offset: int, line: int, counts: Counts, elapsed_s: float, report_size: int
+    ) -> None:
         with self._condition:
             self.base.offset = offset
             self.base.line = line
-            self.base.totals = totals_of(summary)
+            self.base.totals = to_totals(counts, elapsed_s)
             self.base.report_size = report_size
             self._changed()
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import httpx
 
-from trackly_migrate import PRODUCTION_BASE_URL
 from trackly_migrate.errors import UsageError
+
+PRODUCTION_BASE_URL = "https://app.tracklysms.com/api"
 
 API_KEY_ENV = "TRACKLY_API_KEY"
 BASE_URL_ENV = "TRACKLY_BASE_URL"

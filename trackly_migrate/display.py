@@ -29,7 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trackly_migrate.clearing import SCOPES, ClearPlan, ClearResult
-from trackly_migrate.importer import ProgressState
+from trackly_migrate.pipeline.engine import ProgressState
 from trackly_migrate.report import Summary
 
 PLAIN_INTERVAL_S = 10.0
@@ -81,11 +81,11 @@ def _rate(count: int, seconds: float) -> str:
 def progress_line(state: ProgressState) -> str:
     """One plain progress line (also what --log-file holds)."""
     parts = [
-        f"read {state.read:,}",
-        f"imported {state.imported:,}",
-        f"duplicates {state.duplicates:,}",
-        f"rejected {state.rejected:,}",
-        f"{_rate(state.read, state.elapsed_s)}",
+        f"read {state.counts.read:,}",
+        f"imported {state.counts.imported:,}",
+        f"duplicates {state.counts.duplicates:,}",
+        f"rejected {state.counts.rejected:,}",
+        f"{_rate(state.counts.read, state.elapsed_s)}",
         f"in flight {state.in_flight}/{state.concurrency}",
     ]
     if state.total_bytes:
@@ -222,11 +222,11 @@ class RichDisplay(Display):
             self._task,
             total=state.total_bytes,
             completed=state.bytes_read,
-            read=state.read,
-            imported=state.imported,
-            duplicates=state.duplicates,
-            rejected=state.rejected,
-            rate=_rate(state.read, state.elapsed_s),
+            read=state.counts.read,
+            imported=state.counts.imported,
+            duplicates=state.counts.duplicates,
+            rejected=state.counts.rejected,
+            rate=_rate(state.counts.read, state.elapsed_s),
             in_flight=state.in_flight,
             concurrency=state.concurrency,
         )
@@ -265,45 +265,48 @@ def summary_table(summary: Summary) -> Table:
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
     table.add_column("note", style="dim")
-    table.add_row("records read", f"{summary.read:,}", _resumed_note(summary))
+    counts, words = summary.counts, summary.words
+    table.add_row("records read", f"{counts.read:,}", _resumed_note(summary))
     if summary.dry_run:
-        table.add_row("valid (not sent: dry run)", f"{summary.pending:,}", "")
-    elif summary.command == "unsubscribe":
-        table.add_row("unsubscribed", f"{summary.imported:,}", "")
-        table.add_row(
-            "not changed",
-            f"{summary.duplicates:,}",
-            "not on the list, list not yours, or already unsubscribed",
-        )
+        table.add_row("valid (not sent: dry run)", f"{counts.pending:,}", "")
     else:
-        table.add_row("imported", f"{summary.imported:,}", "")
-        dup_note = (
-            f"{summary.duplicates_after_retry:,} after a retried request (most likely stored "
-            "by the lost attempt)"
-            if summary.duplicates_after_retry
-            else "already in Trackly"
-        )
-        table.add_row("duplicates", f"{summary.duplicates:,}", dup_note)
-    table.add_row("rejected locally", f"{summary.rejected_local:,}", "never sent")
+        table.add_row(_label(words.imported), f"{counts.imported:,}", "")
+        table.add_row(_label(words.duplicates), f"{counts.duplicates:,}", _duplicates_note(summary))
+    table.add_row("rejected locally", f"{counts.rejected_local:,}", "never sent")
     if not summary.dry_run:
-        table.add_row("rejected by the server", f"{summary.rejected_server:,}", "")
-    if summary.unaccounted:
+        table.add_row("rejected by the server", f"{counts.rejected_server:,}", "")
+    if counts.unaccounted:
         table.add_row(
             "[red]unaccounted[/]",
-            f"{summary.unaccounted:,}",
+            f"{counts.unaccounted:,}",
             "the server's counts did not add up",
         )
-    if summary.pending and not summary.dry_run:
-        again = "run it again" if summary.command == "unsubscribe" else "run again with --resume"
-        table.add_row("not confirmed", f"{summary.pending:,}", again)
-    requests_note = f"{summary.retries:,} retries"
-    if summary.itemize_requests:
-        requests_note += f", {summary.itemize_requests:,} to itemize >100 failures"
-    table.add_row("requests", f"{summary.requests:,}", requests_note)
-    table.add_row("time", f"{summary.elapsed_s:,.1f}s", _rate(summary.read, summary.elapsed_s))
+    if counts.pending and not summary.dry_run:
+        again = "run again with --resume" if words.resumable else "run it again"
+        table.add_row("not confirmed", f"{counts.pending:,}", again)
+    requests_note = f"{counts.retries:,} retries"
+    if counts.itemize_requests:
+        requests_note += f", {counts.itemize_requests:,} to itemize >100 failures"
+    table.add_row("requests", f"{counts.requests:,}", requests_note)
+    table.add_row("time", f"{summary.elapsed_s:,.1f}s", _rate(counts.read, summary.elapsed_s))
     if summary.errors_report:
         table.add_row("errors report", summary.errors_report, "one row per rejected record")
     return table
+
+
+def _label(key: str) -> str:
+    return key.replace("_", " ")
+
+
+def _duplicates_note(summary: Summary) -> str:
+    if summary.words.duplicates_note:
+        return summary.words.duplicates_note
+    if summary.counts.duplicates_after_retry:
+        return (
+            f"{summary.counts.duplicates_after_retry:,} after a retried request (most likely "
+            "stored by the lost attempt)"
+        )
+    return "already in Trackly"
 
 
 def _resumed_note(summary: Summary) -> str:

@@ -25,15 +25,16 @@ import os
 import re
 import stat
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
+from trackly_migrate.counts import Counts
 from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.readers import JsonNumber, json_default
-from trackly_migrate.records import REPORT_COLUMNS
+from trackly_migrate.records import REPORT_COLUMNS, Kind
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_PHONE = re.compile(r"^\+[0-9]{1,15}$")
@@ -334,31 +335,52 @@ def _cell_text(value: Any) -> str:
     return orjson.dumps(value, default=json_default).decode()
 
 
-@dataclass
-class Summary:
-    """Every input record accounted for.
-
-    ``imported + duplicates + rejected_local + rejected_server + unaccounted + pending == read``.
-    ``duplicates_after_retry`` is the part of ``duplicates`` that came back from a request sent
-    again after an attempt whose outcome was unknown: most likely stored by that attempt.
-    ``pending`` counts records read but never confirmed by the server: the valid records of a
-    ``--dry-run``, or the records after the last confirmed batch of an aborted or interrupted
-    run (a resume sends them again; any already stored come back as duplicates).
-    """
+@dataclass(frozen=True)
+class KindWords:
+    """What a kind of run is called, and what its counts are called, in the outputs."""
 
     command: str
+    imported: str = "imported"  # the JSON key, and the summary table's row, of ``imported``
+    duplicates: str = "duplicates"
+    resumable: bool = True  # a file input keeps a checkpoint; else running again is the resume
+    rerun_note: str = ""  # why running an unresumable kind again is safe
+    duplicates_note: str = ""  # the summary table's note; imports say where they came from
+    # Counters that say nothing for this kind (one request per record, nothing itemized).
+    unused: tuple[str, ...] = ()
+
+
+# Unsubscribing is one request per contact: "imported" reads as unsubscribed, "duplicates"
+# as answered unsubscribed=false (not changed).
+WORDS: dict[Kind, KindWords] = {
+    Kind.SENDS: KindWords("import-sends"),
+    Kind.CLICKS: KindWords("import-clicks"),
+    Kind.CONTACTS: KindWords(
+        "unsubscribe",
+        imported="unsubscribed",
+        duplicates="not_changed",
+        resumable=False,
+        rerun_note="unsubscribing a contact twice changes nothing",
+        duplicates_note="not on the list, list not yours, or already unsubscribed",
+        unused=("duplicates_after_retry", "itemize_requests"),
+    ),
+}
+
+
+@dataclass
+class Summary:
+    """Every input record accounted for: ``counts.balanced()`` (see ``Counts``).
+
+    ``counts.duplicates_after_retry`` is the part of ``duplicates`` that came back from a
+    request sent again after an attempt whose outcome was unknown: most likely stored by that
+    attempt. ``counts.pending`` counts records read but never confirmed by the server: the
+    valid records of a ``--dry-run``, or the records after the last confirmed batch of an
+    aborted or interrupted run (a resume sends them again; any already stored come back as
+    duplicates).
+    """
+
+    kind: Kind
     input: str
-    read: int = 0
-    imported: int = 0
-    duplicates: int = 0
-    duplicates_after_retry: int = 0
-    rejected_local: int = 0
-    rejected_server: int = 0
-    unaccounted: int = 0
-    pending: int = 0
-    requests: int = 0
-    retries: int = 0
-    itemize_requests: int = 0
+    counts: Counts = field(default_factory=Counts)
     errors_report: str | None = None
     elapsed_s: float = 0.0
     dry_run: bool = False
@@ -367,30 +389,30 @@ class Summary:
     notes: list[str] = field(default_factory=list)
 
     @property
-    def rejected(self) -> int:
-        return self.rejected_local + self.rejected_server
+    def words(self) -> KindWords:
+        return WORDS[self.kind]
 
-    def balanced(self) -> bool:
-        settled = (
-            self.imported
-            + self.duplicates
-            + self.rejected_local
-            + self.rejected_server
-            + self.unaccounted
-            + self.pending
-        )
-        return settled == self.read
+    @property
+    def command(self) -> str:
+        return self.words.command
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["elapsed_s"] = round(self.elapsed_s, 3)
-        if self.command == "unsubscribe":
-            # One request per contact: "imported" reads as unsubscribed, "duplicates" as
-            # answered unsubscribed=false (not changed).
-            data = {UNSUBSCRIBE_NAMES.get(key, key): value for key, value in data.items()}
-            for name in ("duplicates_after_retry", "itemize_requests"):
-                data.pop(name, None)
-        return data
-
-
-UNSUBSCRIBE_NAMES = {"imported": "unsubscribed", "duplicates": "not_changed"}
+        """The ``--json`` summary: one flat object (README "Summary and exit codes")."""
+        words = self.words
+        names = {"imported": words.imported, "duplicates": words.duplicates}
+        counts = {
+            names.get(key, key): value
+            for key, value in self.counts.to_dict().items()
+            if key not in words.unused
+        }
+        return {
+            "command": self.command,
+            "input": self.input,
+            **counts,
+            "errors_report": self.errors_report,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "resumed_from_line": self.resumed_from_line,
+            "notes": list(self.notes),
+        }

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from trackly_migrate.client import TracklyClient
-from trackly_migrate.errors import ApiError, RequestRejectedError, UsageError
-from trackly_migrate.importer import Settlement
+from trackly_migrate.errors import UsageError
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import Kind, RecordBuilder, Rejection, resolve_columns
-from trackly_migrate.responses import ItemError
 
 NOT_CHANGED_MEANING = (
     "not changed: the contact is not on that list, the list is not this account's, "
@@ -37,32 +34,3 @@ def contact_record(phone: str, list_number: str | None, *, region: str | None) -
             "national numbers.",
         )
     return outcome
-
-
-def deliver_unsubscribes(client: TracklyClient, records: list[dict[str, Any]]) -> Settlement:
-    """Unsubscribe each record's contact; a request the server refuses rejects that record.
-
-    ``Settlement.imported`` counts contacts unsubscribed, ``duplicates`` those not changed.
-    """
-    settlement = Settlement()
-    for index, record in enumerate(records):
-        try:
-            answer = client.unsubscribe(record["phone_number"], record["list_number"])
-        except RequestRejectedError as error:
-            settlement.requests += error.requests
-            settlement.retries += error.retries
-            code = error.code or f"http_{error.status}"
-            settlement.rejections.append((index, ItemError(index, code, error.message)))
-            continue
-        except ApiError as error:
-            error.requests += settlement.requests  # the contacts before it count too
-            error.retries += settlement.retries
-            error.may_have_applied = error.may_have_applied or settlement.requests > 0
-            raise
-        settlement.requests += answer.attempts
-        settlement.retries += answer.attempts - 1
-        if answer.unsubscribed:
-            settlement.imported += 1
-        else:
-            settlement.duplicates += 1
-    return settlement

@@ -1,4 +1,4 @@
-"""Dispatchers: how segments' records reach the API while the main thread keeps reading.
+"""Dispatchers (``engine.Dispatcher``): how segments reach the API while the main thread reads.
 
 ``ProcessDispatcher`` (the default) sends from a process of its own. Reading and validating
 is CPU-bound Python; so is an HTTP client. In one process they share the GIL, and a profile
@@ -32,32 +32,28 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from trackly_migrate.client import RetryPolicy, TracklyClient
+from trackly_migrate.client import TracklyClient
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import ApiConnectionError, TracklyMigrateError
-from trackly_migrate.importer import MAX_BODY_BYTES, Settlement, deliver
-from trackly_migrate.importer import Dispatcher as BaseDispatcher
+from trackly_migrate.pipeline.request import Limits
+from trackly_migrate.pipeline.settle import Settlement, deliver, deliver_unsubscribes
+from trackly_migrate.records import Kind
 
 _HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
-class Dispatcher(BaseDispatcher, Protocol):
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class SenderOptions:
+    """What the sending side needs (it crosses to the sender process, key included)."""
+
     settings: ApiSettings
-    kind: str  # "sends", "clicks" or "contacts" (unsubscribes)
-    concurrency: int
-    timeout: float
-    policy: RetryPolicy
-    max_body_bytes: int = MAX_BODY_BYTES  # a batch with a larger body goes in several requests
+    kind: Kind
+    limits: Limits
 
 
 RetryCallback = Callable[[str, float], None]
@@ -66,19 +62,18 @@ RetryCallback = Callable[[str, float], None]
 def _settle_with(
     client: TracklyClient, options: SenderOptions
 ) -> Callable[[list[dict[str, Any]]], Settlement]:
-    if options.kind == "contacts":
-        from trackly_migrate.unsubscribing import deliver_unsubscribes
-
+    if options.kind is Kind.CONTACTS:
         return lambda records: deliver_unsubscribes(client, records)
-    return lambda records: deliver(client, options.kind, records, options.max_body_bytes)
+    kind, max_body_bytes = str(options.kind), options.limits.max_body_bytes
+    return lambda records: deliver(client, kind, records, max_body_bytes)
 
 
 def _make_client(options: SenderOptions) -> TracklyClient:
     return TracklyClient(
         options.settings,
-        timeout=options.timeout,
-        max_connections=options.concurrency,
-        policy=options.policy,
+        timeout=options.limits.timeout,
+        max_connections=options.limits.concurrency,
+        policy=options.limits.retry_policy,
     )
 
 
@@ -89,7 +84,7 @@ class ThreadDispatcher:
         self._client = _make_client(options)
         self._client.on_retry = lambda error, delay: on_retry(error.message, delay)
         self._settle = _settle_with(self._client, options)
-        self._executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="send")
+        self._executor = ThreadPoolExecutor(options.limits.concurrency, thread_name_prefix="send")
 
     def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]:
         return self._executor.submit(self._settle, records)
@@ -123,7 +118,7 @@ class ProcessDispatcher:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._next_id = 0
-        self._concurrency = min(options.concurrency, 4)
+        self._concurrency = min(options.limits.concurrency, 4)
         self._in_flight = 0
         self._closed = False
         self._reader = threading.Thread(target=self._read_answers, name="answers", daemon=True)
@@ -255,7 +250,7 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
             payload, kind = ApiConnectionError(f"Sending failed: {error!r}"), "error"
         answer((kind, request_id, payload, client.limit.current))
 
-    executor = ThreadPoolExecutor(options.concurrency, thread_name_prefix="send")
+    executor = ThreadPoolExecutor(options.limits.concurrency, thread_name_prefix="send")
     while True:
         try:
             data = conn.recv_bytes()

@@ -1,8 +1,8 @@
-"""The streaming import: read → validate → batch → send → account, with flat memory.
+"""The streaming import engine: read → validate → segment → submit → settle in order.
 
-The main thread reads and validates; a dispatcher (``sender.py``) sends batches. Input is cut into
-*segments*: the records of one request plus the locally rejected rows read alongside them.
-Segments settle strictly in input order, whatever order their answers arrive in, so that
+The main thread reads and validates; a dispatcher (``dispatch.py``) sends segments. Input is
+cut into *segments*: the records of one request plus the locally rejected rows read alongside
+them. Segments settle strictly in input order, whatever order their answers arrive in, so that
 
 * the errors report is written in line order, by one thread;
 * the position just past the last settled segment is a watermark: every record before it is
@@ -14,7 +14,7 @@ Nothing here prints: progress, warnings and retries go to a ``RunObserver``.
 
 from __future__ import annotations
 
-import threading
+import dataclasses
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -24,18 +24,15 @@ from typing import Any, Protocol
 
 import orjson
 
+from trackly_migrate.counts import Counts
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
+from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
+from trackly_migrate.pipeline.settle import Settlement
+from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
-from trackly_migrate.responses import BulkResult, Delivery, ItemError
 
-MAX_BATCH_SIZE = 1000
-# CONTRACT.md: a request body over 10 MiB is refused whole (413 payload_too_large).
-MAX_BODY_BYTES = 10 * 1024 * 1024
-RECORD_TOO_LARGE = "record_too_large"
-_ENVELOPE = len(b'{"records":[]}')
-DEFAULT_CONCURRENCY = 16
 # A segment also closes after this many local rejections, so that an input where nearly every
 # row is rejected cannot pile its rejections up in memory.
 MAX_SEGMENT_REJECTIONS = 1000
@@ -46,14 +43,10 @@ READ_AHEAD_SEGMENTS = 4
 PROGRESS_INTERVAL_S = 0.1
 
 
-class BatchSender(Protocol):
-    def import_batch(self, kind: str, body: bytes, count: int) -> Delivery: ...
-
-
 class Dispatcher(Protocol):
     """Sends one segment's records; the future says how the server settled each record.
 
-    ``sender.ProcessDispatcher`` (a sender process) and ``sender.ThreadDispatcher``.
+    ``dispatch.ProcessDispatcher`` (a sender process) and ``dispatch.ThreadDispatcher``.
     """
 
     def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]: ...
@@ -61,6 +54,8 @@ class Dispatcher(Protocol):
     def current_concurrency(self) -> int: ...
 
     def requests_in_flight(self) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class RunObserver(Protocol):
@@ -71,6 +66,14 @@ class RunObserver(Protocol):
     def warning(self, message: str) -> None: ...
 
 
+class Observer(RunObserver, Protocol):
+    """A ``RunObserver`` that also hears about retries and the run's own notes."""
+
+    def retry(self, reason: str, delay: float) -> None: ...
+
+    def info(self, message: str) -> None: ...
+
+
 class Checkpointer(Protocol):
     """Keeps the resume watermark (``checkpoint.CheckpointWriter``)."""
 
@@ -78,7 +81,9 @@ class Checkpointer(Protocol):
 
     def may_be_stored_until(self, offset: int) -> None: ...
 
-    def advance(self, offset: int, line: int, summary: Summary, report_size: int) -> None: ...
+    def advance(
+        self, offset: int, line: int, counts: Counts, elapsed_s: float, report_size: int
+    ) -> None: ...
 
     def flush(self) -> None: ...
 
@@ -93,10 +98,7 @@ class Position:
 
 @dataclass(frozen=True, slots=True)
 class ProgressState:
-    read: int
-    imported: int
-    duplicates: int
-    rejected: int
+    counts: Counts  # a copy; ``read`` includes the records read but not settled yet
     bytes_read: int
     total_bytes: int | None
     in_flight: int
@@ -105,12 +107,17 @@ class ProgressState:
 
 
 @dataclass(frozen=True)
-class ImportOptions:
-    batch_size: int = MAX_BATCH_SIZE
-    concurrency: int = DEFAULT_CONCURRENCY
-    dry_run: bool = False
-    max_rejects: int | None = None  # stop after this many rejections...
-    max_reject_ratio: float | None = None  # ...or when this share of the records read so far
+class EngineInput:
+    """The rows to import and where they start (past what a resumed run settled)."""
+
+    rows: Iterable[RawRow]
+    builder: RecordBuilder
+    bytes_read: Callable[[], int] = lambda: 0
+    total_bytes: int | None = None
+    start: Position = Position(0, 1)
+    # After a crash, records up to here may have been stored by batches that were in
+    # flight: their duplicates are this migration's own, not old ones.
+    possibly_stored_until: int = 0
 
 
 @dataclass
@@ -125,230 +132,47 @@ class Segment:
     read: int = 0
 
 
-@dataclass
-class Settlement:
-    """How the server settled one segment's records."""
-
-    imported: int = 0
-    duplicates: int = 0
-    duplicates_after_retry: int = 0
-    unaccounted: int = 0
-    requests: int = 0
-    retries: int = 0
-    itemize_requests: int = 0
-    rejections: list[tuple[int, ItemError]] = field(default_factory=list)
-    # Records never sent because no request could hold them (each over the body limit).
-    local_rejections: list[tuple[int, ItemError]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, part: Settlement, indexes: list[int]) -> None:
-        """Fold in the settlement of a part of the batch (``indexes``: its records' places)."""
-        self.imported += part.imported
-        self.duplicates += part.duplicates
-        self.duplicates_after_retry += part.duplicates_after_retry
-        self.unaccounted += part.unaccounted
-        self.requests += part.requests
-        self.retries += part.retries
-        self.itemize_requests += part.itemize_requests
-        self.rejections.extend((indexes[i], item) for i, item in part.rejections)
-        self.local_rejections.extend((indexes[i], item) for i, item in part.local_rejections)
-        self.notes.extend(part.notes)
-
-
-def deliver(
-    sender: BatchSender,
-    kind: str,
-    records: list[dict[str, Any]],
-    max_body_bytes: int = MAX_BODY_BYTES,
-) -> Settlement:
-    """Send one batch, in as many requests as the body limit needs, and settle every record.
-
-    A batch whose encoded body would exceed ``max_body_bytes`` is cut, in input order, into
-    parts that each fit; a record that fits in no request is rejected locally
-    (``record_too_large``) and never sent.
-    """
-    body = orjson.dumps({"records": records})
-    if len(body) <= max_body_bytes:
-        return _deliver_batch(sender, kind, records, body)
-    settlement = Settlement()
-    for part in split_by_size(records, max_body_bytes):
-        if isinstance(part, int):
-            size = len(orjson.dumps(records[part])) + _ENVELOPE
-            message = (
-                f"The record alone makes a request body of {size:,} bytes; the API's limit is "
-                f"{max_body_bytes:,}. Shorten its fields (the message text?)."
-            )
-            settlement.local_rejections.append((part, ItemError(part, RECORD_TOO_LARGE, message)))
-        else:
-            settlement.add(_deliver_batch(sender, kind, [records[i] for i in part]), part)
-    return settlement
-
-
-def split_by_size(records: list[dict[str, Any]], max_body_bytes: int) -> list[list[int] | int]:
-    """The records' indexes in order, grouped into requests whose bodies fit the limit.
-
-    An int (not a list) is a record that fits in no request.
-    """
-    parts: list[list[int] | int] = []
-    current: list[int] = []
-    size = _ENVELOPE
-    for index, record in enumerate(records):
-        length = len(orjson.dumps(record))
-        if _ENVELOPE + length > max_body_bytes:
-            if current:  # keep input order: what came before goes first
-                parts.append(current)
-                current, size = [], _ENVELOPE
-            parts.append(index)
-            continue
-        extra = length + (1 if current else 0)  # the comma between records
-        if current and size + extra > max_body_bytes:
-            parts.append(current)
-            current, size, extra = [], _ENVELOPE, length
-        current.append(index)
-        size += extra
-    if current:
-        parts.append(current)
-    return parts
-
-
-def _deliver_batch(
-    sender: BatchSender, kind: str, records: list[dict[str, Any]], body: bytes | None = None
-) -> Settlement:
-    """Send one batch until every record is settled and every rejection itemized.
-
-    The server itemizes at most 100 failures per request. When more failed, the records it did
-    not itemize are sent again: those stored the first time come back as duplicates (imports
-    are idempotent by id), and the next 100 failures get itemized, until all are.
-    """
-    settlement = Settlement()
-    outstanding = list(range(len(records)))
-    earlier_successes = 0
-    ambiguous = False
-    while True:
-        if body is None:
-            body = orjson.dumps({"records": [records[i] for i in outstanding]})
-        try:
-            delivery = sender.import_batch(kind, body, len(outstanding))
-        except ApiError as error:
-            # Earlier rounds were answered: their requests count, and they stored records.
-            error.requests += settlement.requests
-            error.retries += settlement.retries
-            error.may_have_applied = error.may_have_applied or settlement.requests > 0
-            raise
-        body = None  # the next round (if any) sends fewer records
-        settlement.requests += delivery.attempts
-        settlement.retries += delivery.attempts - 1
-        ambiguous = ambiguous or delivery.after_ambiguous_failure
-        result = delivery.result
-        sent = len(outstanding)
-        failed = _failed_count(result, sent)
-        itemized = [(outstanding[item.index], item) for item in result.errors]
-        settlement.rejections.extend(itemized)
-        if failed is None or len(itemized) > failed:
-            # Records imported by an earlier round are resent too: they stay imported.
-            _mark_unaccounted(settlement, sent - len(itemized) - earlier_successes, result, sent)
-            return settlement
-        settlement.imported += result.success_count
-        if failed > len(itemized) and itemized:
-            earlier_successes += result.success_count
-            done = {index for index, _ in itemized}
-            outstanding = [i for i in outstanding if i not in done]
-            settlement.itemize_requests += 1
-            continue
-        if failed > len(itemized):
-            # Failures the server will not name: they cannot be reported row by row.
-            settlement.unaccounted += failed - len(itemized)
-            settlement.notes.append(
-                f"the server counted {failed} failures but itemized only {len(itemized)}"
-            )
-        duplicates = result.duplicates_skipped - earlier_successes
-        if duplicates < 0:
-            settlement.unaccounted += -duplicates
-            settlement.imported -= -duplicates
-            duplicates = 0
-        settlement.duplicates += duplicates
-        if ambiguous:
-            settlement.duplicates_after_retry += duplicates
-        return settlement
-
-
-def _failed_count(result: BulkResult, sent: int) -> int | None:
-    """Records that failed, or None when the answer's counts do not add up to ``sent``."""
-    total = result.success_count + result.error_count + result.duplicates_skipped
-    if total == sent:
-        return result.error_count
-    # Client tolerance (CONTRACT.md): a server that counts invalid phones apart from errors.
-    if result.invalid_phones is not None and total + result.invalid_phones == sent:
-        return result.error_count + result.invalid_phones
-    return None
-
-
-def _mark_unaccounted(settlement: Settlement, count: int, result: BulkResult, sent: int) -> None:
-    settlement.unaccounted += count
-    settlement.notes.append(
-        f"answer for {sent} records did not add up (success {result.success_count}, "
-        f"errors {result.error_count}, duplicates {result.duplicates_skipped})"
-    )
-
-
 class ImportRun:
     """One import of one input. Call ``run()`` once; it returns the summary."""
 
     def __init__(
         self,
-        options: ImportOptions,
-        rows: Iterable[RawRow],
-        builder: RecordBuilder,
+        limits: Limits,
+        source: EngineInput,
         report: ErrorReport,
         summary: Summary,
         *,
-        dispatcher: Dispatcher | None,
+        dispatcher: Dispatcher | None,  # None: a dry run, which sends nothing
         observer: RunObserver,
-        bytes_read: Callable[[], int] = lambda: 0,
-        total_bytes: int | None = None,
-        start: Position = Position(0, 1),
-        stop: threading.Event | None = None,
-        abandon: threading.Event | None = None,
         checkpoint: Checkpointer | None = None,
-        possibly_stored_until: int = 0,
-        grace_s: float = 10.0,
+        events: StopEvents | None = None,
     ) -> None:
-        if not 1 <= options.batch_size <= MAX_BATCH_SIZE:
-            raise ValueError("batch_size must be 1..1000")
-        self.options = options
-        self._rows = rows
-        self._builder = builder
+        self.limits = limits
+        self.dry_run = dispatcher is None
+        self._source = source
+        self._builder = source.builder
         self._report = report
         self.summary = summary
-        self._dispatcher = None if options.dry_run else dispatcher
+        self._dispatcher = dispatcher
         self._observer = observer
-        self._bytes_read = bytes_read
-        self._total_bytes = total_bytes
-        self._start = start
-        # stop: read no more, let in-flight requests finish within grace_s; abandon: wait for
-        # nothing more (a second Ctrl-C). Both are only looked at between steps, so a signal
-        # never cuts a segment's accounting in half.
-        self.stop = stop or threading.Event()
-        self.abandon = abandon or threading.Event()
+        # Both events are only looked at between steps (see ``signals.py``).
+        self.events = events or StopEvents()
         self._stop_deadline: float | None = None
         self.stopped_early = False
         self._checkpoint = checkpoint
-        # After a crash, records up to here may have been stored by batches that were in
-        # flight: their duplicates are this migration's own, not old ones.
-        self._possibly_stored_until = possibly_stored_until
+        self._possibly_stored_until = source.possibly_stored_until
         self._sent_until = 0  # just past the last settled segment that sent requests
-        self._grace_s = grace_s
         # The adaptive limit of requests in flight (client.AdaptiveLimit), for the progress
         # display and for how many segments are read ahead.
         self._current_concurrency = (
-            dispatcher.current_concurrency if dispatcher else (lambda: options.concurrency)
+            dispatcher.current_concurrency if dispatcher else (lambda: limits.concurrency)
         )
         self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
         self._started = time.monotonic()
         self._base_elapsed = summary.elapsed_s
         self._read_count = 0  # records read by this run, settled or not
-        self._resumed_read = summary.read  # accounted for by the run that was resumed
+        self._resumed_read = summary.counts.read  # accounted for by the run that was resumed
         self._last_progress = 0.0
 
     def run(self) -> Summary:
@@ -373,16 +197,16 @@ class ImportRun:
         """Stopped before the end: input left unread, or records left unconfirmed."""
         if self.stopped_early:
             return True
-        return not self.options.dry_run and self.summary.pending > 0
+        return not self.dry_run and self.summary.counts.pending > 0
 
     def _grace_over(self) -> bool:
         """After a stop, in-flight requests get ``grace_s`` to finish; none after abandon."""
-        if self.abandon.is_set():
+        if self.events.abandon.is_set():
             return True
-        if not self.stop.is_set():
+        if not self.events.stop.is_set():
             return False
         if self._stop_deadline is None:
-            self._stop_deadline = time.monotonic() + self._grace_s
+            self._stop_deadline = time.monotonic() + self.limits.grace_s
         return time.monotonic() >= self._stop_deadline
 
     def _update_elapsed(self) -> None:
@@ -394,17 +218,18 @@ class ImportRun:
         """Read, validate and submit every record; the damage that cut the input short, if any."""
         # The per-record loop: everything that can be done per segment or every 256 records
         # is kept out of it.
-        batch_size = self.options.batch_size
+        batch_size = self.limits.batch_size
         build = self._builder.build
         local_row = self._local_row
         number = 0
-        segment = Segment(number, self._start, self._start)
+        start = self._source.start
+        segment = Segment(number, start, start)
         records, rows, local = segment.records, segment.rows, segment.local
         count = closed = 0
         last: RawRow | None = None
         damage: InputDamagedError | None = None
         try:
-            for last in self._rows:
+            for last in self._source.rows:
                 count += 1
                 outcome = build(last)
                 if type(outcome) is dict:
@@ -423,7 +248,7 @@ class ImportRun:
                 if not count & 0xFF:
                     self._read_count = count
                     self._maybe_progress()
-                    if self.stop.is_set():
+                    if self.events.stop.is_set():
                         self.stopped_early = True
                         break
         except InputDamagedError as exc:
@@ -496,24 +321,19 @@ class ImportRun:
 
     def _apply(self, segment: Segment, settlement: Settlement) -> None:
         summary = self.summary
-        summary.read += segment.read
-        summary.rejected_local += len(segment.local) + len(settlement.local_rejections)
-        summary.requests += settlement.requests
-        summary.retries += settlement.retries
-        summary.itemize_requests += settlement.itemize_requests
-        if settlement.requests:
+        # A dry run has no dispatcher, so its settlements are empty: its records are pending.
+        counts = dataclasses.replace(
+            settlement.counts,
+            read=segment.read,
+            rejected_local=len(segment.local) + len(settlement.local_rejections),
+            rejected_server=len(settlement.rejections),
+            pending=segment.valid if self.dry_run else 0,
+        )
+        if segment.start.offset < self._possibly_stored_until:
+            counts.duplicates_after_retry = counts.duplicates
+        summary.counts.add(counts)
+        if counts.requests:
             self._sent_until = segment.end.offset
-        if self.options.dry_run:
-            summary.pending += segment.valid
-        else:
-            summary.imported += settlement.imported
-            summary.duplicates += settlement.duplicates
-            if segment.start.offset < self._possibly_stored_until:
-                summary.duplicates_after_retry += settlement.duplicates
-            else:
-                summary.duplicates_after_retry += settlement.duplicates_after_retry
-            summary.rejected_server += len(settlement.rejections)
-            summary.unaccounted += settlement.unaccounted
         for note in settlement.notes:
             message = f"lines {segment.start.line}-{segment.end.line - 1}: {note}"
             summary.notes.append(message)
@@ -541,7 +361,13 @@ class ImportRun:
         self._update_elapsed()
         if self._checkpoint is not None:
             report_size = self._report.flush()  # the writer fsyncs it before the checkpoint
-            self._checkpoint.advance(segment.end.offset, segment.end.line, summary, report_size)
+            self._checkpoint.advance(
+                segment.end.offset,
+                segment.end.line,
+                summary.counts,
+                summary.elapsed_s,
+                report_size,
+            )
         self._maybe_progress(force=True)
         self._check_reject_limit()
 
@@ -569,8 +395,8 @@ class ImportRun:
                 doubtful = self._count_unsettled(future)
             if doubtful:
                 may_be_stored = max(may_be_stored, segment.end.offset)
-            self.summary.read += segment.read
-            self.summary.pending += segment.read
+            self.summary.counts.read += segment.read
+            self.summary.counts.pending += segment.read
         self._pending.clear()
         if self._checkpoint is not None:
             self._checkpoint.may_be_stored_until(may_be_stored)
@@ -579,19 +405,17 @@ class ImportRun:
         """Count the requests of an answered segment left unsettled; True if it may be stored."""
         error = future.exception()
         if error is None:
-            settlement = future.result()
-            self.summary.requests += settlement.requests
-            self.summary.retries += settlement.retries
-            return settlement.requests > 0
+            spent = future.result().counts
+            self.summary.counts.add(Counts(requests=spent.requests, retries=spent.retries))
+            return spent.requests > 0
         if isinstance(error, ApiError):
-            self.summary.requests += error.requests
-            self.summary.retries += error.retries
+            self.summary.counts.add(Counts(requests=error.requests, retries=error.retries))
             return error.may_have_applied
         return True
 
     def _check_reject_limit(self) -> None:
-        options, summary = self.options, self.summary
-        rejected = summary.rejected_local + summary.rejected_server
+        options, summary = self.limits, self.summary.counts
+        rejected = summary.rejected
         if (
             options.max_rejects is None
             and options.max_reject_ratio is None
@@ -626,31 +450,17 @@ class ImportRun:
         if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        summary = self.summary
+        counts = dataclasses.replace(
+            self.summary.counts, read=self._resumed_read + self._read_count
+        )
         self._observer.progress(
             ProgressState(
-                read=self._resumed_read + self._read_count,
-                imported=summary.imported,
-                duplicates=summary.duplicates,
-                rejected=summary.rejected_local + summary.rejected_server,
-                bytes_read=self._bytes_read(),
-                total_bytes=self._total_bytes,
+                counts=counts,
+                bytes_read=self._source.bytes_read(),
+                total_bytes=self._source.total_bytes,
                 # Requests, not segments: segments read ahead wait for the sender's limit.
                 in_flight=self._dispatcher.requests_in_flight() if self._dispatcher else 0,
                 concurrency=self._current_concurrency(),
                 elapsed_s=self._base_elapsed + now - self._started,
             )
         )
-
-
-__all__ = [
-    "BatchSender",
-    "Dispatcher",
-    "ImportOptions",
-    "ImportRun",
-    "Position",
-    "ProgressState",
-    "RunObserver",
-    "Settlement",
-    "deliver",
-]

@@ -1,0 +1,81 @@
+"""The command line: options → one request → the core → rendering, and the error boundary.
+
+Nothing here parses files, talks HTTP or holds business rules. Each command module builds a
+request for the core and renders what comes back; ``boundary.error_boundary`` is the single
+place that turns an error into a message and an exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Annotated
+
+import typer
+
+from trackly_migrate import __version__
+from trackly_migrate.cli.boundary import error_boundary, raise_terminated
+from trackly_migrate.cli.clear import clear_command
+from trackly_migrate.cli.imports import import_command
+from trackly_migrate.cli.unsubscribe import unsubscribe_command
+from trackly_migrate.pipeline.signals import STOP_SIGNALS
+from trackly_migrate.records import Kind
+from trackly_migrate.report import WORDS
+from trackly_migrate.sandbox.cli import sandbox_command
+
+app = typer.Typer(
+    name="trackly-migrate",
+    help="Move SMS send and click history from another platform into Trackly SMS.",
+    no_args_is_help=True,
+    # Locals hold the API key: a traceback must never print them.
+    pretty_exceptions_show_locals=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"trackly-migrate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Move SMS send and click history from another platform into Trackly SMS.
+
+    Configure with TRACKLY_API_KEY (or --api-key-file) and, for anything but production,
+    TRACKLY_BASE_URL. Rehearse any import with --sandbox first.
+    """
+
+
+app.command(
+    WORDS[Kind.SENDS].command,
+    help="Import send records (id, to_number, timestamp, ...) from FILE.",
+)(import_command(Kind.SENDS))
+app.command(
+    WORDS[Kind.CLICKS].command,
+    help="Import click records (message_id, offer_id, phone_number, timestamp) from FILE. "
+    "Import their sends first.",
+)(import_command(Kind.CLICKS))
+app.command("clear")(clear_command)
+app.command(WORDS[Kind.CONTACTS].command)(unsubscribe_command)
+app.command("sandbox")(error_boundary(sandbox_command))
+
+
+def main() -> None:
+    """Run the CLI; ``trackly_migrate.__main__`` is the console script and ``python -m``.
+
+    SIGINT and SIGTERM are held until a command lets them through (``error_boundary``), so
+    one that comes while Typer parses the options is not Click's "Aborted!" with exit 1.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, raise_terminated)
+    app(prog_name="trackly-migrate")

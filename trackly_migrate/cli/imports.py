@@ -1,0 +1,249 @@
+"""``import-sends`` and ``import-clicks``: options → one ``ImportRequest`` → ``run_request``.
+
+``run_request`` is the body every import shares (``unsubscribe --file`` too): the display,
+the signals, the summary, the resume hint and the exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from trackly_migrate.cli.boundary import error_boundary, import_exit_code, print_error
+from trackly_migrate.cli.options import (
+    ApiKeyFileOpt,
+    ApiKeyOpt,
+    BaseUrlOpt,
+    CaBundleOpt,
+    ConcurrencyOpt,
+    DelimiterOpt,
+    EncodingOpt,
+    FileArg,
+    ForceOpt,
+    FormatOpt,
+    JsonOpt,
+    LogFileOpt,
+    MapOpt,
+    MaxBodyOpt,
+    QuietOpt,
+    RegionOpt,
+    SandboxDbOpt,
+    SandboxOpt,
+    TimeoutOpt,
+    TimezoneOpt,
+)
+from trackly_migrate.cli.target import ApiOptions, interactive
+from trackly_migrate.client import RetryPolicy
+from trackly_migrate.display import Display, LogFile, make_display, stderr_console, summary_table
+from trackly_migrate.errors import ExitCode
+from trackly_migrate.pipeline import (
+    ImportRequest,
+    Limits,
+    Normalization,
+    Output,
+    Resume,
+    Source,
+    Target,
+    run_import,
+)
+from trackly_migrate.pipeline.request import DEFAULT_CONCURRENCY, MAX_BODY_BYTES, parse_max_rejects
+from trackly_migrate.pipeline.signals import StopOnSignal
+from trackly_migrate.records import Kind
+from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How a run is shown: ``--json``, ``--quiet``, ``--log-file``."""
+
+    json_output: bool = False
+    quiet: bool = False
+    log_file: Path | None = None
+
+
+def sending_target(
+    dry_run: bool, sandbox: bool, sandbox_db: Path | None, api: ApiOptions
+) -> Target:
+    """The request's target; the key is read only when something will be sent to an API."""
+    settings = None if (dry_run or sandbox) else api.settings()
+    return Target(settings=settings, dry_run=dry_run, sandbox=sandbox, sandbox_db=sandbox_db)
+
+
+def run_request(request: ImportRequest, shown: Presentation) -> None:
+    """Run one import request with a display and Ctrl-C handling; exit with its code."""
+    path = request.source.path
+    if shown.log_file is not None:
+        refuse_overwriting_input(path, shown.log_file, "--log-file")
+    log = _open_log(shown.log_file)
+    display = make_display(
+        stderr_console(), quiet=shown.quiet, interactive=interactive(sys.stderr), log=log
+    )
+    words = Summary(kind=request.kind, input=path).words
+    display.start(f"{words.command} {'<stdin>' if path == '-' else path} → {request.target.name}")
+    stopper = StopOnSignal()
+    try:
+        with stopper:
+            outcome = run_import(request, display, events=stopper.events)
+    finally:
+        display.stop()
+    interrupted = stopper.signal_number or signal.SIGINT
+    interrupted_by = interrupted if outcome.summary.status == "interrupted" else None
+    _render_summary(outcome.summary, shown, display)
+    if outcome.error is not None:
+        print_error(outcome.error)
+    if outcome.checkpoint is not None:
+        display.info(f"To resume: {resume_command(sys.argv)}")
+    elif not words.resumable and outcome.summary.status != "completed":
+        display.info(f"To finish, run the same command again: {words.rerun_note}.")
+    code = import_exit_code(outcome, interrupted_by)
+    if log is not None:
+        log.close()
+    if outcome.abandoned_requests:
+        # Requests given up on are still blocked in worker threads; everything that counts
+        # (report, checkpoint, summary) is on disk, so do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(int(code))
+    if code is not ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+def _open_log(path: Path | None) -> LogFile | None:
+    if path is None:
+        return None
+    return LogFile(open_private(path, append=True, what="the log file", option="--log-file"))
+
+
+def resume_command(argv: list[str]) -> str:
+    """The command line that resumes this run: same options plus --resume, key removed."""
+    words = ["trackly-migrate"]
+    skip_next = False
+    for word in argv[1:]:
+        if skip_next:
+            skip_next = False
+            continue
+        if word == "--api-key":
+            skip_next = True
+            continue
+        if word.startswith("--api-key=") or word in {"--resume", "--restart"}:
+            continue
+        words.append(word)
+    return shlex.join([*words, "--resume"])
+
+
+def _render_summary(summary: Summary, shown: Presentation, display: Display) -> None:
+    encoded = orjson.dumps(summary.to_json()).decode()
+    display.log(f"summary: {encoded}")
+    if shown.json_output:
+        sys.stdout.write(encoded + "\n")
+        sys.stdout.flush()
+    if not shown.quiet:
+        display.console.print(summary_table(summary))
+        for note in summary.notes:
+            display.console.print(f"note: {note}", markup=False)
+
+
+def import_command(kind: Kind) -> Callable[..., None]:
+    """The Typer command that imports records of ``kind`` from a file."""
+
+    @error_boundary
+    def command(
+        file: FileArg,
+        input_format: FormatOpt = None,
+        encoding: EncodingOpt = "utf-8",
+        delimiter: DelimiterOpt = ",",
+        map_options: MapOpt = None,
+        default_region: RegionOpt = None,
+        timezone: TimezoneOpt = None,
+        batch_size: Annotated[
+            int, typer.Option("--batch-size", metavar="N", help="Records per request (1-1000).")
+        ] = 1000,
+        concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Read and validate only; send nothing.")
+        ] = False,
+        sandbox: SandboxOpt = False,
+        sandbox_db: SandboxDbOpt = None,
+        max_body_bytes: MaxBodyOpt = MAX_BODY_BYTES,
+        errors: Annotated[
+            Path | None,
+            typer.Option(
+                "--errors",
+                metavar="PATH",
+                help="Errors report (.csv or .jsonl); default <input name>.errors.csv here.",
+            ),
+        ] = None,
+        force: ForceOpt = False,
+        max_rejects: Annotated[
+            str | None,
+            typer.Option(
+                "--max-rejects",
+                metavar="N|P%",
+                help="Stop (exit 1) after N rejected records, or when P% of those read are. "
+                "Default: stop if all of the first 1,000 are rejected.",
+            ),
+        ] = None,
+        base_url: BaseUrlOpt = None,
+        api_key_file: ApiKeyFileOpt = None,
+        api_key: ApiKeyOpt = None,
+        ca_bundle: CaBundleOpt = None,
+        timeout: TimeoutOpt = 60.0,
+        max_retries: Annotated[
+            int,
+            typer.Option(
+                "--max-retries", metavar="N", min=0, max=50, help="Retries of one request at most."
+            ),
+        ] = 7,
+        json_output: JsonOpt = False,
+        quiet: QuietOpt = False,
+        log_file: LogFileOpt = None,
+        resume: Annotated[
+            bool,
+            typer.Option(
+                "--resume", help="Continue an interrupted run of this file where it stopped."
+            ),
+        ] = False,
+        restart: Annotated[
+            bool,
+            typer.Option("--restart", help="Discard this file's checkpoint and start over."),
+        ] = False,
+        checkpoint: Annotated[
+            Path | None,
+            typer.Option(
+                "--checkpoint",
+                metavar="PATH",
+                help="Where to keep the resume checkpoint (default: the user's state folder).",
+            ),
+        ] = None,
+    ) -> None:
+        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
+        limit, ratio = parse_max_rejects(max_rejects)
+        request = ImportRequest(
+            kind=kind,
+            source=Source(file, input_format, encoding, delimiter),
+            target=sending_target(dry_run, sandbox, sandbox_db, api),
+            normalization=Normalization(map_options or [], default_region, timezone),
+            limits=Limits(
+                batch_size=batch_size,
+                concurrency=concurrency,
+                timeout=timeout,
+                retry_policy=RetryPolicy(max_attempts=max_retries + 1),
+                max_body_bytes=max_body_bytes,
+                max_rejects=limit,
+                max_reject_ratio=ratio,
+            ),
+            output=Output(errors, force),
+            resume=Resume(resume, restart, checkpoint),
+        )
+        run_request(request, Presentation(json_output, quiet, log_file))
+
+    return command

@@ -1,0 +1,215 @@
+"""``run_import``: one import from an ``ImportRequest``, composed of the pipeline's parts.
+
+input → reader → record builder → engine → dispatcher → client, with the errors report and
+the resume checkpoint beside it, and the embedded sandbox for ``--sandbox``. Nothing here
+decides a policy; each part says where its own rules are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from trackly_migrate.config import ApiSettings
+from trackly_migrate.errors import TracklyMigrateError, UsageError
+from trackly_migrate.pipeline import resume
+from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, ThreadDispatcher
+from trackly_migrate.pipeline.engine import Dispatcher, EngineInput, ImportRun, Observer, Position
+from trackly_migrate.pipeline.request import MAX_BODY_BYTES, ImportRequest
+from trackly_migrate.pipeline.signals import StopEvents
+from trackly_migrate.readers import InputSource, infer_format, open_reader
+from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder, resolve_columns
+from trackly_migrate.report import (
+    ErrorReport,
+    Summary,
+    check_writable,
+    default_report_path,
+    refuse_overwriting_input,
+)
+
+
+@dataclass
+class ImportOutcome:
+    """The summary, and the error that stopped the run early (None when it finished)."""
+
+    summary: Summary
+    error: TracklyMigrateError | None = None
+    checkpoint: Path | None = None  # kept for --resume when the run did not complete
+    abandoned_requests: int = 0  # requests still in flight when the run gave up on them
+
+
+@contextlib.contextmanager
+def api_target(request: ImportRequest) -> Iterator[ApiSettings | None]:
+    """The API to talk to: the configured one, an embedded sandbox, or none (a dry run)."""
+    target = request.target
+    if target.dry_run:
+        yield None
+    elif not target.sandbox:
+        yield target.settings
+    else:
+        body_limit = request.limits.max_body_bytes
+        with embedded_sandbox(target.sandbox_db, max_body_bytes=body_limit) as settings:
+            yield settings
+
+
+@contextlib.contextmanager
+def embedded_sandbox(
+    db: Path | None, *, max_body_bytes: int = MAX_BODY_BYTES
+) -> Iterator[ApiSettings]:
+    """Start a private sandbox for ``--sandbox`` (in ``db``, or a throw-away file)."""
+    try:
+        from trackly_migrate.sandbox.seed import DEMO_API_KEY
+        from trackly_migrate.sandbox.server import SandboxConfig, SandboxError, start_sandbox
+    except ImportError:
+        raise UsageError(
+            "--sandbox needs the sandbox extra.",
+            hint="pip install 'trackly-migrate[sandbox]'",
+        ) from None
+
+    with contextlib.ExitStack() as stack:
+        if db is None:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="trackly-sandbox-"))
+            db = Path(folder) / "sandbox.db"
+        config = SandboxConfig(db=db, max_body_bytes=max_body_bytes)
+        try:
+            running = stack.enter_context(start_sandbox(config))
+        except SandboxError as exc:
+            raise UsageError(f"The embedded sandbox cannot start: {exc}") from None
+        yield ApiSettings(base_url=running.url, api_key=DEMO_API_KEY)
+
+
+def run_import(
+    request: ImportRequest, observer: Observer, *, events: StopEvents | None = None
+) -> ImportOutcome:
+    """Import one input (or, for the ``contacts`` kind, unsubscribe it) record by record.
+
+    Raises ``UsageError``/``InputError`` before anything is sent when the run cannot start.
+    An error that stops a started run (auth, retries exhausted, reject limit) comes back in
+    the outcome beside the summary so far. File inputs keep a resume checkpoint while the
+    run goes; it is removed when the run completes. ``events`` stop the run from outside.
+    """
+    source_options = request.source
+    fmt = infer_format(source_options.path, source_options.format)
+    resume.refuse_unreadable_again(request)
+    with contextlib.ExitStack() as stack:
+        source = InputSource(source_options.path)
+        stack.callback(source.close)
+        checkpoint = resume.open_checkpoint(request, fmt, observer, stack)
+        start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
+        reader = open_reader(
+            source,
+            fmt,
+            encoding=source_options.encoding,
+            delimiter=source_options.delimiter,
+            start_offset=start.offset if start else 0,
+            start_line=start.line if start else 1,
+        )
+        columns = reader.columns
+        normalization = request.normalization
+        mapping = resolve_columns(
+            request.kind,
+            columns,
+            normalization.fields,
+            source_name=source.display_name,
+            provided=normalization.defaults,
+        )
+        if mapping.unknown_columns and not (start and start.offset):
+            observer.warning(
+                "ignoring column(s) not used by "
+                f"{request.kind}: {', '.join(mapping.unknown_columns)}"
+            )
+        builder = RecordBuilder(
+            mapping,
+            default_region=normalization.default_region,
+            timezone=normalization.zone,
+            defaults=normalization.defaults,
+            unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
+        )
+        report_path = request.output.errors_path or default_report_path(
+            source_options.path, str(request.kind)
+        )
+        check_writable(report_path)
+        refuse_overwriting_input(source_options.path, report_path, "--errors")
+        owned = checkpoint.base.report_path if checkpoint else None  # the run family's report
+        report = ErrorReport(
+            report_path,
+            source_columns=columns,
+            field_names=[
+                mapping.sources.get(spec.name, spec.name) for spec in FIELDS[request.kind]
+            ],
+            resume_size=resume.continue_report(checkpoint, report_path, observer),
+            replace=request.output.force
+            or (owned is not None and resume.same_place(owned, report_path)),
+        )
+        # Every output exists before the first request: a place that cannot take one is
+        # found now (exit 2, nothing sent), not after thousands of records went out.
+        report.create()
+        stack.callback(report.remove_if_empty)
+        if checkpoint is not None:
+            checkpoint.write_now()
+        summary = Summary(
+            kind=request.kind, input=source.display_name, dry_run=request.target.dry_run
+        )
+        resume.carry_over(checkpoint, summary, observer)
+        if checkpoint is not None:
+            checkpoint.before_write = report.sync
+            stack.callback(checkpoint.close)
+        engine_input = EngineInput(
+            rows=reader,
+            builder=builder,
+            bytes_read=lambda: source.bytes_read,
+            total_bytes=source.total_bytes,
+            start=start or Position(0, 1),
+            possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
+        )
+        dispatcher = _dispatcher(request, observer, stack)
+        run = ImportRun(
+            request.limits,
+            engine_input,
+            report,
+            summary,
+            dispatcher=dispatcher,
+            observer=observer,
+            checkpoint=checkpoint,
+            events=events,
+        )
+        outcome = _outcome(run, report)
+        completed = outcome.summary.status == "completed"
+        outcome.checkpoint = resume.keep_or_remove(checkpoint, completed)
+        return outcome
+
+
+def _dispatcher(
+    request: ImportRequest, observer: Observer, stack: contextlib.ExitStack
+) -> Dispatcher | None:
+    """The sender for the request's target (closed with ``stack``); None for a dry run."""
+    settings = stack.enter_context(api_target(request))
+    if settings is None:
+        return None
+    options = SenderOptions(settings=settings, kind=request.kind, limits=request.limits)
+    make = ProcessDispatcher if request.target.sender_process else ThreadDispatcher
+    dispatcher: Dispatcher = make(options, observer.retry)
+    stack.callback(dispatcher.close)
+    return dispatcher
+
+
+def _outcome(run: ImportRun, report: ErrorReport) -> ImportOutcome:
+    """Run the engine; an error that stops it comes back in the outcome, not raised."""
+    summary = run.summary
+    outcome = ImportOutcome(summary)
+    try:
+        run.run()
+    except TracklyMigrateError as exc:
+        outcome.error = exc
+        summary.status = "aborted"
+    except KeyboardInterrupt:
+        summary.status = "interrupted"  # a third Ctrl-C: nothing more is waited for
+    if outcome.error is None and run.interrupted:
+        summary.status = "interrupted"
+    outcome.abandoned_requests = run.abandoned
+    if report.has_rows:
+        summary.errors_report = str(report.path)
+    return outcome
