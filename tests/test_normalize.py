@@ -251,3 +251,14 @@ def test_the_phone_cache_always_answers_as_the_normalizer_does(numbers: list[str
         except ValueError:
             got = None
         assert got == expected
+
+
+def test_two_numbers_meeting_in_one_slot_are_both_kept() -> None:
+    # A one-way table dropped the first whenever the second came: at 10% distinct numbers over
+    # 1M rows, that was 142,000 extra validations (issue 13).
+    normalizer = PhoneNormalizer(size=4)
+    first, second = "+14155550100", "+14155550104"  # equal modulo 4: the same slot
+    assert int(first[1:]) % 4 == int(second[1:]) % 4
+    for number in (first, second, first, second):
+        assert normalizer(number) == number
+    assert normalizer.cached == 2
