@@ -73,9 +73,9 @@ class PhoneNormalizer:
     E.164 (the common case) are remembered in a two-way table of their digits: one machine
     word per slot in a single array allocated up front, so a file with a million distinct
     numbers uses exactly the memory of a file with ten (a dict of strings grew by several MB
-    and pinned allocator arenas between short-lived rows). A number may sit in its slot or in
-    the other slot of its pair; a new one takes its slot and moves the one there to the other
-    slot, so each pair keeps the two numbers last added to it. Other spellings (human
+    and pinned allocator arenas between short-lived rows). A number may sit in either slot of
+    its pair; a new one takes the first and moves the one there to the second, so each pair
+    keeps the two numbers last added to it. Other spellings (human
     formatting, national numbers, rejections) go to a small dict that drops its older half
     when full.
     """
@@ -83,7 +83,7 @@ class PhoneNormalizer:
     def __init__(self, region: str | None = None, size: int = PHONE_CACHE_SIZE) -> None:
         self._region = region
         self._slots = 1 << max(1, (max(2, size) - 1).bit_length())  # a power of two
-        self._mask = self._slots - 1
+        self._pair_mask = self._slots - 2  # the even slot of the number's pair
         self._e164 = array("Q", bytes(8 * self._slots))
         self._size = max(2, size // 8)
         self._other: dict[str, str | _Invalid] = {}
@@ -92,14 +92,14 @@ class PhoneNormalizer:
         digits = text[1:]
         if text[:1] == "+" and digits.isdigit() and digits.isascii() and 6 < len(digits) < 16:
             number = int(digits)
-            slot = number & self._mask
+            pair = number & self._pair_mask
             table = self._e164
-            if table[slot] == number or table[slot ^ 1] == number:
+            if table[pair] == number or table[pair + 1] == number:
                 return text
             result = normalize_phone(text, self._region)  # raises for an invalid number
             if result == text:
-                table[slot ^ 1] = table[slot]
-                table[slot] = number
+                table[pair + 1] = table[pair]
+                table[pair] = number
             return result
         return self._spelled_otherwise(text)
 
