@@ -251,3 +251,24 @@ def test_the_phone_cache_always_answers_as_the_normalizer_does(numbers: list[str
         except ValueError:
             got = None
         assert got == expected
+
+
+def test_two_numbers_meeting_in_one_slot_are_both_kept() -> None:
+    # A one-way table dropped the first whenever the second came: at 10% distinct numbers over
+    # 1M rows, that was 142,000 extra validations (issue 13).
+    normalizer = PhoneNormalizer(size=4)
+    first, second = "+14155550100", "+14155550104"  # equal modulo 4: the same slot
+    assert int(first[1:]) % 4 == int(second[1:]) % 4
+    for number in (first, second, first, second):
+        assert normalizer(number) == number
+    assert normalizer.cached == 2
+
+
+def test_a_pair_keeps_the_two_numbers_last_added_to_it() -> None:
+    normalizer = PhoneNormalizer(size=4)  # two pairs of slots; these three share the first
+    first, second, third = "+14155550100", "+14155550101", "+14155550104"
+    for number in (first, second, third):  # the first is pushed out by the third
+        assert normalizer(number) == number
+    assert normalizer.cached == 2
+    slots = [slot for slot in normalizer._e164 if slot]
+    assert slots == [int(third[1:]), int(second[1:])]

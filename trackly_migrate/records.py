@@ -14,6 +14,7 @@ from datetime import tzinfo
 from enum import StrEnum
 from typing import Any
 
+from trackly_migrate.cell_plan import compile_cells_build
 from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.normalize import (
     PhoneNormalizer,
@@ -299,6 +300,25 @@ class RecordBuilder:
                     **common,  # type: ignore[arg-type]
                 )
             )
+        self._fast_cells = (
+            self._build_cells
+            if unescape_report_cells
+            else compile_cells_build(
+                [
+                    (
+                        step.name,
+                        spec.type.value,
+                        mapping.indexes.get(spec.name),
+                        step.required,
+                        step.default,
+                        step.convert,
+                    )
+                    for spec, step in zip(FIELDS[mapping.kind], self._csv_plan, strict=True)
+                ],
+                self._build_cells,
+                _TEXT_BOOLEANS,
+            )
+        )
 
     def record_id(self, row: RawRow) -> str | None:
         """The record's id as written in the input, for the report (None if absent)."""
@@ -319,8 +339,8 @@ class RecordBuilder:
         if row.problem is not None:
             return Rejection(row.problem.code, row.problem.message)
         data = row.data
-        if isinstance(data, list):
-            outcome = self._build_cells(data)
+        if type(data) is list:
+            outcome = self._fast_cells(data)
             if type(outcome) is Rejection and self._repeats_header(data):
                 return Rejection("malformed_row", "repeats the header row (were two files joined?)")
             return outcome
