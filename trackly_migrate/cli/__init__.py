@@ -16,6 +16,7 @@ from trackly_migrate import __version__
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
 from trackly_migrate.cli.imports import import_command
+from trackly_migrate.cli.profiles import profiles_command
 from trackly_migrate.cli.unsubscribe import unsubscribe_command
 from trackly_migrate.pipeline.signals import STOP_SIGNALS
 from trackly_migrate.records import Kind
@@ -66,6 +67,7 @@ app.command(
 )(import_command(Kind.CLICKS))
 app.command("clear")(clear_command)
 app.command(WORDS[Kind.CONTACTS].command)(unsubscribe_command)
+app.command("profiles")(profiles_command)
 app.command("sandbox")(error_boundary(sandbox_command))
 
 

@@ -34,6 +34,7 @@ from trackly_migrate.cli.options import (
     LogFileOpt,
     MapOpt,
     MaxBodyOpt,
+    ProfileOpt,
     QuietOpt,
     RegionOpt,
     SandboxDbOpt,
@@ -196,6 +197,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
         api_key_file: ApiKeyFileOpt = None,
         api_key: ApiKeyOpt = None,
         ca_bundle: CaBundleOpt = None,
+        profile: ProfileOpt = None,
         timeout: TimeoutOpt = 60.0,
         max_retries: Annotated[
             int,
@@ -225,7 +227,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
             ),
         ] = None,
     ) -> None:
-        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
+        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         limit, ratio = parse_max_rejects(max_rejects)
         request = ImportRequest(
             kind=kind,

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV
+from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV, PROFILE_ENV
 from trackly_migrate.readers import InputFormat
 
 SandboxOpt = Annotated[
@@ -110,6 +110,17 @@ ApiKeyOpt = Annotated[
         "--api-key",
         metavar="KEY",
         help=f"API key. Visible to other users in `ps`: prefer {API_KEY_ENV} or --api-key-file.",
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        # Not envvar=: config.py reads TRACKLY_PROFILE, so flag > env > profile stays in one
+        # place for the command line and for Python callers.
+        help=f"Connection profile from the profiles file (`trackly-migrate profiles`); "
+        f"else {PROFILE_ENV}. Flags and TRACKLY_* variables override its values.",
     ),
 ]
 CaBundleOpt = Annotated[
