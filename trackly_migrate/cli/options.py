@@ -51,10 +51,23 @@ FormatOpt = Annotated[
     ),
 ]
 EncodingOpt = Annotated[
-    str, typer.Option("--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252.")
+    str | None,
+    typer.Option(
+        "--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252 (utf-8)."
+    ),
 ]
 DelimiterOpt = Annotated[
-    str, typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab'.")
+    str | None,
+    typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab' (',')."),
+]
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--recipe",
+        metavar="FILE.toml",
+        help="How one platform's export reads: map, default_region, timezone, "
+        "timestamp_format, encoding, delimiter. Options given here override it.",
+    ),
 ]
 MapOpt = Annotated[
     list[str] | None,

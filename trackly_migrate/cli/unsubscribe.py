@@ -104,7 +104,7 @@ def unsubscribe_command(
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         request = ImportRequest(
             kind=Kind.CONTACTS,
-            source=Source(file, input_format, encoding, delimiter),
+            source=Source(file, input_format, encoding or "utf-8", delimiter or ","),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
                 map_options or [],
