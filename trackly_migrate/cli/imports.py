@@ -46,7 +46,7 @@ from trackly_migrate.cli.options import (
 from trackly_migrate.cli.target import ApiOptions, interactive
 from trackly_migrate.client import RetryPolicy
 from trackly_migrate.display import Display, LogFile, make_display, stderr_console, summary_table
-from trackly_migrate.errors import ExitCode
+from trackly_migrate.errors import ExitCode, UsageError
 from trackly_migrate.pipeline import (
     ImportRequest,
     Limits,
@@ -237,7 +237,10 @@ def import_command(kind: Kind) -> Callable[..., None]:
         )
         read_as = load_recipe(recipe).overridden_by(given) if recipe else given
         # HOOK(timestamp_format): hand read_as.timestamp_format to the request once it has
-        # a timestamp format field (--timestamp-format, issue 10 item 1).
+        # a timestamp format field (--timestamp-format, issue 10 item 1); until then refuse
+        # anything but the default rather than ignore it.
+        if read_as.timestamp_format not in (None, "iso"):
+            raise UsageError("This version reads only ISO timestamps (timestamp_format = iso).")
         reading = {"encoding": read_as.encoding, "delimiter": read_as.delimiter}
         request = ImportRequest(
             kind=kind,
