@@ -9,6 +9,10 @@ TLS certificates are verified against certifi's CAs (httpx's default, which also
 ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``), or, with ``--ca-bundle`` / ``TRACKLY_CA_BUNDLE``,
 against exactly the CA certificates of that PEM file: for a private CA or a company proxy
 that inspects TLS. Verification is never turned off.
+
+Each setting has one precedence, ``first_set``: a flag, then the environment, then the
+profile (``--profile`` / ``TRACKLY_PROFILE``, see ``profiles.py``), then the default.
+``resolve_settings`` applies it to the base URL, the key and the CA bundle at once.
 """
 
 from __future__ import annotations
@@ -19,17 +23,34 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from trackly_migrate.errors import UsageError
+from trackly_migrate.profiles import Profile, find_profile, key_file_warning
 
 PRODUCTION_BASE_URL = "https://app.tracklysms.com/api"
 
 API_KEY_ENV = "TRACKLY_API_KEY"
 BASE_URL_ENV = "TRACKLY_BASE_URL"
 CA_BUNDLE_ENV = "TRACKLY_CA_BUNDLE"
+PROFILE_ENV = "TRACKLY_PROFILE"
 _KEY_FORMAT = re.compile(r"^trk_[A-Za-z0-9]{32}$")
+
+T = TypeVar("T")
+
+
+def first_set(*candidates: tuple[str, T | None]) -> tuple[str, T] | None:
+    """The precedence, in one place: the first ``(where, value)`` whose value is set.
+
+    Callers list their candidates in the documented order: flag, environment, profile,
+    default. An empty string counts as not set (``TRACKLY_BASE_URL=`` means "unset").
+    """
+    for where, value in candidates:
+        if value is not None and value != "":
+            return where, value
+    return None
 
 
 @dataclass(frozen=True)
@@ -56,15 +77,18 @@ def tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
     return _context_for(settings.ca_bundle)
 
 
-def check_ca_bundle(path: Path | None) -> Path | None:
-    """``--ca-bundle`` (else ``TRACKLY_CA_BUNDLE``), checked to hold usable CA certificates."""
-    if path is None:
-        from_env = os.environ.get(CA_BUNDLE_ENV)
-        if not from_env:
-            return None
-        path = Path(from_env)
-    _context_for(path)
-    return path.resolve()
+def check_ca_bundle(path: Path | None, profile: Profile | None = None) -> Path | None:
+    """``--ca-bundle``, else ``TRACKLY_CA_BUNDLE``, else the profile's; checked to be usable."""
+    from_env = os.environ.get(CA_BUNDLE_ENV)
+    chosen = first_set(
+        ("flag", path),
+        ("env", Path(from_env) if from_env else None),
+        ("profile", profile.ca_bundle if profile else None),
+    )
+    if chosen is None:
+        return None
+    _context_for(chosen[1])
+    return chosen[1].resolve()
 
 
 def _context_for(path: Path) -> ssl.SSLContext:
@@ -95,27 +119,44 @@ def check_api_key(key: str) -> str:
     return key
 
 
-def read_api_key(*, flag_value: str | None, key_file: Path | None) -> str:
-    """The key from ``--api-key``, ``--api-key-file`` or ``TRACKLY_API_KEY``, in that order."""
-    if flag_value:
-        return check_api_key(flag_value)
-    if key_file is not None:
-        try:
-            text = key_file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise UsageError(f"Cannot read the API key file {key_file}: {exc.strerror}.") from None
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        if len(lines) != 1:
-            raise UsageError(f"The API key file {key_file} must hold exactly one key.")
-        return check_api_key(lines[0])
-    from_env = os.environ.get(API_KEY_ENV)
-    if from_env:
-        return check_api_key(from_env)
-    raise UsageError(
-        "No API key.",
-        hint=f"Set {API_KEY_ENV}, or pass --api-key-file PATH (a file holding only the key). "
-        "To rehearse without a key, add --sandbox.",
-    )
+def read_api_key(
+    *, flag_value: str | None, key_file: Path | None, profile: Profile | None = None
+) -> str:
+    """The key from ``--api-key``, ``--api-key-file``, ``TRACKLY_API_KEY`` or the profile."""
+    chosen = _key_choice(flag_value, key_file, profile)
+    if chosen is None:
+        raise UsageError(
+            "No API key.",
+            hint=f"Set {API_KEY_ENV}, pass --api-key-file PATH (a file holding only the key) "
+            "or --profile NAME. To rehearse without a key, add --sandbox.",
+        )
+    value = chosen[1]
+    if isinstance(value, str):
+        return check_api_key(value)
+    return _key_from_file(value)
+
+
+def _key_choice(
+    flag_value: str | None, key_file: Path | None, profile: Profile | None
+) -> tuple[str, str | Path] | None:
+    candidates: list[tuple[str, str | Path | None]] = [
+        ("flag", flag_value),
+        ("flag", key_file),
+        ("env", os.environ.get(API_KEY_ENV)),
+        ("profile", profile.api_key_file if profile else None),
+    ]
+    return first_set(*candidates)
+
+
+def _key_from_file(key_file: Path) -> str:
+    try:
+        text = key_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Cannot read the API key file {key_file}: {exc.strerror}.") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError(f"The API key file {key_file} must hold exactly one key.")
+    return check_api_key(lines[0])
 
 
 def is_loopback_host(host: str) -> bool:
@@ -129,9 +170,16 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
-def check_base_url(url: str | None) -> str:
+def check_base_url(url: str | None, profile: Profile | None = None) -> str:
     """The API base URL without a trailing slash; plain http only to loopback."""
-    url = (url or os.environ.get(BASE_URL_ENV) or PRODUCTION_BASE_URL).strip()
+    chosen = first_set(
+        ("flag", url),
+        ("env", os.environ.get(BASE_URL_ENV)),
+        ("profile", profile.base_url if profile else None),
+        ("default", PRODUCTION_BASE_URL),
+    )
+    assert chosen is not None  # the default is always set
+    url = chosen[1].strip()
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
@@ -150,3 +198,52 @@ def check_base_url(url: str | None) -> str:
     if parsed.userinfo:
         raise UsageError("The base URL must not carry a user name or password.")
     return url.rstrip("/")
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """What a caller says about the API: flags (``None`` = not given) and a profile name."""
+
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_file: Path | None = None
+    ca_bundle: Path | None = None
+    profile: str | None = None  # else TRACKLY_PROFILE, else none
+
+
+def profile_name(name: str | None) -> str | None:
+    """The profile in use: ``--profile NAME``, else ``TRACKLY_PROFILE``, else none."""
+    chosen = first_set(("flag", name), ("env", os.environ.get(PROFILE_ENV)))
+    return None if chosen is None else chosen[1]
+
+
+def selected_profile(name: str | None) -> Profile | None:
+    """The profile ``profile_name(name)`` names, checked; or none."""
+    chosen = profile_name(name)
+    return None if chosen is None else find_profile(chosen)
+
+
+def redacted_key_in(path: Path) -> str:
+    """The key in a key file, redacted, or what is wrong with the file: for listings."""
+    try:
+        return redact_key(_key_from_file(path))
+    except UsageError as error:
+        return f"({error.message.rstrip('.')})"
+
+
+def resolve_settings(options: ConnectionOptions) -> tuple[ApiSettings, list[str]]:
+    """The API settings, each by ``first_set``'s precedence, and warnings to show the user.
+
+    The warnings (for now: a key file that others can read) are returned, not printed:
+    this module never prints.
+    """
+    profile = selected_profile(options.profile)
+    key = read_api_key(flag_value=options.api_key, key_file=options.api_key_file, profile=profile)
+    settings = ApiSettings(
+        base_url=check_base_url(options.base_url, profile),
+        api_key=key,
+        ca_bundle=check_ca_bundle(options.ca_bundle, profile),
+    )
+    chosen = _key_choice(options.api_key, options.api_key_file, profile)
+    warning = key_file_warning(chosen[1]) if chosen and isinstance(chosen[1], Path) else None
+    return settings, [warning] if warning else []

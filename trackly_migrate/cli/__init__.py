@@ -15,7 +15,9 @@ import typer
 from trackly_migrate import __version__
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
+from trackly_migrate.cli.examples import epilog
 from trackly_migrate.cli.imports import import_command
+from trackly_migrate.cli.profiles import profiles_command
 from trackly_migrate.cli.unsubscribe import unsubscribe_command
 from trackly_migrate.pipeline.signals import STOP_SIGNALS
 from trackly_migrate.records import Kind
@@ -44,7 +46,11 @@ def root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+            "--version",
+            "-V",
+            callback=_version,
+            is_eager=True,
+            help="Show the version and exit.",
         ),
     ] = False,
 ) -> None:
@@ -58,15 +64,18 @@ def root(
 app.command(
     WORDS[Kind.SENDS].command,
     help="Import send records (id, to_number, timestamp, ...) from FILE.",
+    epilog=epilog("import-sends"),
 )(import_command(Kind.SENDS))
 app.command(
     WORDS[Kind.CLICKS].command,
     help="Import click records (message_id, offer_id, phone_number, timestamp) from FILE. "
     "Import their sends first.",
+    epilog=epilog("import-clicks"),
 )(import_command(Kind.CLICKS))
-app.command("clear")(clear_command)
-app.command(WORDS[Kind.CONTACTS].command)(unsubscribe_command)
-app.command("sandbox")(error_boundary(sandbox_command))
+app.command("clear", epilog=epilog("clear"))(clear_command)
+app.command(WORDS[Kind.CONTACTS].command, epilog=epilog("unsubscribe"))(unsubscribe_command)
+app.command("profiles", epilog=epilog("profiles"))(profiles_command)
+app.command("sandbox", epilog=epilog("sandbox"))(error_boundary(sandbox_command))
 
 
 def main() -> None:

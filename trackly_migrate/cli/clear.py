@@ -19,6 +19,7 @@ from trackly_migrate.cli.options import (
     BaseUrlOpt,
     CaBundleOpt,
     JsonOpt,
+    ProfileOpt,
     SandboxDbOpt,
     SandboxOpt,
     TimezoneOpt,
@@ -62,6 +63,7 @@ def clear_command(
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
     ca_bundle: CaBundleOpt = None,
+    profile: ProfileOpt = None,
 ) -> None:
     """Permanently delete imported history (and revenue: ALL of it). Asks first.
 
@@ -70,7 +72,7 @@ def clear_command(
     """
     plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
     with contextlib.ExitStack() as stack:
-        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
+        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         settings = command_target(stack, api, sandbox, sandbox_db, required=not dry_run)
         _clear(plan, settings, sandbox_db if sandbox else None, yes, dry_run, json_output)
 

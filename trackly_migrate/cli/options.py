@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV
+from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV, PROFILE_ENV
 from trackly_migrate.readers import InputFormat
 
 SandboxOpt = Annotated[
@@ -51,10 +51,23 @@ FormatOpt = Annotated[
     ),
 ]
 EncodingOpt = Annotated[
-    str, typer.Option("--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252.")
+    str | None,
+    typer.Option(
+        "--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252 (utf-8)."
+    ),
 ]
 DelimiterOpt = Annotated[
-    str, typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab'.")
+    str | None,
+    typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab' (',')."),
+]
+RecipeOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--recipe",
+        metavar="FILE.toml",
+        help="How one platform's export reads: map, default_region, timezone, "
+        "timestamp_format, encoding, delimiter. Options given here override it.",
+    ),
 ]
 MapOpt = Annotated[
     list[str] | None,
@@ -110,6 +123,17 @@ ApiKeyOpt = Annotated[
         "--api-key",
         metavar="KEY",
         help=f"API key. Visible to other users in `ps`: prefer {API_KEY_ENV} or --api-key-file.",
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        metavar="NAME",
+        # Not envvar=: config.py reads TRACKLY_PROFILE, so flag > env > profile stays in one
+        # place for the command line and for Python callers.
+        help=f"Connection profile from the profiles file (`trackly-migrate profiles`); "
+        f"else {PROFILE_ENV}. Flags and TRACKLY_* variables override its values.",
     ),
 ]
 CaBundleOpt = Annotated[

@@ -7,24 +7,44 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trackly_migrate.config import ApiSettings, check_base_url, check_ca_bundle, read_api_key
+from rich.markup import escape
+
+from trackly_migrate.config import (
+    ApiSettings,
+    ConnectionOptions,
+    resolve_settings,
+    selected_profile,
+)
+from trackly_migrate.display import stderr_console
 from trackly_migrate.errors import UsageError
 from trackly_migrate.pipeline.run import embedded_sandbox
 
 
 @dataclass(frozen=True)
 class ApiOptions:
-    """The options that name the API and its key (``--base-url``, ``--api-key`` ...)."""
+    """The options that name the API and its key (``--base-url``, ``--api-key`` ...).
+
+    ``--profile`` is checked on construction, so an unknown or broken profile is an error
+    even on a dry run, which reads no key.
+    """
 
     base_url: str | None
     api_key: str | None
     key_file: Path | None
     ca_bundle: Path | None
+    profile: str | None = None
+
+    def __post_init__(self) -> None:
+        selected_profile(self.profile)
 
     def settings(self) -> ApiSettings:
-        url = check_base_url(self.base_url)
-        key = read_api_key(flag_value=self.api_key, key_file=self.key_file)
-        return ApiSettings(base_url=url, api_key=key, ca_bundle=check_ca_bundle(self.ca_bundle))
+        options = ConnectionOptions(
+            self.base_url, self.api_key, self.key_file, self.ca_bundle, self.profile
+        )
+        settings, warnings = resolve_settings(options)
+        for warning in warnings:
+            stderr_console().print(f"[yellow]warning:[/] {escape(warning)}")
+        return settings
 
     def optional_settings(self, *, required: bool) -> ApiSettings | None:
         try:

@@ -25,6 +25,7 @@ from trackly_migrate.cli.options import (
     JsonOpt,
     LogFileOpt,
     MapOpt,
+    ProfileOpt,
     QuietOpt,
     RegionOpt,
     SandboxDbOpt,
@@ -87,6 +88,7 @@ def unsubscribe_command(
     api_key_file: ApiKeyFileOpt = None,
     api_key: ApiKeyOpt = None,
     ca_bundle: CaBundleOpt = None,
+    profile: ProfileOpt = None,
     timeout: TimeoutOpt = 60.0,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -99,10 +101,10 @@ def unsubscribe_command(
             hint="trackly-migrate unsubscribe +14155559876 --list +18005551234",
         )
     if file is not None:
-        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
+        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         request = ImportRequest(
             kind=Kind.CONTACTS,
-            source=Source(file, input_format, encoding, delimiter),
+            source=Source(file, input_format, encoding or "utf-8", delimiter or ","),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
                 map_options or [],
@@ -122,7 +124,7 @@ def unsubscribe_command(
         console.print("Dry run: nothing was sent.")
         return
     with contextlib.ExitStack() as stack:
-        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
+        api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         settings = command_target(stack, api, sandbox, sandbox_db, required=True)
         assert settings is not None
         with TracklyClient(settings, timeout=timeout) as client:
