@@ -187,7 +187,7 @@ def _good_send(record: Any) -> SendCandidate | None:
 _NOT_PLAIN: Any = object()  # an optional field's value that is not of its exact JSON type
 
 
-def _plain(value: Any, kind: type) -> Any:
+def _plain(value: Any, kind: type[Any]) -> Any:
     """An optional field's value; None when absent or ""; ``_NOT_PLAIN`` when it is not
     exactly of type ``kind`` (an int must also fit SQLite's 64 bits)."""
     if value is None or value == "":
