@@ -179,7 +179,15 @@ def _good_send(record: Any) -> SendCandidate | None:
     if normalized is None:
         return None
     row = SendRow(
-        message_id, None, to_number, normalized, message, send_type, delivered, length, creative_id
+        message_id,
+        list_id,
+        to_number,
+        normalized,
+        message,
+        send_type,
+        delivered,
+        length,
+        creative_id,
     )
     return SendCandidate(message_id, None, row, list_id, list_number)
 
@@ -207,7 +215,9 @@ def check_send_fully(record: Any) -> Rejected | SendCandidate:
         return SendCandidate(message_id, Rejected(problem.code, problem.message, message_id))
     row = SendRow(
         id=message_id,
-        list_id=None,  # resolved against the account's lists in store_sends
+        # As given; store_sends checks it against the account's lists, or fills in the list
+        # that list_number names.
+        list_id=_optional(record, "list_id"),
         to_number=record["to_number"],
         timestamp=problem,
         message=_optional(record, "message"),
