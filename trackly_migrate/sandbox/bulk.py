@@ -134,8 +134,9 @@ def _saved(tx: Transaction, write: Callable[[], None], kind: str, name: str) -> 
 
 
 def _with_list(row: SendRow, list_id: int | None) -> SendRow:
+    # The row holds the record's own list_id, which is the list found when one was given.
     # Not row._replace: it costs several times a plain construction, per record.
-    if list_id is None:
+    if list_id == row.list_id:
         return row
     return SendRow(
         row.id,
