@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_sandbox_support import api_on, query, send
+from tests.helpers import api_on, query, send
 from trackly_migrate.sandbox.faults import FaultInjector, parse_latency
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY
 from trackly_migrate.sandbox.server import (
