@@ -186,14 +186,16 @@ def wait_until(
     *,
     process: subprocess.Popen[bytes] | None = None,
     timeout: float = 60,
+    interval: float = 0.01,
 ) -> None:
     """Poll for an event (a server counter, a file) with a generous deadline; never a sleep
-    that orders events. With ``process``, its ending first fails the wait at once."""
+    that orders events. With ``process``, its ending first fails the wait at once. A short
+    ``interval`` catches a brief moment (a stage of a process's start-up)."""
     deadline = time.monotonic() + timeout
     while not condition():
         assert process is None or process.poll() is None, f"the process ended before {what}"
         assert time.monotonic() < deadline, f"no {what} within {timeout:g} s"
-        time.sleep(0.01)
+        time.sleep(interval)
 
 
 def _cli_env(sandbox: RunningSandbox) -> dict[str, str]:
@@ -298,6 +300,7 @@ class _ProcessLikeRunner(CliRunner):
             # Both are put back by the runner's own isolation on the way out.
             sys.stdin = io.TextIOWrapper(io.BufferedReader(io.BytesIO(self._stdin)), "utf-8")
             click_formatting.FORCED_WIDTH = None
+            time.tzset()  # a process reads TZ when it starts; this one must be told (and untold)
             yield streams
 
 
@@ -337,6 +340,7 @@ def invoke(
                 prog_name="trackly-migrate",
             )
     finally:
+        time.tzset()
         sys.argv = argv
         left = {number: signal.getsignal(number) for number in _STOP_SIGNALS}
         left_mask = signal.pthread_sigmask(signal.SIG_SETMASK, mask)

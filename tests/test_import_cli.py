@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -370,3 +372,18 @@ def test_output_without_a_terminal_has_no_colour_codes(
     assert not ANSI.search(result.stderr)
     assert result.stdout == ""
     assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ read ", result.stderr, re.M)
+
+
+def test_a_named_pipe_is_read_like_stdin(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    fifo = tmp_path / "stream.csv"
+    os.mkfifo(fifo)
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(20)])
+
+    def feed() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(source.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    result = invoke(["import-sends", str(fifo), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["imported"] == 20

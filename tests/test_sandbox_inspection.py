@@ -8,8 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import api_on, click, journal, send
+from tests.helpers import api_on, click, invoke, journal, send
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
@@ -207,7 +206,7 @@ def test_works_in_memory() -> None:
 
 def test_records_of_an_embedded_sandbox_run(tmp_path: Path) -> None:
     db = tmp_path / "rehearsal.db"
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(REPO / "samples" / "sends.csv"), "--sandbox", "--sandbox-db", str(db)],
         api_key=None,
         cwd=tmp_path,
