@@ -60,14 +60,7 @@ def test_the_sandbox_command_prints_its_url_and_serves(tmp_path: Path) -> None:
 def test_a_non_loopback_bind_is_warned_about(tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes first, then
     # the bind fails cleanly; nothing ever listens beyond loopback.
-    result = subprocess.run(
-        [sys.executable, "-m", "trackly_migrate", "sandbox", "--host", "192.0.2.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = invoke(["sandbox", "--host", "192.0.2.1", "--port", "0"], api_key=None, cwd=tmp_path)
     assert "WARNING" in result.stderr and "192.0.2.1" in result.stderr
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
