@@ -1,24 +1,22 @@
 """Shared fixtures: a real sandbox on a real socket, and a clean environment.
 
 The sandbox runs uvicorn in a thread of the test process (as httpx's own tests do), bound to
-127.0.0.1 on a free port, with a fresh SQLite file per test. The CLI runs as a real
-subprocess against it, so everything between them crosses real HTTP.
+127.0.0.1 on a free port, with a fresh SQLite file per test. The CLI runs in this
+process (``tests.helpers.invoke``) or as a real one (``run_cli``) against it; everything
+between them crosses real HTTP.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_sandbox_support import Api, api_on, shared_sandbox
-from trackly_migrate.sandbox.seed import DEMO_API_KEY
+# CliResult and run_cli are imported from here by older tests; they live in tests.helpers.
+from tests.helpers import Api, CliResult, api_on, run_cli, shared_sandbox
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
 
@@ -86,46 +84,4 @@ def api(shared: RunningSandbox) -> Iterator[Api]:
         yield client
 
 
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_cli(
-    args: Sequence[str],
-    *,
-    sandbox: RunningSandbox | None = None,
-    api_key: str | None = DEMO_API_KEY,
-    stdin: str | bytes | None = None,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-    timeout: float = 120,
-) -> CliResult:
-    """Run ``python -m trackly_migrate ARGS`` as a real process, pointed at ``sandbox``."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
-    if sandbox is not None:
-        full_env["TRACKLY_BASE_URL"] = sandbox.url
-    if api_key is not None:
-        full_env["TRACKLY_API_KEY"] = api_key
-    full_env.update(env or {})
-    data = stdin.encode() if isinstance(stdin, str) else stdin
-    completed = subprocess.run(
-        [sys.executable, "-m", "trackly_migrate", *args],
-        input=data if data is not None else b"",
-        capture_output=True,
-        cwd=cwd,
-        env=full_env,
-        timeout=timeout,
-        check=False,
-    )
-    return CliResult(
-        completed.returncode,
-        completed.stdout.decode("utf-8", "replace"),
-        completed.stderr.decode("utf-8", "replace"),
-    )
+__all__ = ["CliResult", "run_cli"]

@@ -8,8 +8,7 @@ import sqlite3
 import pexpect
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import requests_to, spawn_clear, stored_imported_ids
+from tests.helpers import invoke, requests_to, spawn_clear, stored_imported_ids
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -36,7 +35,7 @@ def test_sends_before_a_date_keep_the_record_stamped_exactly_then(
     sandbox: RunningSandbox,
 ) -> None:
     live = live_message_ids(sandbox)
-    result = run_cli(
+    result = invoke(
         ["clear", "sends", "--before", "2025-12-01", "--yes", "--json"], sandbox=sandbox
     )
     assert result.returncode == 0, result.stderr
@@ -56,7 +55,7 @@ def test_sends_before_a_date_keep_the_record_stamped_exactly_then(
 def test_revenue_clears_all_revenue_live_included_and_says_so(sandbox: RunningSandbox) -> None:
     live = live_message_ids(sandbox)
     before = counts(sandbox)
-    result = run_cli(["clear", "revenue", "--all-time", "--yes", "--json"], sandbox=sandbox)
+    result = invoke(["clear", "revenue", "--all-time", "--yes", "--json"], sandbox=sandbox)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["cleared"] == {"revenue": before["revenue"]}
     assert counts(sandbox)["revenue"] == 0
@@ -68,7 +67,7 @@ def test_revenue_clears_all_revenue_live_included_and_says_so(sandbox: RunningSa
 
 def test_all_entities_clicks_of_imported_sends_go_with_them(sandbox: RunningSandbox) -> None:
     live_clicks_before = counts(sandbox)["clicks"]
-    result = run_cli(
+    result = invoke(
         ["clear", "sends", "clicks", "revenue", "clicks", "--all-time", "--yes", "--json"],
         sandbox=sandbox,
     )
@@ -94,14 +93,14 @@ def test_all_entities_clicks_of_imported_sends_go_with_them(sandbox: RunningSand
 def test_scope_mistakes_are_usage_errors_and_send_nothing(
     sandbox: RunningSandbox, args: list[str], message: str
 ) -> None:
-    result = run_cli(["clear", *args, "--yes"], sandbox=sandbox)
+    result = invoke(["clear", *args, "--yes"], sandbox=sandbox)
     assert result.returncode == 2
     assert message in result.stderr
     assert requests_to(sandbox, CLEAR_ENDPOINT) == 0
 
 
 def test_a_naive_cutoff_uses_the_timezone(sandbox: RunningSandbox) -> None:
-    result = run_cli(
+    result = invoke(
         [
             "clear",
             "sends",
@@ -118,7 +117,7 @@ def test_a_naive_cutoff_uses_the_timezone(sandbox: RunningSandbox) -> None:
 
 
 def test_without_a_terminal_and_without_yes_it_refuses_at_once(sandbox: RunningSandbox) -> None:
-    result = run_cli(["clear", "sends", "--all-time"], sandbox=sandbox, stdin="clear\n", timeout=60)
+    result = invoke(["clear", "sends", "--all-time"], sandbox=sandbox, stdin="clear\n", timeout=60)
     assert result.returncode == 2
     assert "--yes" in result.stderr
     assert "imported send records only" in result.stderr  # the plan was shown
@@ -126,7 +125,7 @@ def test_without_a_terminal_and_without_yes_it_refuses_at_once(sandbox: RunningS
 
 
 def test_dry_run_prints_the_exact_body_and_sends_nothing(sandbox: RunningSandbox) -> None:
-    result = run_cli(
+    result = invoke(
         ["clear", "revenue", "sends", "--before", "2025-12-01T00:00:00+01:00", "--dry-run"],
         sandbox=sandbox,
     )
@@ -140,7 +139,7 @@ def test_dry_run_prints_the_exact_body_and_sends_nothing(sandbox: RunningSandbox
 
 
 def test_a_future_cutoff_is_warned_about(sandbox: RunningSandbox) -> None:
-    result = run_cli(["clear", "sends", "--before", "2999-01-01", "--dry-run"], sandbox=sandbox)
+    result = invoke(["clear", "sends", "--before", "2999-01-01", "--dry-run"], sandbox=sandbox)
     assert "in the future" in result.stderr
 
 
@@ -185,9 +184,9 @@ def test_typing_clear_sends_exactly_one_confirmed_request(sandbox: RunningSandbo
 
 def test_a_rate_limited_clear_is_retried_after_retry_after(sandbox_factory) -> None:
     sandbox = sandbox_factory(rate_limit=0.5)
-    first = run_cli(["clear", "clicks", "--all-time", "--yes"], sandbox=sandbox)
+    first = invoke(["clear", "clicks", "--all-time", "--yes"], sandbox=sandbox)
     assert first.returncode == 0
-    second = run_cli(["clear", "clicks", "--all-time", "--yes", "--json"], sandbox=sandbox)
+    second = invoke(["clear", "clicks", "--all-time", "--yes", "--json"], sandbox=sandbox)
     assert second.returncode == 0, second.stderr
     by_status = sandbox.stats()["requests"]["by_endpoint"][CLEAR_ENDPOINT]
     assert by_status.get("429", 0) >= 1 and by_status["200"] == 2
@@ -195,7 +194,7 @@ def test_a_rate_limited_clear_is_retried_after_retry_after(sandbox_factory) -> N
 
 def test_an_answer_lost_after_sending_is_never_resent(sandbox_factory) -> None:
     sandbox = sandbox_factory(drop_rate=1.0)
-    result = run_cli(["clear", "sends", "--all-time", "--yes"], sandbox=sandbox)
+    result = invoke(["clear", "sends", "--all-time", "--yes"], sandbox=sandbox)
     assert result.returncode == 3
     assert "outcome is unknown" in result.stderr
     assert "NOT sent again" in result.stderr
@@ -206,9 +205,7 @@ def test_an_answer_lost_after_sending_is_never_resent(sandbox_factory) -> None:
 
 def test_another_accounts_history_is_not_cleared(sandbox: RunningSandbox) -> None:
     other_before = counts(sandbox, "other")
-    result = run_cli(
-        ["clear", "sends", "clicks", "revenue", "--all-time", "--yes"], sandbox=sandbox
-    )
+    result = invoke(["clear", "sends", "clicks", "revenue", "--all-time", "--yes"], sandbox=sandbox)
     assert result.returncode == 0
     assert counts(sandbox, "other") == other_before
 
@@ -223,7 +220,7 @@ def test_another_accounts_history_is_not_cleared(sandbox: RunningSandbox) -> Non
 def test_the_plan_shows_the_cutoff_in_the_zone_given_not_the_machines(
     before: str, shown: str
 ) -> None:
-    result = run_cli(
+    result = invoke(
         ["clear", "sends", "--before", before, "--timezone", "America/New_York", "--dry-run"],
         api_key=None,
         env={"TZ": "Asia/Tokyo"},
@@ -234,7 +231,7 @@ def test_the_plan_shows_the_cutoff_in_the_zone_given_not_the_machines(
 
 
 def test_without_a_zone_the_plan_names_the_machines_zone() -> None:
-    result = run_cli(
+    result = invoke(
         ["clear", "sends", "--before", "2025-12-01", "--dry-run"],
         api_key=None,
         env={"TZ": "Asia/Tokyo"},

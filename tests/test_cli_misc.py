@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import run_cli
 from tests.helpers import (
     SAMPLES,
     default_sigint,
+    invoke,
     requests_to,
     send_row,
     summary_of,
@@ -60,14 +60,7 @@ def test_the_sandbox_command_prints_its_url_and_serves(tmp_path: Path) -> None:
 def test_a_non_loopback_bind_is_warned_about(tmp_path: Path) -> None:
     # 192.0.2.1 (TEST-NET-1) is no address of this machine: the warning comes first, then
     # the bind fails cleanly; nothing ever listens beyond loopback.
-    result = subprocess.run(
-        [sys.executable, "-m", "trackly_migrate", "sandbox", "--host", "192.0.2.1", "--port", "0"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = invoke(["sandbox", "--host", "192.0.2.1", "--port", "0"], api_key=None, cwd=tmp_path)
     assert "WARNING" in result.stderr and "192.0.2.1" in result.stderr
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
@@ -80,13 +73,13 @@ def test_a_cp1252_semicolon_export(sandbox: RunningSandbox, tmp_path: Path) -> N
         "x1;+14155550101;2025-01-01T10:00:00Z;Caf\u00e9 \u20ac5 off\r\n"
         "x2;+14155550102;2025-01-01T10:01:00Z;Cr\u00e8me br\u00fbl\u00e9e\r\n".encode("cp1252")
     )
-    wrong = run_cli(
+    wrong = invoke(
         ["import-sends", str(source), "--delimiter", ";", "--json"], sandbox=sandbox, cwd=tmp_path
     )
     assert wrong.returncode == 1
     assert summary_of(wrong.stdout)["rejected_local"] == 2  # not UTF-8: said, not garbled
     assert "--encoding" in (tmp_path / "excel.errors.csv").read_text()
-    right = run_cli(
+    right = invoke(
         [
             "import-sends",
             str(source),
@@ -108,7 +101,7 @@ def test_a_cp1252_semicolon_export(sandbox: RunningSandbox, tmp_path: Path) -> N
 def test_retries_exhausted_stop_with_the_summary_so_far(sandbox_factory, tmp_path: Path) -> None:
     sandbox = sandbox_factory(fail_rate=1.0)
     source = write_sends_csv(tmp_path / "s.csv", (send_row(i) for i in range(50)))
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(source), "--json", "--max-retries", "2"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -123,7 +116,7 @@ def test_retries_exhausted_stop_with_the_summary_so_far(sandbox_factory, tmp_pat
 
 
 def test_quiet_prints_no_progress_and_no_table(sandbox: RunningSandbox, tmp_path: Path) -> None:
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "--quiet"], sandbox=sandbox, cwd=tmp_path
     )
     assert result.returncode == 1
@@ -156,7 +149,7 @@ def test_a_full_disk_is_a_clear_error_not_a_traceback(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1), send_row(2, to_number="bad")])
-    report_full = run_cli(
+    report_full = invoke(
         ["import-sends", str(source), "--errors", "/dev/full", "--json"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -167,7 +160,7 @@ def test_a_full_disk_is_a_clear_error_not_a_traceback(
     assert summary_of(report_full.stdout)["status"] == "aborted"
     assert "--resume" in report_full.stderr  # a checkpoint was kept
 
-    log_full = run_cli(
+    log_full = invoke(
         ["import-sends", str(source), "--log-file", "/dev/full", "--json", "--restart"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -182,7 +175,7 @@ def test_an_unwritable_report_place_is_refused_before_sending(
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
     for place in (str(tmp_path / "missing" / "e.csv"), str(tmp_path)):
-        result = run_cli(["import-sends", str(source), "--errors", place], sandbox=sandbox)
+        result = invoke(["import-sends", str(source), "--errors", place], sandbox=sandbox)
         assert result.returncode == 2
         assert "Cannot write the errors report" in result.stderr
     assert requests_to(sandbox, "POST /api/v2/history/sends") == 0

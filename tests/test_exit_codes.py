@@ -16,8 +16,7 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import send_row, spawn_clear, start_cli, wait_until, write_sends_csv
+from tests.helpers import invoke, send_row, spawn_clear, start_cli, wait_until, write_sends_csv
 from trackly_migrate.errors import ExitCode, InputError, ServerError, exit_code_for
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
@@ -92,7 +91,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_exit_code(case: Case, sandbox_factory: Any, tmp_path: Path) -> None:
     sandbox = sandbox_factory(faults=case.faults)
-    result = run_cli(case.args(tmp_path), sandbox=sandbox, api_key=case.api_key, cwd=tmp_path)
+    result = invoke(case.args(tmp_path), sandbox=sandbox, api_key=case.api_key, cwd=tmp_path)
     assert result.returncode == case.code, result.output
     assert case.says in " ".join(result.stderr.split())
     assert "Traceback" not in result.output

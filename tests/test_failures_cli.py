@@ -9,7 +9,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +18,13 @@ import orjson
 import pytest
 import trustme
 
-from tests.conftest import run_cli
 from tests.helpers import (
+    invoke,
     requests_to,
     send_row,
     stored_imported_ids,
     summary_of,
+    wait_until,
     write_sends_csv,
 )
 from trackly_migrate.client import RetryPolicy, TracklyClient
@@ -59,7 +60,7 @@ def test_a_batch_out_of_retries_counts_every_attempt(
     sandbox = sandbox_factory(fail_rate=1.0)
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(5)])
     args = ["import-sends", str(source), "--max-retries", "2"]
-    result = run_cli([*args, "--json"] if json_output else args, sandbox=sandbox, cwd=tmp_path)
+    result = invoke([*args, "--json"] if json_output else args, sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 3, result.output
     assert "Traceback" not in result.output
     assert requests_to(sandbox, SENDS_ENDPOINT) == 3
@@ -164,21 +165,12 @@ def silent_server() -> Iterator[SilentServer]:
     server.close()
 
 
-def _wait_for(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
-
-
 def test_a_server_that_never_answers_is_given_up_on_after_two_tries(
     silent_server: SilentServer, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3)])
     started = time.monotonic()
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(source), "--json", "--timeout", "1"],
         env={"TRACKLY_BASE_URL": silent_server.url},
         cwd=tmp_path,
@@ -188,7 +180,7 @@ def test_a_server_that_never_answers_is_given_up_on_after_two_tries(
     assert "Traceback" not in result.output
     summary = summary_of(result.stdout)
     assert (summary["requests"], summary["retries"]) == (2, 1)
-    assert _wait_for(lambda: silent_server.requests == 2)
+    wait_until(lambda: silent_server.requests == 2, "the second try at the server")
     message = " ".join(result.stderr.split())
     assert "No answer from 127.0.0.1 within 1 s" in message
     assert "(2 attempts)" in message
@@ -202,20 +194,20 @@ def test_a_wrong_key_leaves_nothing_that_blocks_the_rerun(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(1000)])
-    first = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    first = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert first.returncode == 0, first.output
-    wrong = run_cli(
+    wrong = invoke(
         ["import-sends", str(source), "--json"], sandbox=sandbox, api_key=WRONG_KEY, cwd=tmp_path
     )
     assert wrong.returncode == 3
     assert "key was refused" in wrong.stderr
     assert "To resume" not in wrong.stderr  # no checkpoint: the 401 stored nothing
-    rerun = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    rerun = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.output
     summary = summary_of(rerun.stdout)
     assert summary["duplicates"] == 1000
     assert summary.get("duplicates_after_retry", 0) == 0  # old records, not this run's own
-    resumed = run_cli(
+    resumed = invoke(
         ["import-sends", str(source), "--json", "--resume"], sandbox=sandbox, cwd=tmp_path
     )
     assert resumed.returncode == 0, resumed.output
@@ -228,14 +220,14 @@ def test_a_run_that_confirmed_nothing_does_not_block_a_plain_rerun(
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3)])
     checkpoint = tmp_path / "run.checkpoint"
     args = ["import-sends", str(source), "--json", "--checkpoint", str(checkpoint)]
-    timed_out = run_cli(
+    timed_out = invoke(
         [*args, "--timeout", "1", "--max-retries", "0"],
         env={"TRACKLY_BASE_URL": silent_server.url},
         cwd=tmp_path,
     )
     assert timed_out.returncode == 3, timed_out.output
     assert checkpoint.exists()  # the batch may have been stored: its duplicates are ours
-    rerun = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    rerun = invoke(args, sandbox=sandbox, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.output
     assert summary_of(rerun.stdout)["imported"] == 3
     assert "confirmed nothing" in rerun.stderr
@@ -280,7 +272,7 @@ def test_an_untrusted_certificate_stops_at_once_and_says_how_to_trust_the_ca(
     https_sandbox: RunningSandbox, tls: Tls, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3)])
-    result = run_cli(["import-sends", str(source), "--json"], sandbox=https_sandbox, cwd=tmp_path)
+    result = invoke(["import-sends", str(source), "--json"], sandbox=https_sandbox, cwd=tmp_path)
     assert result.returncode == 3, result.output
     assert "Traceback" not in result.output
     summary = summary_of(result.stdout)
@@ -305,7 +297,7 @@ def test_with_the_private_ca_trusted_the_import_works_over_https(
         args += ["--ca-bundle", str(tls.ca)]
     else:
         env[how] = str(tls.ca)
-    result = run_cli(args, sandbox=https_sandbox, env=env, cwd=tmp_path)
+    result = invoke(args, sandbox=https_sandbox, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.output
     assert summary_of(result.stdout)["imported"] == 50
     assert {f"t_{i:06d}" for i in range(50)} <= set(stored_imported_ids(https_sandbox))
@@ -321,10 +313,10 @@ def test_with_the_private_ca_trusted_the_import_works_over_https(
 def test_every_command_that_talks_to_the_api_takes_the_ca_bundle(
     https_sandbox: RunningSandbox, tls: Tls, command: list[str]
 ) -> None:
-    untrusted = run_cli(command, sandbox=https_sandbox)
+    untrusted = invoke(command, sandbox=https_sandbox)
     assert untrusted.returncode == 3, untrusted.output
     assert "TLS certificate of 127.0.0.1 is not trusted" in untrusted.stderr
-    trusted = run_cli([*command, "--ca-bundle", str(tls.ca)], sandbox=https_sandbox)
+    trusted = invoke([*command, "--ca-bundle", str(tls.ca)], sandbox=https_sandbox)
     assert trusted.returncode == 0, trusted.output
 
 
@@ -339,7 +331,7 @@ def test_an_unusable_ca_bundle_is_a_usage_error(
     if content is not None:
         bundle.write_text(content)
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(source), "--ca-bundle", str(bundle)], sandbox=sandbox, cwd=tmp_path
     )
     assert result.returncode == 2, result.output

@@ -23,8 +23,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import CliResult, run_cli
-from tests.helpers import read_report, requests_to, stored_imported_ids, summary_of
+from tests.helpers import (
+    CliResult,
+    invoke,
+    read_report,
+    requests_to,
+    stored_imported_ids,
+    summary_of,
+)
 from trackly_migrate.clearing import ClearPlan, parse_cutoff
 from trackly_migrate.errors import ExitCode, InputDamagedError, InputError, UsageError
 from trackly_migrate.normalize import normalize_timestamp
@@ -646,7 +652,7 @@ def test_a_truncated_gzip_settles_what_was_read_and_stops_with_exit_3(
     records = zlib.decompressobj(31).decompress(cut).count(b"\n") - 1
     path = tmp_path / "cut.csv.gz"
     path.write_bytes(cut)
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(path), "--json", "--batch-size", "200"], sandbox=shared, cwd=tmp_path
     )
     no_traceback(result)
@@ -669,7 +675,7 @@ def test_a_gzip_with_a_bad_crc_is_accounted_for_without_a_traceback(
     shared.reset()
     path = tmp_path / "crc.csv.gz"
     path.write_bytes(_bad_crc(gzipped(SEND_HEADER_LINE + "".join(send_line(i) for i in range(50)))))
-    result = run_cli(["import-sends", str(path), "--json"], sandbox=shared, cwd=tmp_path)
+    result = invoke(["import-sends", str(path), "--json"], sandbox=shared, cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 3, result.stderr
     assert summary_of(result.stdout)["imported"] == 50
@@ -694,7 +700,7 @@ def test_refused_inputs_exit_2_and_send_nothing(
 ) -> None:
     shared.reset()
     sent = requests_to(shared, SENDS_ENDPOINT)
-    result = run_cli(["import-sends", *args, "--json"], sandbox=shared, stdin=content, cwd=tmp_path)
+    result = invoke(["import-sends", *args, "--json"], sandbox=shared, stdin=content, cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
@@ -721,7 +727,7 @@ def test_a_hostile_csv_sends_exactly_its_valid_records(
     ]
     path = tmp_path / "hostile.csv"
     path.write_text("".join(lines), encoding="utf-8")
-    result = run_cli(["import-sends", str(path), "--json"], sandbox=shared, cwd=tmp_path)
+    result = invoke(["import-sends", str(path), "--json"], sandbox=shared, cwd=tmp_path)
     no_traceback(result)
     assert result.returncode == 1, result.stderr
     summary = summary_of(result.stdout)

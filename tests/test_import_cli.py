@@ -5,15 +5,17 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import re
 import stat
+import threading
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
 from tests.helpers import (
     SAMPLES,
+    invoke,
     read_report,
     requests_to,
     send_row,
@@ -35,7 +37,7 @@ def sample_ids_rejected(report: list[dict[str, str]]) -> set[str]:
 
 def test_samples_import_end_to_end(sandbox: RunningSandbox, tmp_path: Path) -> None:
     before = set(stored_imported_ids(sandbox))
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "--json"], sandbox=sandbox, cwd=tmp_path
     )
     assert result.returncode == 1, result.stderr  # some sample rows are meant to be rejected
@@ -60,7 +62,7 @@ def test_samples_import_end_to_end(sandbox: RunningSandbox, tmp_path: Path) -> N
     assert stored == all_ids - sample_ids_rejected(report)
     assert len(stored) == summary["imported"]
 
-    clicks = run_cli(
+    clicks = invoke(
         ["import-clicks", str(SAMPLES / "clicks.jsonl"), "--json"], sandbox=sandbox, cwd=tmp_path
     )
     assert clicks.returncode == 1, clicks.stderr
@@ -77,11 +79,11 @@ def test_a_clean_file_exits_zero_and_writes_no_report(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "clean.csv", (send_row(i) for i in range(50)))
-    result = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    result = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert summary_of(result.stdout)["imported"] == 50
     assert not (tmp_path / "clean.errors.csv").exists()
-    again = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    again = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert again.returncode == 0
     summary = summary_of(again.stdout)
     assert (summary["imported"], summary["duplicates"], summary["duplicates_after_retry"]) == (
@@ -93,7 +95,7 @@ def test_a_clean_file_exits_zero_and_writes_no_report(
 
 def test_jsonl_from_stdin_and_gzip(sandbox: RunningSandbox, tmp_path: Path) -> None:
     lines = "\n".join(json.dumps(send_row(i)) for i in range(30)) + "\n"
-    piped = run_cli(
+    piped = invoke(
         ["import-sends", "-", "--format", "jsonl", "--json", "--errors", "piped.errors.csv"],
         sandbox=sandbox,
         stdin=lines,
@@ -105,14 +107,14 @@ def test_jsonl_from_stdin_and_gzip(sandbox: RunningSandbox, tmp_path: Path) -> N
     packed = tmp_path / "more.jsonl.gz"
     with gzip.open(packed, "wt") as handle:
         handle.write("\n".join(json.dumps(send_row(i)) for i in range(30, 70)) + "\n")
-    zipped = run_cli(["import-sends", str(packed), "--json"], sandbox=sandbox, cwd=tmp_path)
+    zipped = invoke(["import-sends", str(packed), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert zipped.returncode == 0, zipped.stderr
     assert summary_of(zipped.stdout)["imported"] == 40
     assert len(stored_imported_ids(sandbox)) == 5 + 70  # the seed's 5 imported sends + ours
 
 
 def test_stdin_without_format_is_a_usage_error(sandbox: RunningSandbox) -> None:
-    result = run_cli(["import-sends", "-"], sandbox=sandbox, stdin="")
+    result = invoke(["import-sends", "-"], sandbox=sandbox, stdin="")
     assert result.returncode == 2
     assert "--format" in result.stderr
     assert "Traceback" not in result.output
@@ -145,7 +147,7 @@ def test_another_platforms_export_with_map(sandbox: RunningSandbox, tmp_path: Pa
         "America/New_York",
         "--json",
     ]
-    result = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    result = invoke(args, sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert summary_of(result.stdout)["imported"] == 400
     assert "Segments, Carrier" in result.stderr  # the unused columns, named once
@@ -155,7 +157,7 @@ def test_a_missing_required_column_stops_before_anything_is_sent(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     export = SAMPLES / "other-platform" / "messages_export.csv"
-    result = run_cli(["import-sends", str(export)], sandbox=sandbox, cwd=tmp_path)
+    result = invoke(["import-sends", str(export)], sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 2
     assert "Columns found: MessageID, Recipient" in result.stderr
     assert "--map id=<column>" in result.stderr
@@ -170,7 +172,7 @@ def test_more_than_100_failures_in_one_batch_are_all_itemized(
         for i in range(900)
     ]
     source = write_sends_csv(tmp_path / "many.csv", rows)
-    result = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    result = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 1, result.stderr
     summary = summary_of(result.stdout)
     assert summary["rejected_server"] == 300
@@ -198,7 +200,7 @@ def test_faults_from_the_sandbox_lose_and_double_nothing(
     rows[5]["to_number"] = "+1 555 000"  # one local rejection
     rows[1500]["list_id"], rows[1500]["list_number"] = "999", ""  # one server rejection
     source = write_sends_csv(tmp_path / "faulty.csv", rows)
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(source), "--json", "--batch-size", "200", "--concurrency", "4"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -225,7 +227,7 @@ def test_the_api_key_never_appears_in_output_or_files(
     rows = [send_row(i) for i in range(20)] + [send_row(99, to_number="nope")]
     source = write_sends_csv(tmp_path / "s.csv", rows)
     log = tmp_path / "run.log"
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(source), "--json", "--log-file", str(log)],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -242,7 +244,7 @@ def test_the_api_key_never_appears_in_output_or_files(
 def test_a_wrong_key_stops_at_once_with_exit_3(sandbox: RunningSandbox, tmp_path: Path) -> None:
     source = write_sends_csv(tmp_path / "s.csv", (send_row(i) for i in range(3000)))
     wrong = "trk_" + "x" * 32
-    result = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, api_key=wrong)
+    result = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, api_key=wrong)
     assert result.returncode == 3
     assert "key was refused" in result.stderr
     assert wrong not in result.output
@@ -264,7 +266,7 @@ def test_usage_errors_exit_2_and_send_nothing(
     sandbox: RunningSandbox, tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
-    result = run_cli(["import-sends", str(source), *args], sandbox=sandbox, env=env)
+    result = invoke(["import-sends", str(source), *args], sandbox=sandbox, env=env)
     assert result.returncode == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
@@ -272,11 +274,11 @@ def test_usage_errors_exit_2_and_send_nothing(
 
 
 def test_missing_file_and_unreachable_server(tmp_path: Path) -> None:
-    missing = run_cli(["import-sends", str(tmp_path / "nope.csv")], api_key=DEMO_API_KEY)
+    missing = invoke(["import-sends", str(tmp_path / "nope.csv")], api_key=DEMO_API_KEY)
     assert missing.returncode == 2
     assert "no such file" in missing.stderr
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
-    unreachable = run_cli(
+    unreachable = invoke(
         ["import-sends", str(source), "--max-retries", "1"],
         env={"TRACKLY_BASE_URL": "http://127.0.0.1:9/api"},
     )
@@ -288,7 +290,7 @@ def test_missing_file_and_unreachable_server(tmp_path: Path) -> None:
 def test_dry_run_sends_nothing_and_reports_the_same(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "--dry-run", "--json"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -302,13 +304,13 @@ def test_dry_run_sends_nothing_and_reports_the_same(
 
 def test_embedded_sandbox_needs_no_key_and_no_server(tmp_path: Path) -> None:
     db = tmp_path / "rehearsal.db"
-    sends = run_cli(
+    sends = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "--sandbox", "--sandbox-db", str(db), "-q"],
         api_key=None,
         cwd=tmp_path,
     )
     assert sends.returncode == 1, sends.stderr
-    clicks = run_cli(
+    clicks = invoke(
         [
             "import-clicks",
             str(SAMPLES / "clicks.jsonl"),
@@ -333,11 +335,11 @@ def test_a_fixed_errors_report_imports_back(sandbox: RunningSandbox, tmp_path: P
     rows[6]["message"] = '=HYPERLINK("https://example.com")'
     rows[6]["timestamp"] = "2025-01-01 10:00:00"  # naive: needs --timezone
     source = write_sends_csv(tmp_path / "s.csv", rows)
-    first = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    first = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert summary_of(first.stdout)["rejected_local"] == 2
     report = tmp_path / "s.errors.csv"
     assert "'=HYPERLINK" in report.read_text()
-    second = run_cli(
+    second = invoke(
         [
             "import-sends",
             str(report),
@@ -360,7 +362,7 @@ def test_a_fixed_errors_report_imports_back(sandbox: RunningSandbox, tmp_path: P
 def test_output_without_a_terminal_has_no_colour_codes(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv")],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -370,3 +372,18 @@ def test_output_without_a_terminal_has_no_colour_codes(
     assert not ANSI.search(result.stderr)
     assert result.stdout == ""
     assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ read ", result.stderr, re.M)
+
+
+def test_a_named_pipe_is_read_like_stdin(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    fifo = tmp_path / "stream.csv"
+    os.mkfifo(fifo)
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(20)])
+
+    def feed() -> None:
+        with fifo.open("wb") as pipe:
+            pipe.write(source.read_bytes())
+
+    threading.Thread(target=feed, daemon=True).start()
+    result = invoke(["import-sends", str(fifo), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["imported"] == 20

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import requests_to, send_row, write_sends_csv
+from tests.helpers import invoke, requests_to, send_row, write_sends_csv
 from trackly_migrate.sandbox.server import RunningSandbox
 
 
@@ -33,7 +32,7 @@ def test_resume_of_a_named_pipe_is_refused(
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     try:
-        result = run_cli(["import-sends", str(fifo), option], sandbox=sandbox, cwd=tmp_path)
+        result = invoke(["import-sends", str(fifo), option], sandbox=sandbox, cwd=tmp_path)
     finally:
         # Release the feeder if nothing opened the pipe: a reader of our own lets it go.
         with contextlib.suppress(OSError):

@@ -3,12 +3,15 @@ write, and free to move on a resume."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 
-from tests.conftest import run_cli
 from tests.helpers import (
+    invoke,
     read_report,
     requests_to,
     send_row,
@@ -16,6 +19,7 @@ from tests.helpers import (
     summary_of,
     write_sends_csv,
 )
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
 SENDS_ENDPOINT = "POST /api/v2/history/sends"
@@ -39,7 +43,7 @@ def test_an_output_that_cannot_be_created_stops_the_run_before_anything_is_sent(
     # /proc passes an access check on its folder, yet no file can be created in it.
     before = set(stored_imported_ids(sandbox))
     source = write_sends_csv(tmp_path / "s.csv", rows_with_late_rejects(2500, 1500))
-    result = run_cli(["import-sends", str(source), option, place], sandbox=sandbox, cwd=tmp_path)
+    result = invoke(["import-sends", str(source), option, place], sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     assert place in result.stderr and option in result.stderr
     assert "Traceback" not in result.output
@@ -53,13 +57,13 @@ def test_a_file_the_run_did_not_write_is_kept_unless_forced(
     source = write_sends_csv(tmp_path / "s.csv", rows_with_late_rejects(20, 10))
     mine = tmp_path / "s.errors.csv"
     mine.write_text("my notes\n")
-    refused = run_cli(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
+    refused = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert refused.returncode == 2
     assert "already exists" in refused.stderr and "--force" in refused.stderr
     assert mine.read_text() == "my notes\n"
     assert requests_to(sandbox, SENDS_ENDPOINT) == 0
 
-    forced = run_cli(
+    forced = invoke(
         ["import-sends", str(source), "--json", "--force"], sandbox=sandbox, cwd=tmp_path
     )
     assert forced.returncode == 1, forced.stderr
@@ -71,7 +75,7 @@ def test_no_stale_report_stands_beside_a_run_that_rejected_nothing(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     messy = write_sends_csv(tmp_path / "messy.csv", rows_with_late_rejects(20, 10))
-    first = run_cli(
+    first = invoke(
         ["import-sends", str(messy), "--json", "--errors", "report.csv"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -83,16 +87,16 @@ def test_no_stale_report_stands_beside_a_run_that_rejected_nothing(
 
     clean = write_sends_csv(tmp_path / "clean.csv", [send_row(i) for i in range(100, 110)])
     rerun = ["import-sends", str(clean), "--json", "--errors", "report.csv"]
-    kept = run_cli(rerun, sandbox=sandbox, cwd=tmp_path)
+    kept = invoke(rerun, sandbox=sandbox, cwd=tmp_path)
     assert kept.returncode == 2  # the earlier run's report is not silently replaced
     assert report.read_text() == earlier
 
-    forced = run_cli([*rerun, "--force"], sandbox=sandbox, cwd=tmp_path)
+    forced = invoke([*rerun, "--force"], sandbox=sandbox, cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert summary_of(forced.stdout)["errors_report"] is None
     assert not report.exists()  # replaced by nothing: the clean run had no rejections
 
-    again = run_cli(
+    again = invoke(
         ["import-sends", str(clean), "--json"], sandbox=sandbox, cwd=tmp_path
     )  # all duplicates now
     assert again.returncode == 0
@@ -110,7 +114,7 @@ def test_after_a_full_disk_the_hint_to_resume_elsewhere_works(
 ) -> None:
     rows = rows_with_late_rejects(300, 50)
     source = write_sends_csv(tmp_path / "s.csv", rows)
-    full = run_cli(
+    full = invoke(
         full_args(source, "/dev/full"),
         sandbox=sandbox,
         cwd=tmp_path,
@@ -118,7 +122,7 @@ def test_after_a_full_disk_the_hint_to_resume_elsewhere_works(
     assert full.returncode == 3
     assert "--errors PATH" in full.stderr and "--resume" in full.stderr
 
-    resumed = run_cli(
+    resumed = invoke(
         [*full_args(source, "elsewhere.csv"), "--resume"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -141,7 +145,7 @@ def test_a_resume_may_move_the_report_and_says_where_the_earlier_rows_are(
     rows = rows_with_late_rejects(200, 20)
     source = write_sends_csv(tmp_path / "s.csv", rows)
     common = ["import-sends", str(source), "--json", "--batch-size", "10"]
-    stopped = run_cli(
+    stopped = invoke(
         [*common, "--errors", "first.csv", "--max-rejects", "3"], sandbox=sandbox, cwd=tmp_path
     )
     assert stopped.returncode == 1 and "--max-rejects" in stopped.stderr
@@ -149,9 +153,7 @@ def test_a_resume_may_move_the_report_and_says_where_the_earlier_rows_are(
     earlier = [row["_line"] for row in read_report(tmp_path / "first.csv")]
     assert earlier
 
-    resumed = run_cli(
-        [*common, "--errors", "second.csv", "--resume"], sandbox=sandbox, cwd=tmp_path
-    )
+    resumed = invoke([*common, "--errors", "second.csv", "--resume"], sandbox=sandbox, cwd=tmp_path)
     assert resumed.returncode == 1, resumed.stderr
     summary = summary_of(resumed.stdout)
     assert summary["errors_report"] == "second.csv"
@@ -160,3 +162,38 @@ def test_a_resume_may_move_the_report_and_says_where_the_earlier_rows_are(
     # Every rejected record is in exactly one of the two reports.
     assert sorted(earlier + later, key=int) == [str(i + 1) for i in range(20, 201, 20)]
     assert summary["rejected_local"] == 10
+
+
+def test_outputs_pointing_at_the_input_are_refused(sandbox: RunningSandbox, tmp_path: Path) -> None:
+    source = write_sends_csv(tmp_path / "s.csv", [send_row(1), send_row(2, to_number="bad")])
+    before = source.read_bytes()
+    for option in ("--errors", "--log-file", "--checkpoint"):
+        result = invoke(["import-sends", str(source), option, str(source)], sandbox=sandbox)
+        assert result.returncode == 2, result.output
+        assert "input file itself" in result.stderr
+    assert source.read_bytes() == before
+    assert requests_to(sandbox, SENDS_ENDPOINT) == 0
+
+
+def test_markup_in_a_column_name_is_shown_not_interpreted(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    source = tmp_path / "odd.csv"
+    source.write_text(
+        "id,to_number,timestamp,Price [/USD]\nz1,+14155550100,2025-01-01T00:00:00Z,3\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
+    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY, COLUMNS="120")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "trackly_migrate", "import-sends", str(source)],
+        env=env,
+        cwd=str(tmp_path),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "Price [/USD]" in (child.before or "")
+    assert "Traceback" not in (child.before or "")

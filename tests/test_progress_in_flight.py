@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.conftest import run_cli
-from tests.helpers import send_row, summary_of, write_sends_csv
+from tests.helpers import invoke, send_row, summary_of, write_sends_csv
 
 IN_FLIGHT = re.compile(r"in flight (\d+)/(\d+)")
 
@@ -16,7 +15,7 @@ def test_in_flight_never_shows_more_than_the_concurrency(sandbox_factory, tmp_pa
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(4000)])
     log = tmp_path / "progress.log"
     args = ["import-sends", str(source), "--json", "--batch-size", "100", "--concurrency", "4"]
-    result = run_cli([*args, "--log-file", str(log)], sandbox=sandbox, cwd=tmp_path)
+    result = invoke([*args, "--log-file", str(log)], sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert summary_of(result.stdout)["imported"] == 4000
     shown = [(int(n), int(limit)) for n, limit in IN_FLIGHT.findall(log.read_text())]

@@ -11,8 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import read_report, send_row, stored_imported_ids, summary_of, write_sends_csv
+from tests.helpers import (
+    invoke,
+    read_report,
+    send_row,
+    stored_imported_ids,
+    summary_of,
+    write_sends_csv,
+)
 from trackly_migrate.sandbox.server import RunningSandbox
 
 Factory = Any
@@ -22,7 +28,7 @@ SENDS_ENDPOINT = "POST " + SENDS_PATH
 
 def import_sends(sandbox: RunningSandbox, path: Path, *extra: str) -> Any:
     errors = path.with_suffix(".errors.csv")
-    return run_cli(
+    return invoke(
         ["import-sends", str(path), "--json", "--errors", str(errors), *extra], sandbox=sandbox
     )
 
@@ -128,26 +134,26 @@ def test_clear_and_unsubscribe_can_be_rehearsed_on_the_sandbox_database(tmp_path
     db = tmp_path / "rehearsal.db"
     path = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3)])
     sandbox_args = ["--sandbox", "--sandbox-db", str(db)]
-    imported = run_cli(["import-sends", str(path), "--json", *sandbox_args], api_key=None)
+    imported = invoke(["import-sends", str(path), "--json", *sandbox_args], api_key=None)
     assert imported.returncode == 0, imported.output
-    unsubscribed = run_cli(
+    unsubscribed = invoke(
         ["unsubscribe", "+14155550001", "--list", "+14155551234", "--json", *sandbox_args],
         api_key=None,
     )
     assert unsubscribed.returncode == 0, unsubscribed.output
     assert '"unsubscribed":true' in unsubscribed.stdout
-    cleared = run_cli(
+    cleared = invoke(
         ["clear", "sends", "--all-time", "--yes", "--json", *sandbox_args], api_key=None
     )
     assert cleared.returncode == 0, cleared.output
     assert f"the sandbox in {db}" in cleared.stderr
     # The three imported here and the seed's five imported sends; live sends stay.
     assert '"sends":8' in cleared.stdout.replace(" ", "")
-    again = run_cli(["clear", "sends", "--all-time", "--yes", "--json", *sandbox_args])
+    again = invoke(["clear", "sends", "--all-time", "--yes", "--json", *sandbox_args])
     assert '"sends":0' in again.stdout.replace(" ", "")
 
 
 def test_sandbox_db_without_sandbox_is_a_usage_error() -> None:
-    result = run_cli(["clear", "sends", "--all-time", "--yes", "--sandbox-db", "x.db"])
+    result = invoke(["clear", "sends", "--all-time", "--yes", "--sandbox-db", "x.db"])
     assert result.returncode == 2
     assert "--sandbox-db needs --sandbox" in result.output

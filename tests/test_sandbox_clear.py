@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_sandbox_support import Api, api_on, click, query, send
+from tests.helpers import Api, api_on, click, query, send
 from trackly_migrate.sandbox.seed import OTHER_API_KEY
 
 ALL = ["sends", "clicks", "revenue"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_sandbox_support import Api, api_on, contact
+from tests.helpers import Api, api_on, contact
 from trackly_migrate.sandbox.seed import OTHER_API_KEY
 
 

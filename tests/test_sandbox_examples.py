@@ -10,7 +10,7 @@ from __future__ import annotations
 import httpx
 import orjson
 
-from tests.test_sandbox_support import contact, query
+from tests.helpers import contact, query
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 

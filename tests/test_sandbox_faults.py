@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_sandbox_support import api_on, query, send
+from tests.helpers import api_on, query, send, wait_until
 from trackly_migrate.sandbox.faults import FaultInjector, parse_latency
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY
 from trackly_migrate.sandbox.server import (
@@ -214,9 +214,11 @@ def test_a_client_that_gives_up_during_latency_is_not_a_server_error(tmp_path: P
                 json={"records": [{"id": "gone"}]},
                 headers={"X-Api-Key": DEMO_API_KEY},
             )
-        deadline = time.monotonic() + 60
-        while not (by_endpoint := running.stats()["requests"]["by_endpoint"]):
-            assert time.monotonic() < deadline, "the sandbox never finished the request"
-            time.sleep(0.01)  # until the sandbox has settled the abandoned request (499)
+        # Until the sandbox has settled the abandoned request (499).
+        wait_until(
+            lambda: bool(running.stats()["requests"]["by_endpoint"]),
+            "the sandbox finishing the request",
+        )
+        by_endpoint = running.stats()["requests"]["by_endpoint"]
     statuses = by_endpoint.get("POST /api/v2/history/sends", {})
     assert "500" not in statuses

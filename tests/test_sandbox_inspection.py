@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import run_cli
-from tests.test_sandbox_support import api_on, click, send
+from tests.helpers import api_on, click, invoke, journal, send
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
@@ -20,20 +18,6 @@ Factory = Any
 
 def records(sandbox: RunningSandbox, **params: Any) -> httpx.Response:
     return httpx.get(sandbox.root_url + "/_sandbox/records", params=params, timeout=10)
-
-
-def journal(sandbox: RunningSandbox, total: int, **params: Any) -> dict[str, Any]:
-    """The journal once it holds ``total`` requests: an entry is written when its request is
-    over, which can be a moment after the client read the answer."""
-    deadline = time.monotonic() + 10
-    while True:
-        data: dict[str, Any] = httpx.get(
-            sandbox.root_url + "/_sandbox/requests", params=params, timeout=10
-        ).json()
-        if data["total"] >= total or time.monotonic() > deadline:
-            assert data["total"] == total, data
-            return data
-        time.sleep(0.01)
 
 
 def all_pages(sandbox: RunningSandbox, **params: Any) -> list[dict[str, Any]]:
@@ -222,7 +206,7 @@ def test_works_in_memory() -> None:
 
 def test_records_of_an_embedded_sandbox_run(tmp_path: Path) -> None:
     db = tmp_path / "rehearsal.db"
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(REPO / "samples" / "sends.csv"), "--sandbox", "--sandbox-db", str(db)],
         api_key=None,
         cwd=tmp_path,

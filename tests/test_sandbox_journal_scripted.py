@@ -7,14 +7,12 @@ it (or the app's, when the connection was dropped after it), and marked on the p
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.test_sandbox_page import Page, get_page
-from tests.test_sandbox_support import api_on, send
+from tests.helpers import Page, api_on, get_page, journal, send
 from trackly_migrate.sandbox.server import RunningSandbox
 
 SENDS_PATH = "/api/v2/history/sends"
@@ -25,16 +23,9 @@ def queue(sandbox: RunningSandbox, *faults: dict[str, Any]) -> None:
     assert response.status_code == 200, response.text
 
 
-def journal(sandbox: RunningSandbox, total: int) -> list[dict[str, Any]]:
-    """The entries, newest first, once there are ``total`` (an entry is written when its
-    request is over, which can be a moment after the client read the answer)."""
-    deadline = time.monotonic() + 10
-    while True:
-        data = httpx.get(sandbox.root_url + "/_sandbox/requests", timeout=10).json()
-        if data["total"] >= total or time.monotonic() > deadline:
-            assert data["total"] == total, data
-            return list(data["requests"])
-        time.sleep(0.01)
+def journal_entries(sandbox: RunningSandbox, total: int) -> list[dict[str, Any]]:
+    """The entries, newest first, once there are ``total``."""
+    return list(journal(sandbox, total)["requests"])
 
 
 @pytest.mark.parametrize(
@@ -69,7 +60,7 @@ def test_journal_names_each_scripted_fault_with_the_status_answered(
         answered = api.sends([send(f"sj_{n}") for n in range(3)])
         assert answered.status_code == status
         api.ok(api.sends([send("sj_after")]))  # the fault was for one request only
-    after, faulted = journal(sandbox, 2)
+    after, faulted = journal_entries(sandbox, 2)
     assert (faulted["status"], faulted["fault"]) == (status, label)
     assert (after["status"], after["fault"]) == (200, None)
 
@@ -79,7 +70,7 @@ def test_journal_counts_what_a_scripted_save_error_answered(sandbox: RunningSand
     with api_on(sandbox) as api:
         body = api.ok(api.sends([send(f"sc_{n}") for n in range(3)]))
     assert (body["success_count"], body["error_count"]) == (2, 1)
-    (entry,) = journal(sandbox, 1)
+    (entry,) = journal_entries(sandbox, 1)
     assert entry["records"] == 3
     assert entry["counts"]["success_count"] == 2 and entry["counts"]["error_count"] == 1
 
@@ -88,7 +79,7 @@ def test_a_scripted_drop_is_journaled_once_with_the_apps_status(sandbox: Running
     queue(sandbox, {"kind": "drop", "path": SENDS_PATH})
     with api_on(sandbox) as api, pytest.raises(httpx.TransportError):
         api.sends([send("sd_1")])
-    (entry,) = journal(sandbox, 1)
+    (entry,) = journal_entries(sandbox, 1)
     # Stored and counted, then the connection closed: named once, as scripted.
     assert (entry["status"], entry["fault"], entry["records"]) == (200, "scripted drop", 1)
     assert entry["counts"]["success_count"] == 1
@@ -99,7 +90,7 @@ def test_page_marks_requests_a_scripted_fault_changed(sandbox: RunningSandbox) -
     with api_on(sandbox) as api:
         assert api.sends([send("sp_1")]).status_code == 500
         api.ok(api.sends([send("sp_1")]))
-    journal(sandbox, 2)
+    journal_entries(sandbox, 2)
     page = Page(get_page(sandbox).text)
     (faulted,) = page.rows_with_class("fault")
     assert "⚠ scripted internal_error" in faulted and "500" in faulted

@@ -8,79 +8,18 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import time
 import zlib
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.test_sandbox_support import api_on, send
+from tests.helpers import Page, api_on, get_page, send, wait_for_journal
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
 Factory = Any
 HOSTILE = "<script>alert('x')</script> & \"quotes\""
-
-
-class Page(HTMLParser):
-    """The parts of the page the tests look at: tags seen, tables as rows of cell texts."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.tables: list[list[tuple[dict[str, str | None], list[str]]]] = []
-        self.headings: list[str] = []
-        self._row: tuple[dict[str, str | None], list[str]] | None = None
-        self._cell: list[str] | None = None
-        self._heading: list[str] | None = None
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self._row = (dict(attrs), [])
-        elif tag in ("td", "th"):
-            self._cell = []
-        elif tag in ("h2", "h3"):
-            self._heading = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row[1].append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[-1].append(self._row)
-            self._row = None
-        elif tag in ("h2", "h3") and self._heading is not None:
-            self.headings.append("".join(self._heading).strip())
-            self._heading = None
-
-    def handle_data(self, data: str) -> None:
-        for part in (self._cell, self._heading):
-            if part is not None:
-                part.append(data)
-
-    def rows_with_class(self, name: str) -> list[list[str]]:
-        return [
-            cells for table in self.tables for attrs, cells in table if attrs.get("class") == name
-        ]
-
-
-def get_page(sandbox: RunningSandbox, **params: Any) -> httpx.Response:
-    return httpx.get(sandbox.root_url + "/_sandbox/", params=params, timeout=10)
-
-
-def wait_for_journal(sandbox: RunningSandbox, total: int) -> None:
-    deadline = time.monotonic() + 10
-    while httpx.get(sandbox.root_url + "/_sandbox/requests").json()["total"] < total:
-        assert time.monotonic() < deadline, "the journal never got the requests"
-        time.sleep(0.01)
 
 
 def test_page_shows_accounts_records_and_faults(sandbox_factory: Factory) -> None:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_sandbox_support import Api, api_on, query
+from tests.helpers import Api, api_on, query
 from trackly_migrate.sandbox.server import RunningSandbox
 
 _prefixes = itertools.count()

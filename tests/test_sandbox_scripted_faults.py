@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_sandbox_support import api_on, query, send
+from tests.helpers import api_on, query, send
 from trackly_migrate.sandbox.scripted import FaultSpecError, parse_fault
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxError
 

@@ -16,8 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.helpers import default_sigint
-from tests.test_sandbox_support import api_on, query, send
+from tests.helpers import api_on, default_sigint, query, send
 from trackly_migrate.sandbox.seed import DEMO_API_KEY, OTHER_API_KEY, default_seed_data
 from trackly_migrate.sandbox.server import (
     RunningSandbox,

@@ -15,7 +15,7 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_sandbox_support import Api, click, query, send
+from tests.helpers import Api, click, query, send
 from trackly_migrate.sandbox.rules import _good_send, check_send, check_send_fully
 from trackly_migrate.sandbox.server import RunningSandbox
 from trackly_migrate.sandbox.validation import (

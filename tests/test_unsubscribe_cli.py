@@ -6,8 +6,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.conftest import run_cli
-from tests.helpers import read_report, requests_to, summary_of
+from tests.helpers import invoke, read_report, requests_to, summary_of
 from trackly_migrate.sandbox.server import RunningSandbox
 
 CONTACTS_ENDPOINT = "DELETE /api/v2/contacts"
@@ -28,7 +27,7 @@ def contact_state(sandbox: RunningSandbox, list_number: str, phone: str) -> tupl
 
 
 def test_one_contact_with_human_formatting(sandbox: RunningSandbox) -> None:
-    result = run_cli(
+    result = invoke(
         ["unsubscribe", "+1 (415) 555-9876", "--list", "+1 800 555 1234", "--json"],
         sandbox=sandbox,
     )
@@ -39,17 +38,17 @@ def test_one_contact_with_human_formatting(sandbox: RunningSandbox) -> None:
         "unsubscribed": True,
     }
     assert contact_state(sandbox, TOLL_FREE, "+14155559876") == (0, "api")
-    again = run_cli(["unsubscribe", "+14155559876", "--list", TOLL_FREE], sandbox=sandbox)
+    again = invoke(["unsubscribe", "+14155559876", "--list", TOLL_FREE], sandbox=sandbox)
     assert again.returncode == 0
     assert "the API does not say which" in again.stderr
 
 
 def test_a_national_number_needs_a_region(sandbox: RunningSandbox) -> None:
-    refused = run_cli(["unsubscribe", "(415) 555-9876", "--list", TOLL_FREE], sandbox=sandbox)
+    refused = invoke(["unsubscribe", "(415) 555-9876", "--list", TOLL_FREE], sandbox=sandbox)
     assert refused.returncode == 2
     assert "--default-region" in refused.stderr
     assert requests_to(sandbox, CONTACTS_ENDPOINT) == 0
-    accepted = run_cli(
+    accepted = invoke(
         ["unsubscribe", "(415) 555-9876", "--list", TOLL_FREE, "--default-region", "US"],
         sandbox=sandbox,
     )
@@ -59,12 +58,12 @@ def test_a_national_number_needs_a_region(sandbox: RunningSandbox) -> None:
 
 def test_bad_numbers_are_never_sent(sandbox: RunningSandbox) -> None:
     for args in (["not-a-number", "--list", TOLL_FREE], ["+14155559876", "--list", "12"]):
-        result = run_cli(["unsubscribe", *args], sandbox=sandbox)
+        result = invoke(["unsubscribe", *args], sandbox=sandbox)
         assert result.returncode == 2
         assert "invalid_phone" in result.stderr
-    missing_list = run_cli(["unsubscribe", "+14155559876"], sandbox=sandbox)
+    missing_list = invoke(["unsubscribe", "+14155559876"], sandbox=sandbox)
     assert missing_list.returncode == 2 and "--list" in missing_list.stderr
-    both = run_cli(["unsubscribe", "+14155559876", "--file", "x.csv"], sandbox=sandbox)
+    both = invoke(["unsubscribe", "+14155559876", "--file", "x.csv"], sandbox=sandbox)
     assert both.returncode == 2
     assert requests_to(sandbox, CONTACTS_ENDPOINT) == 0
 
@@ -83,7 +82,7 @@ def test_bulk_from_a_file_with_list_default_map_and_report(
         "garbage,\n"  # rejected locally
         "+12025550111,+16175550100\n"  # a list that is not this account's: not changed
     )
-    result = run_cli(
+    result = invoke(
         [
             "unsubscribe",
             "--file",
@@ -111,7 +110,7 @@ def test_bulk_from_a_file_with_list_default_map_and_report(
 
 def test_bulk_from_stdin_jsonl(sandbox: RunningSandbox, tmp_path: Path) -> None:
     lines = json.dumps({"phone_number": "+13105558888", "list_number": TOLL_FREE}) + "\n"
-    result = run_cli(
+    result = invoke(
         ["unsubscribe", "--file", "-", "--format", "jsonl", "--json"],
         sandbox=sandbox,
         stdin=lines,
@@ -126,7 +125,7 @@ def test_bulk_survives_server_faults(sandbox_factory, tmp_path: Path) -> None:
     source = tmp_path / "many.csv"
     rows = [f"+1917555{i:04d},{TOLL_FREE}" for i in range(60)]
     source.write_text("phone_number,list_number\n" + "\n".join(rows) + "\n+13105558888,\n")
-    result = run_cli(
+    result = invoke(
         ["unsubscribe", "--file", str(source), "--list", TOLL_FREE, "--json"],
         sandbox=sandbox,
         cwd=tmp_path,
@@ -147,3 +146,19 @@ def summary_of_unsubscribe(stdout: str) -> dict[str, int]:
     renamed = {**data, "imported": data["unsubscribed"], "duplicates": data["not_changed"]}
     summary_of(json.dumps(renamed))
     return data  # type: ignore[no-any-return]
+
+
+def test_a_failed_bulk_unsubscribe_can_simply_be_run_again(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    source = tmp_path / "optouts.csv"
+    source.write_text("phone_number,list_number\n+14155559876,+18005551234\n")
+    wrong = invoke(
+        ["unsubscribe", "--file", str(source)], sandbox=sandbox, api_key="trk_" + "9" * 32
+    )
+    assert wrong.returncode == 3
+    assert "--resume" not in wrong.stderr
+    assert "run the same command again" in wrong.stderr
+    right = invoke(["unsubscribe", "--file", str(source), "--json"], sandbox=sandbox)
+    assert right.returncode == 0, right.stderr
+    assert json.loads(right.stdout)["unsubscribed"] == 1

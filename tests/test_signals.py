@@ -10,12 +10,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import children_of, default_sigint, send_row, summary_of, write_sends_csv
+from tests.helpers import (
+    children_of,
+    default_sigint,
+    requests_to,
+    send_row,
+    stored_imported_ids,
+    summary_of,
+    wait_until,
+    write_sends_csv,
+)
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
@@ -38,14 +46,6 @@ def _start(args: list[str], cwd: Path, sandbox: RunningSandbox | None) -> subpro
     )
 
 
-def _wait_until(condition, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not condition():
-        assert process.poll() is None, f"the run ended before {what}"
-        assert time.monotonic() < deadline, f"no {what} within 60 s"
-        time.sleep(0.001)
-
-
 def _mapped(pid: int, name: str) -> bool:
     try:
         return name in Path(f"/proc/{pid}/maps").read_text()
@@ -58,7 +58,12 @@ def test_a_signal_during_the_start_up_imports(tmp_path: Path, sig: signal.Signal
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(10)])
     process = _start(["import-sends", str(source), "--dry-run"], tmp_path, None)
     # orjson is mapped while cli.py is being imported; typer, rich and httpx come after it.
-    _wait_until(lambda: _mapped(process.pid, "orjson"), process, "orjson was imported")
+    wait_until(
+        lambda: _mapped(process.pid, "orjson"),
+        "orjson was imported",
+        process=process,
+        interval=0.001,
+    )
     os.killpg(process.pid, sig)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == code, stderr.decode()
@@ -79,10 +84,11 @@ def test_a_signal_to_the_group_while_the_sender_process_starts(
     if embedded:
         args += ["--sandbox", "--sandbox-db", str(tmp_path / "embedded.db")]
     process = _start(args, tmp_path, None if embedded else sandbox)
-    _wait_until(
+    wait_until(
         lambda: any(map(_is_sender, children_of(process.pid).values())),
-        process,
         "the sender process was started",
+        process=process,
+        interval=0.001,
     )
     os.killpg(process.pid, sig)
     stdout, stderr = process.communicate(timeout=60)
@@ -112,9 +118,39 @@ def test_an_ignored_sigint_stays_ignored(sandbox_factory, tmp_path: Path) -> Non
         stderr=subprocess.PIPE,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
-    _wait_until(checkpoint.exists, process, "the checkpoint was written")
+    wait_until(checkpoint.exists, "the checkpoint was written", process=process, interval=0.001)
     process.send_signal(signal.SIGINT)  # ignored: it would make the exit code 130
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 143, stderr.decode()
     assert summary_of(stdout.decode())["status"] == "interrupted"
+
+
+def test_sigterm_to_the_whole_process_group_stops_cleanly(sandbox_factory, tmp_path: Path) -> None:
+    sandbox = sandbox_factory(latency=(1.0, 1.0))
+    rows = [send_row(i) for i in range(4000)]
+    source = write_sends_csv(tmp_path / "s.csv", rows)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACKLY_")}
+    env.update(TRACKLY_BASE_URL=sandbox.url, TRACKLY_API_KEY=DEMO_API_KEY)
+    args = ["import-sends", str(source), "--json", "--batch-size", "250", "--concurrency", "2"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trackly_migrate", *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as under timeout(1) or systemd
+    )
+    # One batch answered (the run is going), fifteen still to come at 1 s a round trip.
+    wait_until(
+        lambda: requests_to(sandbox, "POST /api/v2/history/sends") >= 1,
+        "a batch answered",
+        process=process,
+    )
+    os.killpg(process.pid, signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr.decode()
+    summary = summary_of(stdout.decode())
+    assert summary["status"] == "interrupted"
+    assert "stopped unexpectedly" not in stderr.decode()
+    assert summary["imported"] == len(stored_imported_ids(sandbox)) - 5
