@@ -11,8 +11,7 @@ import pytest
 import typer.core
 import typer.main
 
-from tests.conftest import run_cli
-from tests.helpers import SAMPLES
+from tests.helpers import SAMPLES, invoke
 from trackly_migrate import __version__
 from trackly_migrate.cli import app
 from trackly_migrate.cli.examples import EXAMPLES
@@ -39,7 +38,7 @@ def test_every_command_has_examples() -> None:
 @pytest.mark.parametrize("rich", ["1", "0"])
 @pytest.mark.parametrize("command", sorted(EXAMPLES))
 def test_help_ends_with_the_examples(command: str, rich: str) -> None:
-    result = run_cli([command, "--help"], env={"TYPER_USE_RICH": rich, "COLUMNS": "200"})
+    result = invoke([command, "--help"], env={"TYPER_USE_RICH": rich, "COLUMNS": "200"})
     assert result.returncode == 0, result.output
     tail = [line.strip(" │") for line in result.stdout.rstrip().splitlines()]
     tail = [line for line in tail if line.strip()]
@@ -71,7 +70,7 @@ def needs_no_account(example: str) -> bool:
 @pytest.mark.parametrize(("command", "example"), [(c, e) for c, e in ALL if needs_no_account(e)])
 def test_example_runs(tmp_path: Path, command: str, example: str) -> None:
     shutil.copytree(SAMPLES, tmp_path / "samples")
-    result = run_cli(words(example), api_key=None, cwd=tmp_path)
+    result = invoke(words(example), api_key=None, cwd=tmp_path)
     # 1: the samples hold a few rows that are wrong on purpose
     assert result.returncode in (0, 1), result.output
     assert "Traceback" not in result.output
@@ -83,5 +82,5 @@ def test_runnable_examples_cover_every_command() -> None:
 
 @pytest.mark.parametrize("flag", ["-V", "--version"])
 def test_version_flags(flag: str) -> None:
-    result = run_cli([flag])
+    result = invoke([flag])
     assert (result.returncode, result.stdout) == (0, f"trackly-migrate {__version__}\n")

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
-from tests.helpers import SAMPLES, stored_imported_ids
+from tests.helpers import SAMPLES, invoke, stored_imported_ids
 from trackly_migrate.config import (
     PRODUCTION_BASE_URL,
     ConnectionOptions,
@@ -146,7 +145,7 @@ def test_import_with_a_profile_reaches_its_server_with_its_key(sandbox: RunningS
     write_profiles(
         f'[profiles.rehearsal]\nbase_url = "{sandbox.url}"\napi_key_file = "sandbox.key"\n'
     )
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "--profile", "rehearsal", "--json"],
         api_key=None,
     )
@@ -158,7 +157,7 @@ def test_import_with_a_profile_reaches_its_server_with_its_key(sandbox: RunningS
 def test_environment_overrides_the_profile_on_the_cli(sandbox: RunningSandbox) -> None:
     key_file("other.key", OTHER_API_KEY)
     write_profiles(f'[profiles.p]\nbase_url = "{DEAD_URL}"\napi_key_file = "other.key"\n')
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(SAMPLES / "sends.csv"), "-q"],
         sandbox=sandbox,  # TRACKLY_BASE_URL and TRACKLY_API_KEY (demo) beat the profile's
         env={"TRACKLY_PROFILE": "p"},
@@ -182,7 +181,7 @@ def test_profile_problems_exit_2_even_on_a_dry_run(
     if profiles is not None:
         write_profiles(profiles)
         key_file("k", DEMO_API_KEY)
-    result = run_cli(["import-sends", str(SAMPLES / "sends.csv"), "--dry-run", *args])
+    result = invoke(["import-sends", str(SAMPLES / "sends.csv"), "--dry-run", *args])
     assert result.returncode == 2, result.output
     assert expected in result.stderr
     assert "Traceback" not in result.output
@@ -197,7 +196,7 @@ def test_profile_problems_exit_2_even_on_a_dry_run(
     ],
 )
 def test_every_api_command_takes_profile(command: list[str]) -> None:
-    result = run_cli([*command, "--profile", "missing"], api_key=None)
+    result = invoke([*command, "--profile", "missing"], api_key=None)
     assert result.returncode == 2, result.output
     assert "Unknown profile 'missing'" in result.stderr
 
@@ -208,7 +207,7 @@ def test_profiles_lists_them_with_keys_redacted() -> None:
         '[profiles.staging]\nbase_url = "https://staging.example.com/api"\n'
         'api_key_file = "staging.key"\n[profiles.prod]\napi_key_file = "prod.key"\n'
     )
-    result = run_cli(["profiles"], api_key=None, env={"TRACKLY_PROFILE": "staging"})
+    result = invoke(["profiles"], api_key=None, env={"TRACKLY_PROFILE": "staging"})
     assert result.returncode == 0, result.output
     assert OTHER_API_KEY not in result.output
     assert f"* staging: https://staging.example.com/api, key trk_…{OTHER_API_KEY[-4:]}" in (
@@ -219,7 +218,7 @@ def test_profiles_lists_them_with_keys_redacted() -> None:
 
 
 def test_profiles_without_a_file_says_where_to_write_one() -> None:
-    result = run_cli(["profiles"], api_key=None)
+    result = invoke(["profiles"], api_key=None)
     assert result.returncode == 0, result.output
     assert str(profiles_path()) in result.stderr and "[profiles.staging]" in result.stderr
 
@@ -228,8 +227,8 @@ def test_the_tool_never_writes_the_profiles_file(sandbox: RunningSandbox) -> Non
     path = key_file("sandbox.key", DEMO_API_KEY)
     text = f'[profiles.r]\nbase_url = "{sandbox.url}"\napi_key_file = "{path}"\n'
     write_profiles(text)
-    run_cli(["import-sends", str(SAMPLES / "sends.csv"), "--profile", "r", "-q"], api_key=None)
-    run_cli(["profiles"], api_key=None)
+    invoke(["import-sends", str(SAMPLES / "sends.csv"), "--profile", "r", "-q"], api_key=None)
+    invoke(["profiles"], api_key=None)
     assert profiles_path().read_text(encoding="utf-8") == text
     assert sorted(p.name for p in profiles_path().parent.iterdir()) == [
         "profiles.toml",

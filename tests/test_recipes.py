@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import run_cli
-from tests.helpers import SAMPLES, stored_imported_ids
+from tests.helpers import SAMPLES, invoke, stored_imported_ids
 from trackly_migrate.errors import UsageError
 from trackly_migrate.recipes import RECIPE_KEYS, Recipe, load_recipe, merged_map_options
 from trackly_migrate.sandbox.server import RunningSandbox
@@ -100,7 +99,7 @@ def test_typed_map_wins_and_every_field_is_kept(
 
 
 def test_shipped_recipe_imports_the_other_platform_export(sandbox: RunningSandbox) -> None:
-    result = run_cli(
+    result = invoke(
         ["import-sends", str(EXPORT), "--recipe", str(RECIPE), "--json"], sandbox=sandbox
     )
     assert result.returncode == 0, result.output
@@ -119,9 +118,9 @@ def test_command_line_overrides_the_recipe(tmp_path: Path) -> None:
         .replace('id = "MessageID"', 'id = "NoSuchColumn"'),
     )
     base = ["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run", "--json"]
-    wrong = run_cli(base, api_key=None)
+    wrong = invoke(base, api_key=None)
     assert wrong.returncode != 0
-    fixed = run_cli(
+    fixed = invoke(
         [*base, "--delimiter", ",", "--default-region", "US", "--map", "id=MessageID"],
         api_key=None,
     )
@@ -131,7 +130,7 @@ def test_command_line_overrides_the_recipe(tmp_path: Path) -> None:
 
 def test_unknown_recipe_key_exits_2_naming_it(tmp_path: Path) -> None:
     recipe = write(tmp_path / "r.toml", 'time_zone = "UTC"\n')
-    result = run_cli(["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run"])
+    result = invoke(["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run"])
     assert result.returncode == 2, result.output
     assert "unknown key(s): time_zone" in result.stderr and "timezone" in result.stderr
     assert "Traceback" not in result.output
@@ -139,6 +138,6 @@ def test_unknown_recipe_key_exits_2_naming_it(tmp_path: Path) -> None:
 
 def test_recipe_values_get_the_options_checks(tmp_path: Path) -> None:
     recipe = write(tmp_path / "r.toml", 'default_region = "usa"\n')
-    result = run_cli(["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run"])
+    result = invoke(["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run"])
     assert result.returncode == 2, result.output
     assert "default_region (--default-region)" in result.stderr
