@@ -15,6 +15,7 @@ import typer
 from trackly_migrate import __version__
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
+from trackly_migrate.cli.history import history_command
 from trackly_migrate.cli.imports import import_command
 from trackly_migrate.cli.unsubscribe import unsubscribe_command
 from trackly_migrate.pipeline.signals import STOP_SIGNALS
@@ -66,6 +67,7 @@ app.command(
 )(import_command(Kind.CLICKS))
 app.command("clear")(clear_command)
 app.command(WORDS[Kind.CONTACTS].command)(unsubscribe_command)
+app.command("history")(history_command)
 app.command("sandbox")(error_boundary(sandbox_command))
 
 
