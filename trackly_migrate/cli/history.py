@@ -15,6 +15,9 @@ from trackly_migrate.cli.options import JsonOpt
 from trackly_migrate.pipeline.ledger import Ledger
 
 
+COUNTED = ("read", "imported", "duplicates", "rejected")
+
+
 @error_boundary
 def history_command(
     json_output: JsonOpt = False,
@@ -39,12 +42,14 @@ def history_command(
         sys.stdout.write("\n")
         return
     table = Table(title=f"imported files ({ledger.path})", box=None)
-    for column in ("finished", "command", "file", "read", "imported", "duplicates", "rejected"):
-        table.add_column(column, justify="right" if column in {"read", "imported"} else "left")
-    table.add_column("account")
+    table.add_column("finished", no_wrap=True)
+    table.add_column("command", no_wrap=True)
+    for name in ("read", "imported", "duplicates", "rejected"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("file and account", overflow="fold")
     for entry in entries:
-        counts = [f"{entry.counts.get(name, 0):,}" for name in ("read", "imported")]
-        rest = [f"{entry.counts.get(name, 0):,}" for name in ("duplicates", "rejected")]
-        table.add_row(entry.finished_at, entry.command, entry.path, *counts, *rest, entry.account)
+        counts = [f"{entry.counts.get(name, 0):,}" for name in COUNTED]
+        where = f"{entry.path}\n  {entry.account}"
+        table.add_row(entry.finished_at, entry.command, *counts, where)
     # The list is this command's result: stdout, like --json.
     Console().print(table if entries else "No file imported completely yet.")
