@@ -79,9 +79,7 @@ def test_the_ledger_is_per_account(tmp_path: Path) -> None:
 
 
 @given(st.binary(min_size=0, max_size=300_000), st.integers(min_value=0, max_value=299_999))
-def test_a_changed_byte_at_either_end_changes_the_fingerprint(
-    data: bytes, position: int
-) -> None:
+def test_a_changed_byte_at_either_end_changes_the_fingerprint(data: bytes, position: int) -> None:
     import tempfile
 
     if not data:
