@@ -56,11 +56,9 @@ def test_nightly_drop_folder_imports_only_what_is_new(sandbox, tmp_path: Path) -
     assert all(entry["finished_at"] for entry in entries)
     table = run_cli(["history"], cwd=tmp_path)
     assert "2025-01-02.csv" in "".join(table.stdout.split())  # long paths fold
-    ledger_text = (tmp_path / "state" / "trackly-migrate" / "ledger.json").read_text()
-    assert DEMO_API_KEY not in ledger_text + history.stdout + table.stdout
-    assert oct(os.stat(tmp_path / "state" / "trackly-migrate" / "ledger.json").st_mode)[-3:] == (
-        "600"
-    )
+    ledger_file = tmp_path / "state" / "trackly-migrate" / "ledger.json"
+    assert DEMO_API_KEY not in ledger_file.read_text() + history.stdout + table.stdout
+    assert ledger_file.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_ledger_is_per_account(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ from trackly_migrate.cli.boundary import error_boundary
 from trackly_migrate.cli.options import JsonOpt
 from trackly_migrate.pipeline.ledger import Ledger
 
-
 COUNTED = ("read", "imported", "duplicates", "rejected")
 
 

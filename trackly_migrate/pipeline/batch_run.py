@@ -75,9 +75,8 @@ def run_files(
     if inputs.single_file and not inputs.skip_done:
         path = inputs.args[0]
         one = _for_file(request, path, request.output, request.resume)
-        with _input_locks(request, [path], account):
-            fingerprint = _fingerprint(path, account)
-            outcome = run_import(one, observer, events=events)
+        fingerprint = _fingerprint(path, account)  # the checkpoint's lock guards one file
+        outcome = run_import(one, observer, events=events)
         _record(ledger, one, account, fingerprint, outcome)
         return outcome
     if inputs.skip_done and account is None:
