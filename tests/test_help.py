@@ -62,7 +62,7 @@ def needs_no_account(example: str) -> bool:
         return False
     if example.startswith("trackly-migrate sandbox"):
         return "--print-seed" in example  # the others serve until stopped
-    return example == "trackly-migrate profiles" or any(
+    return example in ("trackly-migrate profiles", "trackly-migrate history") or any(
         flag in example for flag in ("--dry-run", "--sandbox")
     )
 

@@ -259,6 +259,19 @@ def make_display(
     return PlainDisplay(console, log)
 
 
+def files_table(files: list[dict[str, Any]]) -> Table:
+    """The per-file breakdown of a run over several files, one line a file."""
+    table = Table(title="files", box=None)
+    table.add_column("file")
+    for name in ("read", "imported", "duplicates", "rejected"):
+        table.add_column(name, justify="right")
+    table.add_column("status")
+    for row in files:
+        counts = [f"{row[name]:,}" for name in ("read", "imported", "duplicates", "rejected")]
+        table.add_row(escape(row["path"]), *counts, row["status"])
+    return table
+
+
 def summary_table(summary: Summary) -> Table:
     """The end-of-run summary; every input record is on one of its lines."""
     table = Table(title=f"{summary.command}: {summary.input}", show_header=False, box=None)

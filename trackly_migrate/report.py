@@ -387,6 +387,8 @@ class Summary:
     status: str = "completed"
     resumed_from_line: int | None = None
     notes: list[str] = field(default_factory=list)
+    # A run over several files: one ``{path, read, imported, ...}`` per file (batch_run.py).
+    files: list[dict[str, Any]] | None = None
 
     @property
     def words(self) -> KindWords:
@@ -415,4 +417,5 @@ class Summary:
             "status": self.status,
             "resumed_from_line": self.resumed_from_line,
             "notes": list(self.notes),
+            **({"files": list(self.files)} if self.files is not None else {}),
         }

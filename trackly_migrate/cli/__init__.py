@@ -16,6 +16,7 @@ from trackly_migrate import __version__
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
 from trackly_migrate.cli.examples import epilog
+from trackly_migrate.cli.history import history_command
 from trackly_migrate.cli.imports import import_command
 from trackly_migrate.cli.profiles import profiles_command
 from trackly_migrate.cli.unsubscribe import unsubscribe_command
@@ -74,6 +75,7 @@ app.command(
 )(import_command(Kind.CLICKS))
 app.command("clear", epilog=epilog("clear"))(clear_command)
 app.command(WORDS[Kind.CONTACTS].command, epilog=epilog("unsubscribe"))(unsubscribe_command)
+app.command("history", epilog=epilog("history"))(history_command)
 app.command("profiles", epilog=epilog("profiles"))(profiles_command)
 app.command("sandbox", epilog=epilog("sandbox"))(error_boundary(sandbox_command))
 

@@ -12,7 +12,7 @@ EXAMPLES: dict[str, list[str]] = {
         "trackly-migrate import-sends samples/sends.csv --sandbox --sandbox-db rehearsal.db",
         "trackly-migrate import-sends samples/other-platform/messages_export.csv "
         "--recipe samples/other-platform/recipe.toml --sandbox",
-        "trackly-migrate import-sends sends.csv --profile staging --json",
+        "trackly-migrate import-sends 'exports/sends-*.csv.gz' --skip-done --profile staging",
     ],
     "import-clicks": [
         "trackly-migrate import-clicks samples/clicks.jsonl --dry-run",
@@ -28,6 +28,10 @@ EXAMPLES: dict[str, list[str]] = {
         "trackly-migrate unsubscribe +14155559876 --list +18005551234 --dry-run",
         "trackly-migrate unsubscribe +14155559876 --list +18005551234 --sandbox",
         "trackly-migrate unsubscribe --file optouts.csv --list +18005551234 --profile staging",
+    ],
+    "history": [
+        "trackly-migrate history",
+        "trackly-migrate history --command import-sends --json",
     ],
     "profiles": [
         "trackly-migrate profiles",

@@ -27,7 +27,6 @@ from trackly_migrate.cli.options import (
     ConcurrencyOpt,
     DelimiterOpt,
     EncodingOpt,
-    FileArg,
     ForceOpt,
     FormatOpt,
     JsonOpt,
@@ -45,7 +44,14 @@ from trackly_migrate.cli.options import (
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
 from trackly_migrate.client import RetryPolicy
-from trackly_migrate.display import Display, LogFile, make_display, stderr_console, summary_table
+from trackly_migrate.display import (
+    Display,
+    LogFile,
+    files_table,
+    make_display,
+    stderr_console,
+    summary_table,
+)
 from trackly_migrate.errors import ExitCode, UsageError
 from trackly_migrate.pipeline import (
     ImportRequest,
@@ -57,11 +63,34 @@ from trackly_migrate.pipeline import (
     Target,
     run_import,
 )
+from trackly_migrate.pipeline.batch_run import run_files
+from trackly_migrate.pipeline.inputs import Inputs
 from trackly_migrate.pipeline.request import DEFAULT_CONCURRENCY, MAX_BODY_BYTES, parse_max_rejects
 from trackly_migrate.pipeline.signals import StopOnSignal
 from trackly_migrate.recipes import Recipe, load_recipe, merged_map_options
 from trackly_migrate.records import Kind
 from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
+
+FilesArg = Annotated[
+    list[str],
+    typer.Argument(
+        metavar="FILE...",
+        help="CSV or JSONL files (.gz read transparently), folders (their CSV and JSONL "
+        "files, by name), quoted patterns such as 'exports/sends-*.csv.gz', or - for stdin "
+        "(alone).",
+    ),
+]
+RecursiveOpt = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Folders: their sub-folders' files too.")
+]
+SkipDoneOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-done",
+        help="Skip files this account imported completely before (see `history`): for a "
+        "drop folder imported every night.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -81,9 +110,12 @@ def sending_target(
     return Target(settings=settings, dry_run=dry_run, sandbox=sandbox, sandbox_db=sandbox_db)
 
 
-def run_request(request: ImportRequest, shown: Presentation) -> None:
-    """Run one import request with a display and Ctrl-C handling; exit with its code."""
-    path = request.source.path
+def run_request(request: ImportRequest, shown: Presentation, inputs: Inputs | None = None) -> None:
+    """Run one import request with a display and Ctrl-C handling; exit with its code.
+
+    ``inputs``: the FILE arguments of an import (``run_files``); else ``request.source``.
+    """
+    path = request.source.path if inputs is None else " ".join(inputs.args)
     if shown.log_file is not None:
         refuse_overwriting_input(path, shown.log_file, "--log-file")
     log = _open_log(shown.log_file)
@@ -95,7 +127,10 @@ def run_request(request: ImportRequest, shown: Presentation) -> None:
     stopper = StopOnSignal()
     try:
         with stopper:
-            outcome = run_import(request, display, events=stopper.events)
+            if inputs is None:
+                outcome = run_import(request, display, events=stopper.events)
+            else:
+                outcome = run_files(request, inputs, display, events=stopper.events)
     finally:
         display.stop()
     interrupted = stopper.signal_number or signal.SIGINT
@@ -151,6 +186,8 @@ def _render_summary(summary: Summary, shown: Presentation, display: Display) -> 
         sys.stdout.flush()
     if not shown.quiet:
         display.console.print(summary_table(summary))
+        if summary.files is not None:
+            display.console.print(files_table(summary.files))
         for note in summary.notes:
             display.console.print(f"note: {note}", markup=False)
 
@@ -160,7 +197,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
 
     @error_boundary
     def command(
-        file: FileArg,
+        files: FilesArg,
         input_format: FormatOpt = None,
         encoding: EncodingOpt = None,
         delimiter: DelimiterOpt = None,
@@ -229,6 +266,8 @@ def import_command(kind: Kind) -> Callable[..., None]:
                 help="Where to keep the resume checkpoint (default: the user's state folder).",
             ),
         ] = None,
+        recursive: RecursiveOpt = False,
+        skip_done: SkipDoneOpt = False,
     ) -> None:
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         limit, ratio = parse_max_rejects(max_rejects)
@@ -245,7 +284,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
         request = ImportRequest(
             kind=kind,
             source=Source(
-                file, input_format, **{name: v for name, v in reading.items() if v is not None}
+                files[0], input_format, **{name: v for name, v in reading.items() if v is not None}
             ),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
@@ -265,6 +304,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
             output=Output(errors, force),
             resume=Resume(resume, restart, checkpoint),
         )
-        run_request(request, Presentation(json_output, quiet, log_file))
+        inputs = Inputs(tuple(files), recursive, skip_done)
+        run_request(request, Presentation(json_output, quiet, log_file), inputs)
 
     return command

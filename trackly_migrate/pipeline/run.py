@@ -82,7 +82,11 @@ def embedded_sandbox(
 
 
 def run_import(
-    request: ImportRequest, observer: Observer, *, events: StopEvents | None = None
+    request: ImportRequest,
+    observer: Observer,
+    *,
+    events: StopEvents | None = None,
+    sender: SharedSender | None = None,
 ) -> ImportOutcome:
     """Import one input (or, for the ``contacts`` kind, unsubscribe it) record by record.
 
@@ -90,6 +94,8 @@ def run_import(
     An error that stops a started run (auth, retries exhausted, reject limit) comes back in
     the outcome beside the summary so far. File inputs keep a resume checkpoint while the
     run goes; it is removed when the run completes. ``events`` stop the run from outside.
+    ``sender``: the dispatcher of a run over several files (``batch_run.py``), used here
+    and left open, so that one sender process serves every file.
     """
     source_options = request.source
     fmt = infer_format(source_options.path, source_options.format)
@@ -165,7 +171,9 @@ def run_import(
             start=start or Position(0, 1),
             possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
         )
-        dispatcher = _dispatcher(request, observer, stack)
+        dispatcher = (
+            sender.dispatcher if sender is not None else _dispatcher(request, observer, stack)
+        )
         run = ImportRun(
             request.limits,
             engine_input,
@@ -180,6 +188,20 @@ def run_import(
         completed = outcome.summary.status == "completed"
         outcome.checkpoint = resume.keep_or_remove(checkpoint, completed)
         return outcome
+
+
+@dataclass(frozen=True)
+class SharedSender:
+    """One dispatcher (None for a dry run) that several ``run_import`` calls share."""
+
+    dispatcher: Dispatcher | None
+
+
+@contextlib.contextmanager
+def shared_sender(request: ImportRequest, observer: Observer) -> Iterator[SharedSender]:
+    """The request's target and sender, open for as many files as the caller imports."""
+    with contextlib.ExitStack() as stack:
+        yield SharedSender(_dispatcher(request, observer, stack))
 
 
 def _dispatcher(

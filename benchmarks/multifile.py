@@ -1,0 +1,120 @@
+"""Benchmark: 100 files of 10,000 sends against one file of 1,000,000 (issue 14).
+
+    .venv/bin/python benchmarks/multifile.py            # 100 x 10,000 vs 1 x 1,000,000
+    .venv/bin/python benchmarks/multifile.py --quick    # 20 x 5,000 vs 1 x 100,000
+
+Both runs import the same records into a sandbox in *sink* mode (checked and counted, not
+stored: the client is what is measured), in a process each; it prints both rates (records
+over the wall time of the whole process, start-up and the files' switches included), their
+ratio, and each run's peak RSS from the OS (``wait4``). A run over many files should be as
+fast as one over one file, and its memory as flat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "out" / "multifile"
+DEMO_KEY = "trk_sandboxdemokey000000000000000000"
+sys.path.insert(0, str(HERE))
+
+from datagen import send_rows, write_csv  # noqa: E402
+
+
+def write_parts(files: int, per_file: int) -> tuple[Path, Path]:
+    """The same records as ``files`` parts in a folder and as one file."""
+    parts, single = OUT / f"parts-{files}x{per_file}", OUT / f"one-{files * per_file}.csv"
+    if not parts.exists():
+        parts.mkdir(parents=True)
+        rows = send_rows(files * per_file, distinct=0.1, prefix="mf", rng=random.Random(14))
+        kept = list(rows)  # a message may hold a newline: split records, never lines
+        with single.open("w", newline="", encoding="utf-8") as whole:
+            write_csv(iter(kept), whole)
+        for n in range(files):
+            chunk = kept[n * per_file : (n + 1) * per_file]
+            with (parts / f"sends-{n:04d}.csv").open("w", newline="", encoding="utf-8") as part:
+                write_csv(iter(chunk), part)
+    return parts, single
+
+
+def measured(inputs: Path, url: str, errors: Path) -> dict[str, float]:
+    args = [sys.executable, "-m", "trackly_migrate", "import-sends", str(inputs), "--json", "-q"]
+    args += ["--errors", str(errors), "--restart"]
+    env = {**os.environ, "TRACKLY_API_KEY": DEMO_KEY, "TRACKLY_BASE_URL": url}
+    started = time.monotonic()
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.monotonic() - started
+    if os.waitstatus_to_exitcode(status) not in (0, 1):
+        raise RuntimeError(f"{inputs} exited {os.waitstatus_to_exitcode(status)}")
+    summary = json.loads(output)
+    settled = summary["imported"] + summary["duplicates"]
+    return {
+        "records": settled,
+        "seconds": seconds,
+        "rate": settled / seconds,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="20 x 5,000 against 1 x 100,000")
+    options = parser.parse_args()
+    files, per_file = (20, 5_000) if options.quick else (100, 10_000)
+    parts, single = write_parts(files, per_file)
+    sandbox = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trackly_migrate",
+            "sandbox",
+            "--port",
+            "0",
+            "--db",
+            ":memory:",
+            "--sink",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert sandbox.stdout is not None
+    url = sandbox.stdout.readline().strip()
+    try:
+        reports = OUT / "reports"
+        reports.mkdir(exist_ok=True)
+        one = measured(single, url, OUT / "one.errors.csv")
+        many = measured(parts, url, reports)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=30)
+    print(f"{'run':<28}{'records':>12}{'seconds':>10}{'records/s':>12}{'peak RSS MB':>13}")
+    for name, result in (
+        (f"1 file of {files * per_file:,}", one),
+        (f"{files} files of {per_file:,}", many),
+    ):
+        print(
+            f"{name:<28}{result['records']:>12,.0f}{result['seconds']:>10.1f}"
+            f"{result['rate']:>12,.0f}{result['peak_rss_mb']:>13.0f}"
+        )
+    print(
+        f"ratio (many files / one file): throughput {many['rate'] / one['rate']:.2f}, "
+        f"peak RSS {many['peak_rss_mb'] / one['peak_rss_mb']:.2f}"
+    )
+    (OUT / "results.json").write_text(json.dumps({"one": one, "many": many}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""``--skip-done`` and ``history``: the ledger of files each account finished (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import run_cli
+from tests.helpers import send_row, stored_imported_ids, summary_of, write_sends_csv
+from trackly_migrate.config import ApiSettings
+from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of
+from trackly_migrate.pipeline.request import Target
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
+
+
+def test_nightly_drop_folder_imports_only_what_is_new(sandbox, tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    write_sends_csv(drop / "2025-01-01.csv", [send_row(i) for i in range(20)])
+    args = ["import-sends", str(drop), "--skip-done", "--json"]
+    first = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert summary_of(first.stdout)["imported"] == 20
+
+    again = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    summary = summary_of(again.stdout)
+    assert summary["read"] == 0
+    assert "nothing new" in " ".join(summary["notes"])
+    assert [row["status"] for row in summary["files"]] == ["skipped"]
+    assert "skipping" in again.stderr and "2025-01-01.csv" in again.stderr
+
+    write_sends_csv(drop / "2025-01-02.csv", [send_row(i) for i in range(20, 30)])
+    # Same name, new content: the ledger knows files by content, never by name alone.
+    write_sends_csv(drop / "2025-01-01.csv", [send_row(i) for i in range(100, 105)])
+    third = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr
+    summary = summary_of(third.stdout)
+    assert {Path(row["path"]).name: row["read"] for row in summary["files"]} == {
+        "2025-01-01.csv": 5,
+        "2025-01-02.csv": 10,
+    }
+    stored = stored_imported_ids(sandbox)
+    assert len(stored) == len(set(stored))
+    assert summary["duplicates"] == 0  # nothing finished was sent again
+
+    history = run_cli(["history", "--json"], cwd=tmp_path)
+    assert history.returncode == 0, history.stderr
+    entries = json.loads(history.stdout)["files"]
+    assert len(entries) == 3
+    assert {entry["counts"]["read"] for entry in entries} == {20, 10, 5}
+    assert all(entry["finished_at"] for entry in entries)
+    table = run_cli(["history"], cwd=tmp_path)
+    assert "2025-01-02.csv" in "".join(table.stdout.split())  # long paths fold
+    ledger_file = tmp_path / "state" / "trackly-migrate" / "ledger.json"
+    assert DEMO_API_KEY not in ledger_file.read_text() + history.stdout + table.stdout
+    assert ledger_file.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_ledger_is_per_account(tmp_path: Path) -> None:
+    one = Target(settings=ApiSettings("https://api.example", DEMO_API_KEY))
+    other = Target(settings=ApiSettings("https://api.example", DEMO_API_KEY + "x"))
+    assert account_of(one) != account_of(other)
+    assert DEMO_API_KEY not in str(account_of(one))
+    assert account_of(Target(dry_run=True)) is None
+    source = write_sends_csv(tmp_path / "a.csv", [send_row(1)])
+    ledger = Ledger(tmp_path / "ledger.json")
+    fingerprint = Fingerprint.of(str(source))
+    ledger.record(Entry("import-sends", str(account_of(one)), fingerprint, str(source), "now"))
+    assert ledger.find("import-sends", str(account_of(one)), fingerprint) is not None
+    assert ledger.find("import-sends", str(account_of(other)), fingerprint) is None
+    assert ledger.find("import-clicks", str(account_of(one)), fingerprint) is None
+
+
+@given(st.binary(min_size=0, max_size=300_000), st.integers(min_value=0, max_value=299_999))
+def test_a_changed_byte_at_either_end_changes_the_fingerprint(data: bytes, position: int) -> None:
+    import tempfile
+
+    if not data:
+        return
+    position %= len(data)
+    near_an_end = position < 64 * 1024 or position >= len(data) - 64 * 1024
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "f.csv"
+        path.write_bytes(data)
+        before = Fingerprint.of(str(path))
+        changed = bytearray(data)
+        changed[position] ^= 0xFF
+        path.write_bytes(bytes(changed))
+        os.utime(path, ns=(before.mtime_ns, before.mtime_ns))
+        after = Fingerprint.of(str(path))
+    if near_an_end:
+        assert before != after
+    else:  # the middle is not read: the size and time must tell (README "The ledger")
+        assert before == after

@@ -1,0 +1,97 @@
+"""Several files in one run (issue 14): folders, patterns, mixed formats, one summary."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tests.helpers import read_report, send_row, stored_imported_ids, summary_of, write_sends_csv
+
+SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
+
+
+def drop_folder(folder: Path) -> Path:
+    """Three parts: CSV, CSV with one bad row, gzipped JSONL; and files that are not parts."""
+    folder.mkdir()
+    write_sends_csv(folder / "sends-0001.csv", [send_row(i) for i in range(0, 30)])
+    bad = [send_row(i) for i in range(30, 60)]
+    bad[4]["to_number"] = "+1 555"  # rejected locally, on line 6 of its file
+    write_sends_csv(folder / "sends-0002.csv", bad)
+    lines = [json.dumps(send_row(i)) for i in range(60, 75)]
+    (folder / "sends-0003.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
+    (folder / "README.md").write_text("not an export\n")
+    (folder / ".hidden.csv").write_text("id\n1\n")
+    return folder
+
+
+def test_a_folder_is_its_parts_in_order_with_one_summary(sandbox, tmp_path: Path) -> None:
+    folder = drop_folder(tmp_path / "drop")
+    result = run_cli(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr  # one record rejected: the run's exit code
+    summary = summary_of(result.stdout)
+    assert (summary["read"], summary["imported"], summary["rejected_local"]) == (75, 74, 1)
+    files = summary["files"]
+    assert [Path(row["path"]).name for row in files] == [
+        "sends-0001.csv",
+        "sends-0002.csv",
+        "sends-0003.jsonl.gz",
+    ]
+    assert [row["read"] for row in files] == [30, 30, 15]
+    assert [row["rejected"] for row in files] == [0, 1, 0]
+    assert all(row["status"] == "completed" for row in files)
+    for row in files:  # the identity holds for each file too
+        assert row["imported"] + row["duplicates"] + row["rejected"] == row["read"]
+    assert sum(row["read"] for row in files) == summary["read"]
+    # Each file's rejects are in its own report, re-importable as it is, with the line.
+    assert files[1]["errors_report"] is not None
+    report = read_report(Path(files[1]["errors_report"]))
+    assert [(row["_line"], row["id"]) for row in report] == [("6", "t_000034")]
+    assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == {
+        f"t_{i:06d}" for i in range(75) if i != 34
+    }
+    assert "sends-0003.jsonl.gz" in result.stderr  # the terminal breakdown names each file
+
+
+def test_a_quoted_pattern_is_expanded_by_the_tool(sandbox, tmp_path: Path) -> None:
+    folder = drop_folder(tmp_path / "drop")
+    pattern = str(folder / "sends-*.csv")
+    result = run_cli(["import-sends", pattern, "--json"], sandbox=sandbox, cwd=tmp_path)
+    summary = summary_of(result.stdout)
+    assert [Path(row["path"]).name for row in summary["files"]] == [
+        "sends-0001.csv",
+        "sends-0002.csv",
+    ]
+
+
+def test_nothing_to_import_is_a_clear_usage_error(sandbox, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    empty = run_cli(["import-sends", str(tmp_path / "empty")], sandbox=sandbox, cwd=tmp_path)
+    assert empty.returncode == 2
+    assert "holds no file to import" in empty.stderr
+    nothing = run_cli(["import-sends", "exports/none-*.csv"], sandbox=sandbox, cwd=tmp_path)
+    assert nothing.returncode == 2
+    assert "No file matches exports/none-*.csv" in nothing.stderr
+    source = write_sends_csv(tmp_path / "a.csv", [send_row(1)])
+    mixed = run_cli(["import-sends", "-", str(source)], sandbox=sandbox, cwd=tmp_path)
+    assert mixed.returncode == 2
+    assert "stdin" in mixed.stderr
+    assert "Traceback" not in empty.stderr + nothing.stderr + mixed.stderr
+
+
+def test_one_errors_place_for_several_files_is_refused(sandbox, tmp_path: Path) -> None:
+    folder = drop_folder(tmp_path / "drop")
+    result = run_cli(
+        ["import-sends", str(folder), "--errors", "all.csv"], sandbox=sandbox, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "each with its own errors report" in result.stderr
+    assert stored_imported_ids(sandbox) and set(stored_imported_ids(sandbox)) == SEED_IMPORTED
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    ok = run_cli(
+        ["import-sends", str(folder), "--errors", str(reports)], sandbox=sandbox, cwd=tmp_path
+    )
+    assert ok.returncode == 1, ok.stderr
+    assert [p.name for p in reports.iterdir()] == ["sends-0002.errors.csv"]

@@ -1,0 +1,151 @@
+"""The ledger: which files each account has imported completely, for ``--skip-done``.
+
+One JSON file in the user's state folder (beside the checkpoints), one entry per file that an
+import finished, written atomically (temp file, fsync, rename) under a ``filelock`` so that
+concurrent runs never lose each other's entries.
+
+An entry is keyed by three things, never by the file's name alone:
+
+* the command (a file of sends is not done for ``import-clicks``);
+* the account: the base URL and a SHA-256 of the API key (never the key), or the sandbox's
+  database file;
+* the file's fingerprint: size, modification time and a SHA-256 of its first and last 64 KiB.
+  Reading both ends costs the same for a 1 KiB file and a 10 GiB one, and an export that is
+  written again or appended to changes its size, its end or its time. A file changed in the
+  middle without a new size and time is not told apart: the safe failure (a copy with a new
+  time is imported again, as duplicates) is the only one the time adds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import filelock
+import orjson
+import platformdirs
+
+from trackly_migrate.checkpoint import write_atomic
+from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.pipeline.request import Target
+
+LEDGER_VERSION = 1
+END_BYTES = 64 * 1024
+LOCK_TIMEOUT_S = 60.0  # a ledger write takes milliseconds; a minute means something is stuck
+
+
+def default_ledger_path() -> Path:
+    return platformdirs.user_state_path("trackly-migrate") / "ledger.json"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What makes a file the same file for the ledger (see the module docstring)."""
+
+    size: int
+    mtime_ns: int
+    ends_sha256: str
+
+    @classmethod
+    def of(cls, path: str) -> Fingerprint:
+        try:
+            with Path(path).open("rb") as handle:
+                info = os.fstat(handle.fileno())
+                digest = hashlib.sha256(handle.read(END_BYTES))
+                if info.st_size > END_BYTES:
+                    handle.seek(max(END_BYTES, info.st_size - END_BYTES))
+                    digest.update(handle.read(END_BYTES))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
+        return cls(info.st_size, info.st_mtime_ns, digest.hexdigest())
+
+
+def account_of(target: Target) -> str | None:
+    """The target account as the ledger names it; None when nothing lasting is imported."""
+    if target.dry_run:
+        return None
+    if target.sandbox:
+        return f"sandbox:{target.sandbox_db.resolve()}" if target.sandbox_db else None
+    assert target.settings is not None
+    key_hash = hashlib.sha256(target.settings.api_key.encode()).hexdigest()[:16]
+    return f"{target.settings.base_url.rstrip('/')} key-sha256:{key_hash}"
+
+
+@dataclass
+class Entry:
+    command: str
+    account: str
+    fingerprint: Fingerprint
+    path: str  # where the file was when it was imported: for people, not for matching
+    finished_at: str
+    counts: dict[str, int] = field(default_factory=dict)
+    errors_report: str | None = None
+
+    def matches(self, command: str, account: str, fingerprint: Fingerprint) -> bool:
+        return (self.command, self.account, self.fingerprint) == (command, account, fingerprint)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Ledger:
+    """The ledger file at ``path``; every read and write holds its lock."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or default_ledger_path()
+
+    def _lock(self) -> filelock.FileLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            where = self.path.parent
+            raise UsageError(f"Cannot keep the ledger in {where}: {exc.strerror}.") from None
+        return filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+
+    def entries(self) -> list[Entry]:
+        with self._lock():
+            return self._read()
+
+    def find(self, command: str, account: str, fingerprint: Fingerprint) -> Entry | None:
+        for entry in self.entries():
+            if entry.matches(command, account, fingerprint):
+                return entry
+        return None
+
+    def record(self, entry: Entry) -> None:
+        """Add ``entry`` (replacing an earlier one for the same file and account)."""
+        with self._lock():
+            kept = [
+                old
+                for old in self._read()
+                if not old.matches(entry.command, entry.account, entry.fingerprint)
+            ]
+            kept.append(entry)
+            data = {"version": LEDGER_VERSION, "files": [item.to_json() for item in kept]}
+            write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+
+    def _read(self) -> list[Entry]:
+        try:
+            raw = orjson.loads(self.path.read_bytes())
+            if raw.get("version") != LEDGER_VERSION:
+                raise ValueError("unknown version")
+            return [
+                Entry(**{**item, "fingerprint": Fingerprint(**item["fingerprint"])})
+                for item in raw["files"]
+            ]
+        except FileNotFoundError:
+            return []
+        except (OSError, orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+            raise UsageError(
+                f"The ledger {self.path} is not readable ({exc}).",
+                hint="Move it away: the next runs start a new one (--skip-done then skips "
+                "nothing until files are imported again).",
+            ) from None
+
+
+def now_text() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
