@@ -16,13 +16,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from trackly_migrate.errors import UsageError
+
+if TYPE_CHECKING:
+    import ssl
 
 PRODUCTION_BASE_URL = "https://app.tracklysms.com/api"
 
@@ -46,6 +47,8 @@ class ApiSettings:
 
     @property
     def host(self) -> str:
+        import httpx  # not at import: it is most of the command line's start-up time
+
         return httpx.URL(self.base_url).host
 
 
@@ -68,6 +71,8 @@ def check_ca_bundle(path: Path | None) -> Path | None:
 
 
 def _context_for(path: Path) -> ssl.SSLContext:
+    import ssl
+
     hint = "Give a PEM file holding the CA certificate(s) that signed the server's certificate."
     try:
         return ssl.create_default_context(cafile=str(path))
@@ -131,6 +136,8 @@ def is_loopback_host(host: str) -> bool:
 
 def check_base_url(url: str | None) -> str:
     """The API base URL without a trailing slash; plain http only to loopback."""
+    import httpx
+
     url = (url or os.environ.get(BASE_URL_ENV) or PRODUCTION_BASE_URL).strip()
     try:
         parsed = httpx.URL(url)

@@ -9,7 +9,6 @@ from typing import Any
 
 from trackly_migrate.config import ApiSettings, check_base_url, check_ca_bundle, read_api_key
 from trackly_migrate.errors import UsageError
-from trackly_migrate.pipeline.run import embedded_sandbox
 
 
 @dataclass(frozen=True)
@@ -47,6 +46,8 @@ def command_target(
     if sandbox_db is not None and not sandbox:
         raise UsageError("--sandbox-db needs --sandbox.", hint="Add --sandbox.")
     if sandbox:
+        from trackly_migrate.pipeline.run import embedded_sandbox  # not at start-up: heavy
+
         return stack.enter_context(embedded_sandbox(sandbox_db))
     return api.optional_settings(required=required)
 
