@@ -52,7 +52,8 @@ def start_sandbox(latency: str) -> tuple[subprocess.Popen[str], str]:
 
 def one_run(path: Path, url: str) -> dict[str, float]:
     """One import; its figures from the sandbox's request journal."""
-    reset = urllib.request.Request(f"{url}/_sandbox/reset", method="POST")
+    root = "/".join(url.split("/")[:3])  # the sandbox prints its API's base URL
+    reset = urllib.request.Request(f"{root}/_sandbox/reset", method="POST")
     urllib.request.urlopen(reset).read()
     args = [sys.executable, "-m", "trackly_migrate", "import-sends", str(path), "--json", "-q"]
     args += ["--errors", str(OUT / "first-second.errors.csv"), "--force", "--restart"]
@@ -62,7 +63,7 @@ def one_run(path: Path, url: str) -> dict[str, float]:
     total = time.time() - started
     if done.returncode not in (0, 1):
         raise RuntimeError(f"the import exited {done.returncode}: {done.stderr[-500:]}")
-    with urllib.request.urlopen(f"{url}/_sandbox/requests?limit=10000") as answer:
+    with urllib.request.urlopen(f"{root}/_sandbox/requests?limit=10000") as answer:
         entries = [e for e in json.load(answer)["requests"] if e["path"].startswith("/api")]
     spans = []
     for entry in entries:
