@@ -12,15 +12,15 @@ from just before the import is started to its exit, start-up included. Prints th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
+
+import httpx
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -31,11 +31,8 @@ def sends_file(records: int) -> Path:
     OUT.mkdir(exist_ok=True)
     path = OUT / f"sends-{records}-0.1.csv"  # the name benchmarks/run.py gives the same file
     if not path.exists():
-        subprocess.run(
-            [sys.executable, str(HERE / "datagen.py"), "sends", str(path)]
-            + ["--records", str(records), "--distinct", "0.1"],
-            check=True,
-        )
+        generator = [sys.executable, str(HERE / "datagen.py"), "sends", str(path)]
+        subprocess.run([*generator, "--records", str(records), "--distinct", "0.1"], check=True)
     return path
 
 
@@ -53,8 +50,7 @@ def start_sandbox(latency: str) -> tuple[subprocess.Popen[str], str]:
 def one_run(path: Path, url: str) -> dict[str, float]:
     """One import; its figures from the sandbox's request journal."""
     root = "/".join(url.split("/")[:3])  # the sandbox prints its API's base URL
-    reset = urllib.request.Request(f"{root}/_sandbox/reset", method="POST")
-    urllib.request.urlopen(reset).read()
+    httpx.post(f"{root}/_sandbox/reset", timeout=30).raise_for_status()
     args = [sys.executable, "-m", "trackly_migrate", "import-sends", str(path), "--json", "-q"]
     args += ["--errors", str(OUT / "first-second.errors.csv"), "--force", "--restart"]
     env = {**os.environ, "TRACKLY_API_KEY": DEMO_KEY, "TRACKLY_BASE_URL": url}
@@ -63,8 +59,8 @@ def one_run(path: Path, url: str) -> dict[str, float]:
     total = time.time() - started
     if done.returncode not in (0, 1):
         raise RuntimeError(f"the import exited {done.returncode}: {done.stderr[-500:]}")
-    with urllib.request.urlopen(f"{root}/_sandbox/requests?limit=10000") as answer:
-        entries = [e for e in json.load(answer)["requests"] if e["path"].startswith("/api")]
+    answer = httpx.get(f"{root}/_sandbox/requests", params={"limit": 10000}, timeout=30)
+    entries = [e for e in answer.json()["requests"] if e["path"].startswith("/api")]
     spans = []
     for entry in entries:
         begin = datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
