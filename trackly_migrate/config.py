@@ -20,15 +20,15 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, TypeVar
 
 from trackly_migrate.errors import UsageError
 from trackly_migrate.profiles import Profile, find_profile, key_file_warning
+
+if TYPE_CHECKING:
+    import ssl
 
 PRODUCTION_BASE_URL = "https://app.tracklysms.com/api"
 
@@ -67,6 +67,8 @@ class ApiSettings:
 
     @property
     def host(self) -> str:
+        import httpx  # not at import: it is most of the command line's start-up time
+
         return httpx.URL(self.base_url).host
 
 
@@ -92,6 +94,8 @@ def check_ca_bundle(path: Path | None, profile: Profile | None = None) -> Path |
 
 
 def _context_for(path: Path) -> ssl.SSLContext:
+    import ssl
+
     hint = "Give a PEM file holding the CA certificate(s) that signed the server's certificate."
     try:
         return ssl.create_default_context(cafile=str(path))
@@ -172,6 +176,8 @@ def is_loopback_host(host: str) -> bool:
 
 def check_base_url(url: str | None, profile: Profile | None = None) -> str:
     """The API base URL without a trailing slash; plain http only to loopback."""
+    import httpx
+
     chosen = first_set(
         ("flag", url),
         ("env", os.environ.get(BASE_URL_ENV)),

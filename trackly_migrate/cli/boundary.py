@@ -9,15 +9,18 @@ import functools
 import signal
 from collections.abc import Callable
 from types import FrameType
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
-from rich.markup import escape
 
-from trackly_migrate.display import stderr_console
 from trackly_migrate.errors import ExitCode, TracklyMigrateError, exit_code_for
-from trackly_migrate.pipeline import ImportOutcome
 from trackly_migrate.pipeline.signals import STOP_SIGNALS
+
+if TYPE_CHECKING:
+    from trackly_migrate.pipeline import ImportOutcome
+
+# Rich, the display and the pipeline are imported where they are used, not here: every
+# command line (``--version``, ``--help``, tab completion) loads this module (issue 13).
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -36,6 +39,9 @@ def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        # Imported while the stop signals are still held, so the handlers below have it.
+        from trackly_migrate.display import stderr_console
+
         try:
             # Held since start-up (``main``); one that came meanwhile is delivered here.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
@@ -54,6 +60,10 @@ def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
 
 
 def print_error(error: TracklyMigrateError) -> None:
+    from rich.markup import escape
+
+    from trackly_migrate.display import stderr_console
+
     console = stderr_console()
     console.print(f"[bold red]error:[/] {escape(error.message)}")
     if error.hint:

@@ -5,13 +5,10 @@ from __future__ import annotations
 import contextlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
 
-from trackly_migrate.clearing import ClearPlan, is_future, make_plan
-from trackly_migrate.clearing import execute as execute_clear
 from trackly_migrate.cli.boundary import error_boundary
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
@@ -25,11 +22,13 @@ from trackly_migrate.cli.options import (
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, command_target, interactive
-from trackly_migrate.client import TracklyClient
-from trackly_migrate.config import ApiSettings
-from trackly_migrate.display import clear_result_table, render_clear_plan, stderr_console
 from trackly_migrate.errors import ExitCode, UsageError
-from trackly_migrate.normalize import check_timezone
+
+# The client (httpx), normalize (phonenumbers) and the display (Rich) are imported in the
+# command's body: ``--help`` and tab completion load this module too.
+if TYPE_CHECKING:
+    from trackly_migrate.clearing import ClearPlan
+    from trackly_migrate.config import ApiSettings
 
 
 @error_boundary
@@ -70,6 +69,9 @@ def clear_command(
     Sends and clicks: imported records only. Revenue: every revenue record of the account,
     live sends' included. Say the time scope explicitly: --before WHEN or --all-time.
     """
+    from trackly_migrate.clearing import make_plan
+    from trackly_migrate.normalize import check_timezone
+
     plan = make_plan(entities, before=before, all_time=all_time, zone=check_timezone(timezone))
     with contextlib.ExitStack() as stack:
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
@@ -85,6 +87,13 @@ def _clear(
     dry_run: bool,
     json_output: bool,
 ) -> None:
+    import orjson
+
+    from trackly_migrate.clearing import execute as execute_clear
+    from trackly_migrate.clearing import is_future
+    from trackly_migrate.client import TracklyClient
+    from trackly_migrate.display import clear_result_table, render_clear_plan, stderr_console
+
     console = stderr_console()
     if sandbox_db is not None:
         target = f"the sandbox in {sandbox_db}"

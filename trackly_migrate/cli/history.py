@@ -5,14 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from trackly_migrate.cli.boundary import error_boundary
 from trackly_migrate.cli.options import JsonOpt
-from trackly_migrate.pipeline.ledger import Ledger
 
 COUNTED = ("read", "imported", "duplicates", "rejected")
 
@@ -31,6 +27,13 @@ def history_command(
 
     Accounts are shown by base URL and a hash of the key, never the key itself.
     """
+    # Imported here, not at the top: every command line loads the CLI modules (start-up).
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from trackly_migrate.pipeline.ledger import Ledger
+
     ledger = Ledger()
     entries = [
         entry for entry in ledger.entries() if command_name is None or entry.command == command_name

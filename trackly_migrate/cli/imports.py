@@ -13,9 +13,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import orjson
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary, import_exit_code, print_error
@@ -43,33 +42,16 @@ from trackly_migrate.cli.options import (
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
-from trackly_migrate.client import RetryPolicy
-from trackly_migrate.display import (
-    Display,
-    LogFile,
-    files_table,
-    make_display,
-    stderr_console,
-    summary_table,
-)
 from trackly_migrate.errors import ExitCode, UsageError
-from trackly_migrate.pipeline import (
-    ImportRequest,
-    Limits,
-    Normalization,
-    Output,
-    Resume,
-    Source,
-    Target,
-    run_import,
-)
-from trackly_migrate.pipeline.batch_run import run_files
-from trackly_migrate.pipeline.inputs import Inputs
-from trackly_migrate.pipeline.request import DEFAULT_CONCURRENCY, MAX_BODY_BYTES, parse_max_rejects
-from trackly_migrate.pipeline.signals import StopOnSignal
-from trackly_migrate.recipes import Recipe, load_recipe, merged_map_options
-from trackly_migrate.records import Kind
-from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
+from trackly_migrate.pipeline.bounds import DEFAULT_CONCURRENCY, MAX_BODY_BYTES
+
+# The pipeline, the client (httpx), records (phonenumbers) and the display (Rich) are
+# imported in the command bodies: ``--help`` and tab completion load this module too.
+if TYPE_CHECKING:
+    from trackly_migrate.display import Display, LogFile
+    from trackly_migrate.pipeline import ImportRequest, Target
+    from trackly_migrate.pipeline.inputs import Inputs
+    from trackly_migrate.report import Summary
 
 FilesArg = Annotated[
     list[str],
@@ -106,6 +88,8 @@ def sending_target(
     dry_run: bool, sandbox: bool, sandbox_db: Path | None, api: ApiOptions
 ) -> Target:
     """The request's target; the key is read only when something will be sent to an API."""
+    from trackly_migrate.pipeline import Target
+
     settings = None if (dry_run or sandbox) else api.settings()
     return Target(settings=settings, dry_run=dry_run, sandbox=sandbox, sandbox_db=sandbox_db)
 
@@ -115,6 +99,12 @@ def run_request(request: ImportRequest, shown: Presentation, inputs: Inputs | No
 
     ``inputs``: the FILE arguments of an import (``run_files``); else ``request.source``.
     """
+    from trackly_migrate.display import make_display, stderr_console
+    from trackly_migrate.pipeline import run_import
+    from trackly_migrate.pipeline.batch_run import run_files
+    from trackly_migrate.pipeline.signals import StopOnSignal
+    from trackly_migrate.report import Summary, refuse_overwriting_input
+
     path = request.source.path if inputs is None else " ".join(inputs.args)
     if shown.log_file is not None:
         refuse_overwriting_input(path, shown.log_file, "--log-file")
@@ -158,6 +148,9 @@ def run_request(request: ImportRequest, shown: Presentation, inputs: Inputs | No
 def _open_log(path: Path | None) -> LogFile | None:
     if path is None:
         return None
+    from trackly_migrate.display import LogFile
+    from trackly_migrate.report import open_private
+
     return LogFile(open_private(path, append=True, what="the log file", option="--log-file"))
 
 
@@ -179,6 +172,10 @@ def resume_command(argv: list[str]) -> str:
 
 
 def _render_summary(summary: Summary, shown: Presentation, display: Display) -> None:
+    import orjson
+
+    from trackly_migrate.display import files_table, summary_table
+
     encoded = orjson.dumps(summary.to_json()).decode()
     display.log(f"summary: {encoded}")
     if shown.json_output:
@@ -192,8 +189,9 @@ def _render_summary(summary: Summary, shown: Presentation, display: Display) -> 
             display.console.print(f"note: {note}", markup=False)
 
 
-def import_command(kind: Kind) -> Callable[..., None]:
-    """The Typer command that imports records of ``kind`` from a file."""
+def import_command(kind_name: str) -> Callable[..., None]:
+    """The Typer command that imports records of kind ``kind_name`` (a ``records.Kind``
+    value, e.g. "sends") from a file."""
 
     @error_boundary
     def command(
@@ -269,6 +267,21 @@ def import_command(kind: Kind) -> Callable[..., None]:
         recursive: RecursiveOpt = False,
         skip_done: SkipDoneOpt = False,
     ) -> None:
+        from trackly_migrate.client import RetryPolicy
+        from trackly_migrate.pipeline import (
+            ImportRequest,
+            Limits,
+            Normalization,
+            Output,
+            Resume,
+            Source,
+        )
+        from trackly_migrate.pipeline.inputs import Inputs
+        from trackly_migrate.pipeline.request import parse_max_rejects
+        from trackly_migrate.readers import InputFormat
+        from trackly_migrate.recipes import Recipe, load_recipe, merged_map_options
+        from trackly_migrate.records import Kind
+
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         limit, ratio = parse_max_rejects(max_rejects)
         given = Recipe(
@@ -282,9 +295,11 @@ def import_command(kind: Kind) -> Callable[..., None]:
             raise UsageError("This version reads only ISO timestamps (timestamp_format = iso).")
         reading = {"encoding": read_as.encoding, "delimiter": read_as.delimiter}
         request = ImportRequest(
-            kind=kind,
+            kind=Kind(kind_name),
             source=Source(
-                files[0], input_format, **{name: v for name, v in reading.items() if v is not None}
+                files[0],
+                InputFormat(input_format) if input_format else None,
+                **{name: v for name, v in reading.items() if v is not None},
             ),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(

@@ -6,13 +6,22 @@ in one place for the command line and for Python callers alike.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV, PROFILE_ENV
-from trackly_migrate.readers import InputFormat
+
+
+class FormatChoice(StrEnum):
+    """``readers.InputFormat``'s values (``Source`` takes either): readers is not imported
+    just to list two choices, or ``--help`` would wait for it (tests pin the two alike)."""
+
+    CSV = "csv"
+    JSONL = "jsonl"
+
 
 SandboxOpt = Annotated[
     bool,
@@ -43,7 +52,7 @@ FileArg = Annotated[
     ),
 ]
 FormatOpt = Annotated[
-    InputFormat | None,
+    FormatChoice | None,
     typer.Option(
         "--format",
         metavar="csv|jsonl",

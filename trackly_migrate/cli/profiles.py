@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from rich.markup import escape
-
 from trackly_migrate.cli.boundary import error_boundary
 from trackly_migrate.config import PRODUCTION_BASE_URL, PROFILE_ENV, profile_name, redacted_key_in
-from trackly_migrate.display import stderr_console
 from trackly_migrate.profiles import key_file_warning, load_profiles, profiles_path
 
 EXAMPLE = """\
@@ -25,6 +22,11 @@ def profiles_command() -> None:
     Select one with --profile NAME or TRACKLY_PROFILE. A flag or a TRACKLY_* variable
     overrides what the profile says.
     """
+    # Imported here, not at the top: every command line loads the CLI modules (start-up).
+    from rich.markup import escape
+
+    from trackly_migrate.display import stderr_console
+
     path = profiles_path()
     profiles = load_profiles(path)
     console = stderr_console()

@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
 from trackly_migrate.config import (
     ApiSettings,
     ConnectionOptions,
     resolve_settings,
     selected_profile,
 )
-from trackly_migrate.display import stderr_console
 from trackly_migrate.errors import UsageError
-from trackly_migrate.pipeline.run import embedded_sandbox
 
 
 @dataclass(frozen=True)
@@ -42,6 +38,10 @@ class ApiOptions:
             self.base_url, self.api_key, self.key_file, self.ca_bundle, self.profile
         )
         settings, warnings = resolve_settings(options)
+        from rich.markup import escape  # not at import: every command line loads this module
+
+        from trackly_migrate.display import stderr_console
+
         for warning in warnings:
             stderr_console().print(f"[yellow]warning:[/] {escape(warning)}")
         return settings
@@ -67,6 +67,8 @@ def command_target(
     if sandbox_db is not None and not sandbox:
         raise UsageError("--sandbox-db needs --sandbox.", hint="Add --sandbox.")
     if sandbox:
+        from trackly_migrate.pipeline.run import embedded_sandbox  # not at start-up: heavy
+
         return stack.enter_context(embedded_sandbox(sandbox_db))
     return api.optional_settings(required=required)
 

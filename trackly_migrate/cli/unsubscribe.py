@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary
@@ -33,13 +32,10 @@ from trackly_migrate.cli.options import (
     TimeoutOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, command_target
-from trackly_migrate.client import TracklyClient
-from trackly_migrate.display import stderr_console
 from trackly_migrate.errors import UsageError
-from trackly_migrate.normalize import check_region
-from trackly_migrate.pipeline import ImportRequest, Limits, Normalization, Output, Source
-from trackly_migrate.records import Kind
-from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
+
+# The client (httpx), records (phonenumbers), the pipeline and the display (Rich) are imported
+# in the command's body: ``--help`` and tab completion load this module too.
 
 # One segment of a bulk unsubscribe is sent one request per contact by one worker; small
 # segments spread the contacts over all the workers.
@@ -95,6 +91,16 @@ def unsubscribe_command(
     log_file: LogFileOpt = None,
 ) -> None:
     """Unsubscribe one contact from a list, or many from a file (--file)."""
+    import orjson
+
+    from trackly_migrate.client import TracklyClient
+    from trackly_migrate.display import stderr_console
+    from trackly_migrate.normalize import check_region
+    from trackly_migrate.pipeline import ImportRequest, Limits, Normalization, Output, Source
+    from trackly_migrate.readers import InputFormat
+    from trackly_migrate.records import Kind
+    from trackly_migrate.unsubscribing import NOT_CHANGED_MEANING, contact_record
+
     if (phone is None) == (file is None):
         raise UsageError(
             "Give either a PHONE (with --list) or --file FILE.",
@@ -104,7 +110,12 @@ def unsubscribe_command(
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         request = ImportRequest(
             kind=Kind.CONTACTS,
-            source=Source(file, input_format, encoding or "utf-8", delimiter or ","),
+            source=Source(
+                file,
+                InputFormat(input_format) if input_format else None,
+                encoding or "utf-8",
+                delimiter or ",",
+            ),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
                 map_options or [],

@@ -20,14 +20,12 @@ from trackly_migrate.client import RetryPolicy
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import check_region, check_timezone
+from trackly_migrate.pipeline.bounds import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
+from trackly_migrate.pipeline.bounds import MAX_BATCH_SIZE as MAX_BATCH_SIZE
+from trackly_migrate.pipeline.bounds import MAX_BODY_BYTES as MAX_BODY_BYTES
+from trackly_migrate.pipeline.bounds import MAX_CONCURRENCY as MAX_CONCURRENCY
 from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind, parse_map_options
-
-MAX_BATCH_SIZE = 1000
-MAX_CONCURRENCY = 64
-DEFAULT_CONCURRENCY = 16
-# CONTRACT.md: a request body over 10 MiB is refused whole (413 payload_too_large).
-MAX_BODY_BYTES = 10 * 1024 * 1024
 
 T = TypeVar("T")
 V = TypeVar("V")

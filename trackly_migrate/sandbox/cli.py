@@ -1,7 +1,7 @@
 """The ``trackly-migrate sandbox`` command: options -> ``SandboxConfig`` -> ``serve``.
 
 ``trackly_migrate/cli.py`` registers ``sandbox_command`` under its error boundary. This module
-imports only Typer and Rich at load time, so the main CLI starts (and says what is missing)
+imports only Typer at load time, so the main CLI starts (and says what is missing)
 when the sandbox extra (Starlette, uvicorn) is not installed.
 """
 
@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import orjson
 import typer
-from rich.console import Console
 
 from trackly_migrate.errors import UsageError
+
+# Rich and orjson are imported when the command runs: every command line of the tool
+# (``--help``, tab completion) loads this module to register ``sandbox`` (issue 13).
 
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 DEFAULT_JOURNAL_SIZE = 1000  # journal.DEFAULT_SIZE (not imported: it needs the sandbox extra)
@@ -128,6 +129,8 @@ def sandbox_command(
         sys.stdout.buffer.write(default_seed_bytes())
         sys.stdout.flush()
         return
+    from rich.console import Console
+
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     try:
         latency_range = parse_latency(latency) if latency else None
@@ -177,6 +180,8 @@ def sandbox_command(
 
 
 def _json_option(text: str) -> Any:
+    import orjson
+
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
