@@ -39,6 +39,7 @@ from trackly_migrate.cli.options import (
     SandboxDbOpt,
     SandboxOpt,
     TimeoutOpt,
+    TimestampFormatOpt,
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
@@ -164,6 +165,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
         map_options: MapOpt = None,
         default_region: RegionOpt = None,
         timezone: TimezoneOpt = None,
+        timestamp_format: TimestampFormatOpt = None,
         batch_size: Annotated[
             int, typer.Option("--batch-size", metavar="N", help="Records per request (1-1000).")
         ] = 1000,
@@ -231,7 +233,12 @@ def import_command(kind: Kind) -> Callable[..., None]:
             kind=kind,
             source=Source(file, input_format, encoding, delimiter),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
-            normalization=Normalization(map_options or [], default_region, timezone),
+            normalization=Normalization(
+                map_options or [],
+                default_region,
+                timezone,
+                timestamp_format=timestamp_format or "iso",
+            ),
             limits=Limits(
                 batch_size=batch_size,
                 concurrency=concurrency,

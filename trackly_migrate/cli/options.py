@@ -86,6 +86,15 @@ TimezoneOpt = Annotated[
         help="IANA time zone for timestamps written without an offset (e.g. America/New_York).",
     ),
 ]
+TimestampFormatOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--timestamp-format",
+        metavar="FORMAT",
+        help="How timestamps are written: iso (default), epoch (seconds), epoch_ms, or a "
+        "strptime pattern such as '%m/%d/%Y %H:%M'. FIELD=FORMAT sets one field (repeatable).",
+    ),
+]
 BaseUrlOpt = Annotated[
     str | None,
     typer.Option(

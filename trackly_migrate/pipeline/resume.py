@@ -22,6 +22,7 @@ from trackly_migrate.checkpoint import (
 )
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.errors import UsageError
+from trackly_migrate.normalize import ISO
 from trackly_migrate.pipeline.engine import Observer
 from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.readers import STDIN, InputFormat, is_regular_file
@@ -94,6 +95,11 @@ def options_fingerprint(request: ImportRequest, fmt: InputFormat) -> dict[str, A
         "default_region": request.normalization.default_region,
         "timezone": str(request.normalization.zone) if request.normalization.zone else None,
         "defaults": dict(sorted(request.normalization.defaults.items())),
+        # Only when not ISO throughout, so that checkpoints from before the option still match.
+        "timestamp_formats": {
+            name: fmt for name, fmt in request.normalization.timestamp_formats.items() if fmt != ISO
+        }
+        or None,
         "target": target,
     }
 

@@ -127,6 +127,7 @@ def run_import(
             timezone=normalization.zone,
             defaults=normalization.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
+            timestamp_formats=normalization.timestamp_formats,
         )
         report_path = request.output.errors_path or default_report_path(
             source_options.path, str(request.kind)
