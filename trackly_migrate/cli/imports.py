@@ -35,6 +35,7 @@ from trackly_migrate.cli.options import (
     MapOpt,
     MaxBodyOpt,
     QuietOpt,
+    QuotecharOpt,
     RegionOpt,
     SandboxDbOpt,
     SandboxOpt,
@@ -161,7 +162,8 @@ def import_command(kind: Kind) -> Callable[..., None]:
         file: FileArg,
         input_format: FormatOpt = None,
         encoding: EncodingOpt = "utf-8",
-        delimiter: DelimiterOpt = ",",
+        delimiter: DelimiterOpt = None,
+        quotechar: QuotecharOpt = '"',
         map_options: MapOpt = None,
         default_region: RegionOpt = None,
         timezone: TimezoneOpt = None,
@@ -231,7 +233,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
         limit, ratio = parse_max_rejects(max_rejects)
         request = ImportRequest(
             kind=kind,
-            source=Source(file, input_format, encoding, delimiter),
+            source=Source(file, input_format, encoding, delimiter, quotechar),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
                 map_options or [],

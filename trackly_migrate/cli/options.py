@@ -54,7 +54,15 @@ EncodingOpt = Annotated[
     str, typer.Option("--encoding", metavar="NAME", help="Text encoding of the input, e.g. cp1252.")
 ]
 DelimiterOpt = Annotated[
-    str, typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab'.")
+    str | None,
+    typer.Option(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV delimiter: ',' ';' '|' or 'tab' (default: detected from the header line).",
+    ),
+]
+QuotecharOpt = Annotated[
+    str, typer.Option("--quotechar", metavar="CHAR", help="CSV quote character (default '\"').")
 ]
 MapOpt = Annotated[
     list[str] | None,

@@ -26,6 +26,7 @@ from trackly_migrate.cli.options import (
     LogFileOpt,
     MapOpt,
     QuietOpt,
+    QuotecharOpt,
     RegionOpt,
     SandboxDbOpt,
     SandboxOpt,
@@ -69,7 +70,8 @@ def unsubscribe_command(
     ] = None,
     input_format: FormatOpt = None,
     encoding: EncodingOpt = "utf-8",
-    delimiter: DelimiterOpt = ",",
+    delimiter: DelimiterOpt = None,
+    quotechar: QuotecharOpt = '"',
     map_options: MapOpt = None,
     default_region: RegionOpt = None,
     concurrency: ConcurrencyOpt = 8,
@@ -102,7 +104,7 @@ def unsubscribe_command(
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle)
         request = ImportRequest(
             kind=Kind.CONTACTS,
-            source=Source(file, input_format, encoding, delimiter),
+            source=Source(file, input_format, encoding, delimiter, quotechar),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
             normalization=Normalization(
                 map_options or [],

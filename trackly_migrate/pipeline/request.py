@@ -53,15 +53,27 @@ class Source:
 
     path: str
     format: InputFormat | None = None  # inferred from the file name when None
-    encoding: str = "utf-8"
-    delimiter: str = ","  # "tab" (or "\\t") is a tab
+    encoding: str = "utf-8"  # a UTF-16/32 byte-order mark in the file overrides it
+    delimiter: str | None = None  # None: detected from the header; "tab" (or "\\t") is a tab
+    quotechar: str = '"'
 
     def __post_init__(self) -> None:
         if self.format is not None:
             fmt = _checked("format", "--format", _input_format, self.format)
             object.__setattr__(self, "format", fmt)
-        if self.delimiter.lower() in {"tab", "\\t"}:
+        if self.delimiter is not None and self.delimiter.lower() in {"tab", "\\t"}:
             object.__setattr__(self, "delimiter", "\t")
+        for name, value in (("delimiter", self.delimiter), ("quotechar", self.quotechar)):
+            if value is not None:
+                one = len(value) == 1 and value not in "\r\n"
+                _require(one, name, f"--{name}", "one character (not a line break)", value)
+        _require(
+            self.delimiter != self.quotechar,
+            "quotechar",
+            "--quotechar",
+            "different from the delimiter",
+            self.quotechar,
+        )
 
 
 def _input_format(value: InputFormat | str) -> InputFormat:
