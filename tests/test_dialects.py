@@ -41,9 +41,12 @@ def test_mapped_columns_count_as_known() -> None:
 def test_source_checks_delimiter_and_quotechar() -> None:
     assert Source("x.csv", delimiter="tab").delimiter == "\t"
     assert Source("x.csv").delimiter is None
-    for bad in ({"delimiter": ";;"}, {"quotechar": ""}, {"delimiter": "'", "quotechar": "'"}):
-        with pytest.raises(UsageError, match="--"):
-            Source("x.csv", **bad)
+    with pytest.raises(UsageError, match="--delimiter"):
+        Source("x.csv", delimiter=";;")
+    with pytest.raises(UsageError, match="--quotechar"):
+        Source("x.csv", quotechar="")
+    with pytest.raises(UsageError, match="--quotechar"):
+        Source("x.csv", delimiter="'", quotechar="'")
 
 
 def _semicolon_file(path: Path, rows: list[dict[str, str]]) -> Path:
