@@ -199,7 +199,7 @@ def test_unreadable_inputs_are_clear_errors(tmp_path: Path) -> None:
         infer_format("export.xlsx", None)
     with pytest.raises(UsageError, match="format"):
         infer_format("export.dat", None)
-    with pytest.raises(UsageError, match="not supported"):
+    with pytest.raises(UsageError, match="byte order"):
         read_all(empty, InputFormat.CSV, encoding="utf-16")
 
 

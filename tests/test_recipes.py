@@ -141,3 +141,23 @@ def test_recipe_values_get_the_options_checks(tmp_path: Path) -> None:
     result = invoke(["import-sends", str(EXPORT), "--recipe", str(recipe), "--dry-run"])
     assert result.returncode == 2, result.output
     assert "default_region (--default-region)" in result.stderr
+
+
+def test_a_recipes_timestamp_format_reaches_the_records_and_a_flag_overrides_it(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "epoch.csv"
+    source.write_text(
+        "id,to_number,timestamp\nE1,+14155550100,1700000000\nE2,+14155550101,1700000060\n",
+        encoding="utf-8",
+    )
+    recipe = write(tmp_path / "epoch.toml", 'timestamp_format = "epoch"\n')
+    base = ["import-sends", str(source), "--recipe", str(recipe), "--dry-run", "--json"]
+    read_as_epoch = invoke(base, api_key=None)
+    assert read_as_epoch.returncode == 0, read_as_epoch.output
+    assert json.loads(read_as_epoch.stdout)["rejected_local"] == 0
+    # The flag wins over the recipe: read as ISO, the same cells are not timestamps.
+    as_iso = invoke([*base, "--timestamp-format", "iso", "--force"], api_key=None)
+    assert as_iso.returncode == 1, as_iso.output
+    assert json.loads(as_iso.stdout)["rejected_local"] == 2
+    assert "--timestamp-format epoch" in (tmp_path / "epoch.errors.csv").read_text()

@@ -40,6 +40,8 @@ _INLINE = {
         "    record[{name!r}] = {c}({v})"
     ),
     "phone": "record[{name!r}] = {c}({v})",
+    # A field whose converter has no inline fast path (a timestamp in another format).
+    "converted": "record[{name!r}] = {c}({v})",
 }
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import re
 from array import array
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
@@ -36,6 +37,19 @@ _TRUE = frozenset({"true", "t", "yes", "y", "1"})
 _FALSE = frozenset({"false", "f", "no", "n", "0"})
 _MAX_INT = 2**63 - 1
 _OUT_OF_UTC_RANGE = "falls outside the calendar in UTC (0001-01-01 to 9999-12-31)"
+# Warehouse exports (BigQuery, Redshift) write "2025-11-15 14:30:00 UTC": the same as Z.
+_ZONE_WORDS = (" UTC", " GMT")
+_EPOCH_NUMBER = re.compile(r"^([+-]?)([0-9]+)(?:\.([0-9]+))?$")
+# Digits alone are never an ISO timestamp with a time of day; these lengths are the epoch
+# seconds (2001-2286: 10 digits) and milliseconds (13 digits) of any plausible history.
+_LOOKS_LIKE_EPOCH_S = re.compile(r"^[0-9]{9,11}(\.[0-9]+)?$")
+_LOOKS_LIKE_EPOCH_MS = re.compile(r"^[0-9]{12,14}(\.[0-9]+)?$")
+_EPOCH_START = datetime(1970, 1, 1, tzinfo=UTC)
+
+ISO = "iso"
+EPOCH = "epoch"
+EPOCH_MS = "epoch_ms"
+NAMED_TIMESTAMP_FORMATS = (ISO, EPOCH, EPOCH_MS)
 
 
 def check_region(region: str | None) -> str | None:
@@ -204,10 +218,12 @@ def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
         except ValueError:
             pass  # the general path below explains what is wrong
     candidate = text.strip()
+    if candidate.endswith(_ZONE_WORDS):
+        candidate = candidate[:-4] + "Z"
     try:
         moment = datetime.fromisoformat(candidate)
     except ValueError as exc:
-        raise ValueError(_timestamp_problem(candidate, exc)) from None
+        raise ValueError(_timestamp_problem(text.strip(), exc)) from None
     if not _HAS_TIME.search(candidate):
         raise ValueError(f"{candidate!r} is a date without a time of day")
     if moment.tzinfo is None:
@@ -257,9 +273,87 @@ def _localize(naive: datetime, zone: tzinfo, original: str) -> datetime:
 
 def _timestamp_problem(candidate: str, exc: ValueError) -> str:
     reason = str(exc)
+    if _LOOKS_LIKE_EPOCH_S.match(candidate):
+        return f"{candidate!r} looks like epoch seconds; pass --timestamp-format epoch to read it"
+    if _LOOKS_LIKE_EPOCH_MS.match(candidate):
+        return (
+            f"{candidate!r} looks like epoch milliseconds; "
+            "pass --timestamp-format epoch_ms to read it"
+        )
     if "out of range" in reason or "must be in" in reason:
         return f"{candidate!r} is not a real date and time ({reason})"
     return f"{candidate!r} is not an ISO 8601 timestamp (e.g. 2025-11-15T14:30:00Z)"
+
+
+def check_timestamp_format(value: str) -> str:
+    """``iso``, ``epoch``, ``epoch_ms`` or a strptime pattern that parses what it formats."""
+    text = value.strip()
+    if text.lower() in NAMED_TIMESTAMP_FORMATS:
+        return text.lower()
+    hint = 'Use iso, epoch, epoch_ms or a strptime pattern such as "%m/%d/%Y %H:%M".'
+    if "%" not in text:
+        raise UsageError(f"{value!r} is not a timestamp format.", hint=hint)
+    sample = datetime(2025, 11, 15, 14, 30, 5, 123456, tzinfo=UTC)
+    try:
+        datetime.strptime(sample.strftime(text), text)
+    except ValueError as exc:
+        problem = f"{value!r} is not a usable strptime pattern ({exc})."
+        raise UsageError(problem, hint=hint) from None
+    return text
+
+
+def timestamp_parser(fmt: str, zone: tzinfo | None) -> Callable[[str], str]:
+    """The converter of one timestamp field's text in ``fmt`` (see ``check_timestamp_format``)."""
+    if fmt == ISO:
+        return lambda text: normalize_timestamp(text, zone)
+    if fmt in (EPOCH, EPOCH_MS):
+        scale = 1 if fmt == EPOCH else 1000
+        return lambda text: normalize_epoch(text, scale)
+    return lambda text: normalize_pattern(text, fmt, zone)
+
+
+def normalize_epoch(text: str, scale: int = 1) -> str:
+    """Seconds (``scale`` 1) or milliseconds (1000) since 1970-01-01 UTC as an API timestamp.
+
+    The digits are read exactly (no float rounding): ``1731681000.5`` is half a second past.
+    """
+    candidate = text.strip()
+    match = _EPOCH_NUMBER.match(candidate)
+    unit = "seconds" if scale == 1 else "milliseconds"
+    if match is None:
+        option = "epoch" if scale == 1 else "epoch_ms"
+        raise ValueError(
+            f"{candidate!r} is not a number of {unit} since 1970 (--timestamp-format {option})"
+        )
+    sign, whole, fraction = match.groups()
+    # Microseconds as an integer: whole units and the first digits of the fraction.
+    digits = 6 if scale == 1 else 3
+    micros = int(whole) * (1_000_000 // scale) + int(((fraction or "") + "0" * digits)[:digits])
+    try:
+        moment = _EPOCH_START + timedelta(microseconds=-micros if sign == "-" else micros)
+        return format_utc(moment)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{candidate!r} {unit} since 1970 {_OUT_OF_UTC_RANGE}") from None
+
+
+def normalize_pattern(text: str, pattern: str, zone: tzinfo | None) -> str:
+    """``text`` read with the strptime ``pattern``; without %z it needs ``zone`` (--timezone)."""
+    candidate = text.strip()
+    try:
+        moment = datetime.strptime(candidate, pattern)
+    except ValueError:
+        raise ValueError(f"{candidate!r} does not match --timestamp-format {pattern!r}") from None
+    if moment.tzinfo is None:
+        if zone is None:
+            raise ValueError(
+                f"{candidate!r} has no UTC offset in --timestamp-format {pattern!r}; "
+                "pass --timezone Area/City (e.g. --timezone America/New_York)"
+            )
+        moment = _localize(moment, zone, candidate)
+    try:
+        return format_utc(moment)
+    except ValueError:
+        raise ValueError(f"{candidate!r} {_OUT_OF_UTC_RANGE}") from None
 
 
 def parse_integer(value: object) -> int:

@@ -29,7 +29,7 @@ from trackly_migrate.errors import UsageError
 
 RECIPE_KEYS = ("map", "default_region", "timezone", "timestamp_format", "encoding", "delimiter")
 
-TimestampFormat = str | Mapping[str, str]  # "epoch", or {field: format} as FIELD=FORMAT says
+TimestampFormat = str | Sequence[str] | Mapping[str, str]  # "epoch", FIELD=FORMAT, {field: format}
 
 
 @dataclass(frozen=True)

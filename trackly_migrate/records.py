@@ -17,10 +17,11 @@ from typing import Any
 from trackly_migrate.cell_plan import compile_cells_build
 from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.normalize import (
+    ISO,
     PhoneNormalizer,
-    normalize_timestamp,
     parse_boolean,
     parse_integer,
+    timestamp_parser,
 )
 from trackly_migrate.readers import RawRow
 
@@ -269,6 +270,7 @@ class RecordBuilder:
         timezone: tzinfo | None = None,
         defaults: Mapping[str, str] | None = None,
         unescape_report_cells: bool = False,
+        timestamp_formats: Mapping[str, str] | None = None,
     ) -> None:
         self.kind = mapping.kind
         self._header = mapping.header
@@ -276,6 +278,7 @@ class RecordBuilder:
         # An errors report fed back in: undo the quote that kept formulas from running.
         self._unescape = unescape_report_cells
         defaults = dict(defaults or {})
+        formats = dict(timestamp_formats or {})
         self._csv_plan: list[_Step] = []
         self._json_plan: list[_Step] = []
         for spec in FIELDS[mapping.kind]:
@@ -289,14 +292,14 @@ class RecordBuilder:
             self._csv_plan.append(
                 _Step(
                     source=mapping.indexes.get(spec.name),
-                    convert=_text_converter(spec.type, phones, timezone),
+                    convert=_text_converter(spec, phones, timezone, formats.get(spec.name, ISO)),
                     **common,  # type: ignore[arg-type]
                 )
             )
             self._json_plan.append(
                 _Step(
                     source=mapping.sources.get(spec.name, spec.name),
-                    convert=_json_converter(spec.type, phones, timezone),
+                    convert=_json_converter(spec, phones, timezone, formats.get(spec.name, ISO)),
                     **common,  # type: ignore[arg-type]
                 )
             )
@@ -307,7 +310,7 @@ class RecordBuilder:
                 [
                     (
                         step.name,
-                        spec.type.value,
+                        _inline_kind(spec, formats),
                         mapping.indexes.get(spec.name),
                         step.required,
                         step.default,
@@ -392,12 +395,22 @@ class RecordBuilder:
         return record
 
 
-def _text_converter(kind: FieldType, phones: PhoneNormalizer, zone: tzinfo | None) -> Converter:
+def _inline_kind(spec: FieldSpec, formats: Mapping[str, str]) -> str:
+    """How cell_plan inlines the field: its ISO fast path only holds for ISO timestamps."""
+    if spec.type is FieldType.TIMESTAMP and formats.get(spec.name, ISO) != ISO:
+        return "converted"
+    return spec.type.value
+
+
+def _text_converter(
+    spec: FieldSpec, phones: PhoneNormalizer, zone: tzinfo | None, timestamp_format: str
+) -> Converter:
     """A converter for a CSV cell: always a non-blank ``str``."""
+    kind = spec.type
     if kind is FieldType.PHONE:
         return phones
     if kind is FieldType.TIMESTAMP:
-        return lambda value: normalize_timestamp(value, zone)
+        return timestamp_parser(timestamp_format, zone)
     if kind is FieldType.INTEGER:
         return _integer_text
     if kind is FieldType.BOOLEAN:
@@ -407,12 +420,18 @@ def _text_converter(kind: FieldType, phones: PhoneNormalizer, zone: tzinfo | Non
     return _identity
 
 
-def _json_converter(kind: FieldType, phones: PhoneNormalizer, zone: tzinfo | None) -> Converter:
+def _json_converter(
+    spec: FieldSpec, phones: PhoneNormalizer, zone: tzinfo | None, timestamp_format: str
+) -> Converter:
     """A converter for a JSON value of any type."""
+    kind = spec.type
     if kind is FieldType.PHONE:
         return lambda value: phones(_require_text(value))
     if kind is FieldType.TIMESTAMP:
-        return lambda value: normalize_timestamp(_require_text(value), zone)
+        parse = timestamp_parser(timestamp_format, zone)
+        if timestamp_format == ISO or "%" in timestamp_format:
+            return lambda value: parse(_require_text(value))
+        return lambda value: parse(_number_text(value))
     if kind is FieldType.INTEGER:
         return parse_integer
     if kind is FieldType.BOOLEAN:
@@ -443,6 +462,18 @@ def _code_for(spec: FieldSpec) -> str:
     if spec.type is FieldType.TIMESTAMP:
         return "invalid_timestamp"
     return "invalid_type"
+
+
+def _number_text(value: Any) -> str:
+    """An epoch value as its digits: JSON exports write it as a number or as text."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is a boolean, not a number")
+    if isinstance(value, int | float):
+        text = str(value)  # a JsonNumber gives the digits as written
+        if "e" in text.lower():
+            raise ValueError(f"{text!r} is written with an exponent; write the digits out")
+        return text
+    return _require_text(value)
 
 
 def _require_text(value: Any) -> str:

@@ -34,15 +34,17 @@ from trackly_migrate.cli.options import (
     MaxBodyOpt,
     ProfileOpt,
     QuietOpt,
+    QuotecharOpt,
     RecipeOpt,
     RegionOpt,
     SandboxDbOpt,
     SandboxOpt,
     TimeoutOpt,
+    TimestampFormatOpt,
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
-from trackly_migrate.errors import ExitCode, UsageError
+from trackly_migrate.errors import ExitCode
 from trackly_migrate.pipeline.bounds import DEFAULT_CONCURRENCY, MAX_BODY_BYTES
 
 # The pipeline, the client (httpx), records (phonenumbers) and the display (Rich) are
@@ -199,9 +201,11 @@ def import_command(kind_name: str) -> Callable[..., None]:
         input_format: FormatOpt = None,
         encoding: EncodingOpt = None,
         delimiter: DelimiterOpt = None,
+        quotechar: QuotecharOpt = '"',
         map_options: MapOpt = None,
         default_region: RegionOpt = None,
         timezone: TimezoneOpt = None,
+        timestamp_format: TimestampFormatOpt = None,
         recipe: RecipeOpt = None,
         batch_size: Annotated[
             int, typer.Option("--batch-size", metavar="N", help="Records per request (1-1000).")
@@ -285,20 +289,20 @@ def import_command(kind_name: str) -> Callable[..., None]:
         api = ApiOptions(base_url, api_key, api_key_file, ca_bundle, profile)
         limit, ratio = parse_max_rejects(max_rejects)
         given = Recipe(
-            default_region=default_region, timezone=timezone, encoding=encoding, delimiter=delimiter
+            default_region=default_region,
+            timezone=timezone,
+            timestamp_format=timestamp_format or None,
+            encoding=encoding,
+            delimiter=delimiter,
         )
         read_as = load_recipe(recipe).overridden_by(given) if recipe else given
-        # HOOK(timestamp_format): hand read_as.timestamp_format to the request once it has
-        # a timestamp format field (--timestamp-format, issue 10 item 1); until then refuse
-        # anything but the default rather than ignore it.
-        if read_as.timestamp_format not in (None, "iso"):
-            raise UsageError("This version reads only ISO timestamps (timestamp_format = iso).")
         reading = {"encoding": read_as.encoding, "delimiter": read_as.delimiter}
         request = ImportRequest(
             kind=Kind(kind_name),
             source=Source(
                 files[0],
                 InputFormat(input_format) if input_format else None,
+                quotechar=quotechar,
                 **{name: v for name, v in reading.items() if v is not None},
             ),
             target=sending_target(dry_run, sandbox, sandbox_db, api),
@@ -306,6 +310,7 @@ def import_command(kind_name: str) -> Callable[..., None]:
                 merged_map_options(read_as.map, map_options or []),
                 read_as.default_region,
                 read_as.timezone,
+                timestamp_format=read_as.timestamp_format or "iso",
             ),
             limits=Limits(
                 batch_size=batch_size,

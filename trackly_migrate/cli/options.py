@@ -67,7 +67,14 @@ EncodingOpt = Annotated[
 ]
 DelimiterOpt = Annotated[
     str | None,
-    typer.Option("--delimiter", metavar="CHAR", help="CSV delimiter: ',' ';' or 'tab' (',')."),
+    typer.Option(
+        "--delimiter",
+        metavar="CHAR",
+        help="CSV delimiter: ',' ';' '|' or 'tab' (default: detected from the header line).",
+    ),
+]
+QuotecharOpt = Annotated[
+    str, typer.Option("--quotechar", metavar="CHAR", help="CSV quote character (default '\"').")
 ]
 RecipeOpt = Annotated[
     Path | None,
@@ -106,6 +113,15 @@ TimezoneOpt = Annotated[
         "--timezone",
         metavar="AREA/CITY",
         help="IANA time zone for timestamps written without an offset (e.g. America/New_York).",
+    ),
+]
+TimestampFormatOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--timestamp-format",
+        metavar="FORMAT",
+        help="How timestamps are written: iso (default), epoch (seconds), epoch_ms, or a "
+        "strptime pattern such as '%m/%d/%Y %H:%M'. FIELD=FORMAT sets one field (repeatable).",
     ),
 ]
 BaseUrlOpt = Annotated[

@@ -10,6 +10,7 @@ runs: a library caller with ``default_region="usa"`` gets the same usage error a
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
@@ -19,13 +20,13 @@ from typing import TypeVar
 from trackly_migrate.client import RetryPolicy
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import UsageError
-from trackly_migrate.normalize import check_region, check_timezone
+from trackly_migrate.normalize import ISO, check_region, check_timestamp_format, check_timezone
 from trackly_migrate.pipeline.bounds import DEFAULT_CONCURRENCY as DEFAULT_CONCURRENCY
 from trackly_migrate.pipeline.bounds import MAX_BATCH_SIZE as MAX_BATCH_SIZE
 from trackly_migrate.pipeline.bounds import MAX_BODY_BYTES as MAX_BODY_BYTES
 from trackly_migrate.pipeline.bounds import MAX_CONCURRENCY as MAX_CONCURRENCY
 from trackly_migrate.readers import InputFormat
-from trackly_migrate.records import Kind, parse_map_options
+from trackly_migrate.records import FIELDS, FieldType, Kind, parse_map_options
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -50,15 +51,27 @@ class Source:
 
     path: str
     format: InputFormat | None = None  # inferred from the file name when None
-    encoding: str = "utf-8"
-    delimiter: str = ","  # "tab" (or "\\t") is a tab
+    encoding: str = "utf-8"  # a UTF-16/32 byte-order mark in the file overrides it
+    delimiter: str | None = None  # None: detected from the header; "tab" (or "\\t") is a tab
+    quotechar: str = '"'
 
     def __post_init__(self) -> None:
         if self.format is not None:
             fmt = _checked("format", "--format", _input_format, self.format)
             object.__setattr__(self, "format", fmt)
-        if self.delimiter.lower() in {"tab", "\\t"}:
+        if self.delimiter is not None and self.delimiter.lower() in {"tab", "\\t"}:
             object.__setattr__(self, "delimiter", "\t")
+        for name, value in (("delimiter", self.delimiter), ("quotechar", self.quotechar)):
+            if value is not None:
+                one = len(value) == 1 and value not in "\r\n"
+                _require(one, name, f"--{name}", "one character (not a line break)", value)
+        _require(
+            self.delimiter != self.quotechar,
+            "quotechar",
+            "--quotechar",
+            "different from the delimiter",
+            self.quotechar,
+        )
 
 
 def _input_format(value: InputFormat | str) -> InputFormat:
@@ -77,8 +90,13 @@ class Normalization:
     default_region: str | None = None  # ISO region for national numbers, e.g. "US"
     timezone: tzinfo | str | None = None  # IANA zone for timestamps without an offset
     defaults: Mapping[str, str] = field(default_factory=dict)  # e.g. list_number from --list
+    # How timestamps are written: "iso", "epoch", "epoch_ms" or a strptime pattern, for every
+    # timestamp field; FIELD=FORMAT strings (as --timestamp-format takes them, repeatable) or
+    # a {field: format} mapping set single fields. Resolved to {field: format} for the kind.
+    timestamp_format: str | Sequence[str] | Mapping[str, str] = ISO
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "timestamp_format", _timestamp_formats(self.timestamp_format))
         region = _checked("default_region", "--default-region", check_region, self.default_region)
         object.__setattr__(self, "default_region", region)
         if isinstance(self.timezone, str):
@@ -90,6 +108,12 @@ class Normalization:
     def zone(self) -> tzinfo | None:
         assert not isinstance(self.timezone, str)  # resolved on construction
         return self.timezone
+
+    @property
+    def timestamp_formats(self) -> dict[str, str]:
+        """{field: format} for each timestamp field ("" keys the default before ``checked_for``)."""
+        assert isinstance(self.timestamp_format, dict)
+        return self.timestamp_format
 
     @property
     def fields(self) -> dict[str, str]:
@@ -105,7 +129,46 @@ class Normalization:
             else list(self.mapping)
         )
         mapping = _checked("mapping", "--map", lambda o: parse_map_options(o, kind), options)
-        return dataclasses.replace(self, mapping=mapping, timezone=self.timezone)
+        formats = self.timestamp_formats
+        stamps = [spec.name for spec in FIELDS[kind] if spec.type is FieldType.TIMESTAMP]
+        unknown = sorted(set(formats) - {"", *stamps})
+        if unknown:
+            raise UsageError(
+                f"timestamp_format (--timestamp-format) names {unknown[0]!r}, which is not a "
+                f"timestamp field of {kind}.",
+                hint=f"Timestamp fields of {kind}: {', '.join(stamps)}; "
+                "e.g. --timestamp-format timestamp=epoch.",
+            )
+        every = formats.get("", ISO)
+        resolved = {name: formats.get(name, every) for name in stamps}
+        return dataclasses.replace(
+            self, mapping=mapping, timezone=self.timezone, timestamp_format=resolved
+        )
+
+
+_FIELD_PREFIX = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
+
+
+def _timestamp_formats(value: str | Sequence[str] | Mapping[str, str]) -> dict[str, str]:
+    """--timestamp-format's values as {field: format}; "" is the format of every other field."""
+    if isinstance(value, Mapping):
+        items = [(str(name), str(fmt)) for name, fmt in value.items()]
+    else:
+        items = []
+        for text in [value] if isinstance(value, str) else list(value):
+            match = _FIELD_PREFIX.match(text.strip())
+            items.append((match.group(1), match.group(2)) if match else ("", text))
+    formats: dict[str, str] = {}
+    for name, fmt in items:
+        checked = _checked("timestamp_format", "--timestamp-format", check_timestamp_format, fmt)
+        if name in formats and formats[name] != checked:
+            which = f"{name}=" if name else "a format for every field"
+            raise UsageError(
+                f"timestamp_format (--timestamp-format) gives {which} twice "
+                f"({formats[name]!r} and {checked!r})."
+            )
+        formats[name] = checked
+    return formats
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from trackly_migrate.checkpoint import (
 )
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.errors import UsageError
+from trackly_migrate.normalize import ISO
 from trackly_migrate.pipeline.engine import Observer
 from trackly_migrate.pipeline.request import ImportRequest
-from trackly_migrate.readers import STDIN, InputFormat, is_regular_file
+from trackly_migrate.readers import STDIN, Dialect, InputFormat, is_regular_file
 from trackly_migrate.report import WORDS, Summary, refuse_overwriting_input
 
 
@@ -79,8 +80,15 @@ def keep_or_remove(checkpoint: CheckpointWriter | None, completed: bool) -> Path
     return checkpoint.path
 
 
-def options_fingerprint(request: ImportRequest, fmt: InputFormat) -> dict[str, Any]:
-    """What changes the records sent or where they go; a resume must not change any of it."""
+def options_fingerprint(
+    request: ImportRequest, fmt: InputFormat, dialect: Dialect | None = None
+) -> dict[str, Any]:
+    """What changes the records sent or where they go; a resume must not change any of it.
+
+    ``dialect`` is what was detected in the file (encoding, delimiter): a resume reads the
+    rest of the file exactly as the first run read its start.
+    """
+    dialect = dialect or Dialect(request.source.encoding, request.source.delimiter or ",")
     where = request.target
     if where.sandbox:
         target = f"sandbox:{where.sandbox_db.resolve() if where.sandbox_db else ''}"
@@ -88,18 +96,29 @@ def options_fingerprint(request: ImportRequest, fmt: InputFormat) -> dict[str, A
         target = where.settings.base_url if where.settings else ""
     return {
         "format": str(fmt),
-        "encoding": request.source.encoding,
-        "delimiter": request.source.delimiter,
+        "encoding": dialect.encoding,
+        "delimiter": dialect.delimiter,
+        # Only when not the usual, so that checkpoints from before the option still match.
+        "quotechar": None if dialect.quotechar == '"' else dialect.quotechar,
         "mapping": dict(sorted(request.normalization.fields.items())),
         "default_region": request.normalization.default_region,
         "timezone": str(request.normalization.zone) if request.normalization.zone else None,
         "defaults": dict(sorted(request.normalization.defaults.items())),
+        # Only when not ISO throughout, so that checkpoints from before the option still match.
+        "timestamp_formats": {
+            name: fmt for name, fmt in request.normalization.timestamp_formats.items() if fmt != ISO
+        }
+        or None,
         "target": target,
     }
 
 
 def open_checkpoint(
-    request: ImportRequest, fmt: InputFormat, observer: Observer, stack: contextlib.ExitStack
+    request: ImportRequest,
+    fmt: InputFormat,
+    observer: Observer,
+    stack: contextlib.ExitStack,
+    dialect: Dialect | None = None,
 ) -> CheckpointWriter | None:
     """Lock, check and load the checkpoint for a file input, or None when there is none."""
     path_given = request.source.path
@@ -114,7 +133,7 @@ def open_checkpoint(
     path = request.resume.checkpoint_path or default_checkpoint_path(command, identity)
     refuse_overwriting_input(request.source.path, path, "--checkpoint")
     stack.enter_context(checkpoint_lock(path))
-    options = options_fingerprint(request, fmt)
+    options = options_fingerprint(request, fmt, dialect)
     restarted_report = None
     if request.resume.restart:
         restarted_report = _report_of(path)  # the restarted run's report may be replaced

@@ -20,7 +20,7 @@ from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, 
 from trackly_migrate.pipeline.engine import Dispatcher, EngineInput, ImportRun, Observer, Position
 from trackly_migrate.pipeline.request import MAX_BODY_BYTES, ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
-from trackly_migrate.readers import InputSource, infer_format, open_reader
+from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
 from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder, resolve_columns
 from trackly_migrate.report import (
     ErrorReport,
@@ -103,13 +103,29 @@ def run_import(
     with contextlib.ExitStack() as stack:
         source = InputSource(source_options.path)
         stack.callback(source.close)
-        checkpoint = resume.open_checkpoint(request, fmt, observer, stack)
-        start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
-        reader = open_reader(
+        dialect = sniff_dialect(
             source,
             fmt,
             encoding=source_options.encoding,
             delimiter=source_options.delimiter,
+            quotechar=source_options.quotechar,
+            known_names=[
+                *(spec.name for spec in FIELDS[request.kind]),
+                *request.normalization.fields.values(),
+                *REPORT_COLUMNS,
+            ],
+        )
+        checkpoint = resume.open_checkpoint(request, fmt, observer, stack, dialect)
+        start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
+        announcement = dialect.announcement(source.display_name)
+        if announcement is not None:
+            observer.info(announcement)
+        reader = open_reader(
+            source,
+            fmt,
+            encoding=dialect.encoding,
+            delimiter=dialect.delimiter,
+            quotechar=dialect.quotechar,
             start_offset=start.offset if start else 0,
             start_line=start.line if start else 1,
         )
@@ -133,6 +149,7 @@ def run_import(
             timezone=normalization.zone,
             defaults=normalization.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
+            timestamp_formats=normalization.timestamp_formats,
         )
         report_path = request.output.errors_path or default_report_path(
             source_options.path, str(request.kind)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from trackly_migrate.errors import InputDamagedError, InputError, UsageError
+from trackly_migrate.readers.dialect import WIDE_ENCODINGS, lines_of
 from trackly_migrate.readers.rows import RawRow, RowProblem
 from trackly_migrate.readers.sniff import check_encoding
 from trackly_migrate.readers.source import DAMAGE, InputSource, damaged, skip_to
@@ -28,6 +29,7 @@ class _Lines:
         "_name",
         "_stream",
         "_strip_bom",
+        "_wide",
         "first_text",
         "line",
         "nul_since",
@@ -46,7 +48,8 @@ class _Lines:
         self.undecodable_since: int | None = None  # first undecodable line of the current record
         self.nul_since: int | None = None  # first line of the current record with a NUL byte
         self.first_text: str | None = None  # the current record's first line
-        self._strip_bom = offset == 0 and encoding in {"utf-8", "utf-8-sig"}
+        self._wide = encoding in WIDE_ENCODINGS
+        self._strip_bom = offset == 0 and (encoding in {"utf-8", "utf-8-sig"} or self._wide)
 
     def start_record(self) -> None:
         self.undecodable_since = self.nul_since = None
@@ -54,7 +57,7 @@ class _Lines:
 
     def __iter__(self) -> Iterator[str]:
         try:
-            for raw in self._stream:
+            for raw in lines_of(self._stream, self._encoding):
                 self.offset += len(raw)
                 self.line += 1
                 try:
@@ -63,9 +66,9 @@ class _Lines:
                     text = raw.decode(self._encoding, "replace")
                     if self.undecodable_since is None:
                         self.undecodable_since = self.line
-                if (
-                    0 in raw and self.nul_since is None
-                ):  # `0 in` is a memchr; `b"\x00" in` is far slower
+                # `0 in` is a memchr; `b"\x00" in` is far slower. UTF-16/32 hold NUL bytes
+                # in every ASCII character: only a decoded NUL counts there.
+                if 0 in raw and self.nul_since is None and (not self._wide or "\x00" in text):
                     self.nul_since = self.line
                 if self._strip_bom:
                     self._strip_bom = False
@@ -90,6 +93,7 @@ class CsvReader:
         *,
         encoding: str = "utf-8",
         delimiter: str = ",",
+        quotechar: str = '"',
         start_offset: int = 0,
         start_line: int = 1,
     ) -> None:
@@ -97,10 +101,13 @@ class CsvReader:
             raise UsageError(f"--delimiter must be one character, not {delimiter!r}.")
         self.source = source
         self._delimiter = delimiter
+        self._quotechar = quotechar
         self._encoding = check_encoding(encoding)
         name = source.display_name
         header_lines = _Lines(source.stream, self._encoding, offset=0, line=0, name=name)
-        header_reader = csv.reader(iter(header_lines), delimiter=delimiter, strict=True)
+        header_reader = csv.reader(
+            iter(header_lines), delimiter=delimiter, quotechar=quotechar, strict=True
+        )
         try:
             header = next(header_reader, None)
         except csv.Error as exc:
@@ -126,7 +133,9 @@ class CsvReader:
 
     def __iter__(self) -> Iterator[RawRow]:
         lines = self._lines
-        reader = csv.reader(iter(lines), delimiter=self._delimiter, strict=True)
+        reader = csv.reader(
+            iter(lines), delimiter=self._delimiter, quotechar=self._quotechar, strict=True
+        )
         width = len(self.columns)
         while True:
             start = lines.line + 1
@@ -197,10 +206,17 @@ class CsvReader:
             return None
         prefix = first_line[:READABLE_PREFIX_CHARS]
         try:
-            cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=True))
+            cells = next(
+                csv.reader(
+                    [prefix], delimiter=self._delimiter, quotechar=self._quotechar, strict=True
+                )
+            )
         except csv.Error:
             try:
-                cells = next(csv.reader([prefix], delimiter=self._delimiter, strict=False), [])
+                lenient = csv.reader(
+                    [prefix], delimiter=self._delimiter, quotechar=self._quotechar, strict=False
+                )
+                cells = next(lenient, [])
             except csv.Error:  # a carriage return inside the line, say
                 return None
             cells = cells[:-1]

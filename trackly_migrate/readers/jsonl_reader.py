@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from trackly_migrate.readers.dialect import WIDE_ENCODINGS, lines_of
 from trackly_migrate.readers.rows import RawRow, RowProblem
 from trackly_migrate.readers.sniff import check_encoding
 from trackly_migrate.readers.source import DAMAGE, InputSource, damaged, skip_to
@@ -41,16 +42,24 @@ class JsonlReader:
     def __iter__(self) -> Iterator[RawRow]:
         try:
             utf8 = self._encoding in {"utf-8", "utf-8-sig"}
-            for raw in self.source.stream:
+            wide = self._encoding in WIDE_ENCODINGS
+            text_encoding = "utf-8" if wide else self._encoding  # of ``raw`` below
+            for raw in lines_of(self.source.stream, self._encoding):
                 self._offset += len(raw)
                 self._line += 1
+                if wide:
+                    # Read on as UTF-8 (offsets above count the bytes as they are in the file).
+                    text = raw.decode(self._encoding, "replace").removeprefix("\ufeff")
+                    raw = text.encode("utf-8")
+                    if not raw:
+                        continue
                 # The first line's BOM, or that of a file joined on (raw is never empty).
                 if raw[0] == 0xEF and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[3:]
                 if not raw.strip():
                     continue
                 try:
-                    payload: bytes | str = raw if utf8 else raw.decode(self._encoding)
+                    payload: bytes | str = raw if utf8 or wide else raw.decode(self._encoding)
                     value = orjson.loads(payload)
                 except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
                     yield RawRow(
@@ -59,7 +68,7 @@ class JsonlReader:
                         self._line + 1,
                         None,
                         RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
-                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
                     )
                     continue
                 if not isinstance(value, dict):
@@ -71,7 +80,7 @@ class JsonlReader:
                         RowProblem(
                             "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
                         ),
-                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
                     )
                     continue
                 # Most records hold only strings and integers: one C-level pass over their types.
@@ -87,7 +96,7 @@ class JsonlReader:
                             "invalid_record",
                             f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
                         ),
-                        text=raw.decode(self._encoding, "replace").rstrip("\r\n"),
+                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
                     )
                     continue
                 if holds_float:

@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from trackly_migrate.errors import InputError, UsageError
-from trackly_migrate.readers.source import GZIP_MAGIC, STDIN, InputSource
+from trackly_migrate.readers.source import STDIN, InputSource
 
 
 class InputFormat(StrEnum):
@@ -49,20 +49,14 @@ def check_encoding(encoding: str) -> str:
         raise UsageError(
             f"Unknown encoding {encoding!r}.", hint="Try utf-8, cp1252 or latin-1."
         ) from None
-    if info.name.startswith(("utf-16", "utf-32")):
+    if info.name in {"utf-16", "utf-32"}:
         raise UsageError(
-            f"Encoding {encoding} is not supported: records are read line by line.",
-            hint="Convert the file first, e.g. iconv -f UTF-16 -t UTF-8 in.csv > out.csv",
+            f"Encoding {encoding} needs a byte order: the file has no byte-order mark.",
+            hint=f"Say which: --encoding {info.name}-le (Windows, Excel) or {info.name}-be.",
         )
     return info.name
 
 
-_BYTE_ORDER_MARKS = (  # UTF-32's before UTF-16's: FF FE 00 00 starts with FF FE
-    (codecs.BOM_UTF32_LE, "UTF-32"),
-    (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"),
-    (codecs.BOM_UTF16_BE, "UTF-16"),
-)
 _CONTAINERS = (
     (b"PK\x03\x04", "a ZIP archive (an .xlsx, .ods or .numbers spreadsheet is one)"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Office file (an .xls spreadsheet?)"),
@@ -80,23 +74,10 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
 
     ``head`` is the start of the input as it will be read (after gzip), ``raw_head`` as it is
     on disk or on stdin. None: it looks like text (line by line parsing finds any other fault).
+    UTF-16/32 with a byte-order mark and gzip (on stdin too) never get here: they are read.
     """
     source, target = ("FILE", "FILE-utf8") if path == STDIN else (path, _converted_name(path))
     source = shlex.quote(source)
-    for mark, encoding in _BYTE_ORDER_MARKS:
-        if head.startswith(mark):
-            return (
-                f"is {encoding} text (it starts with a {encoding} byte-order mark), which is "
-                "not read directly: records are read line by line in a one-byte encoding",
-                f"Convert it to UTF-8 first: iconv -f {encoding} -t UTF-8 {source} > {target} "
-                f"(or in Excel: Save As → CSV UTF-8), then import {target}.",
-            )
-    if path == STDIN and raw_head.startswith(GZIP_MAGIC):
-        return (
-            "is gzip-compressed data",
-            "Give the .gz file's path instead of - (gzip files are read directly), "
-            "or decompress the stream first: zcat FILE.gz | trackly-migrate ... -",
-        )
     for magic, what in _CONTAINERS:
         if head.startswith(magic):
             return (f"is {what}, not CSV or JSON Lines", _EXPORT_HINT)
@@ -118,8 +99,8 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
             # ASCII text in UTF-16 without a byte-order mark: every other byte is NUL.
             return (
                 "looks like UTF-16 text without a byte-order mark (every other byte is NUL)",
-                f"Convert it to UTF-8 first: iconv -f UTF-16LE -t UTF-8 {source} > {target} "
-                f"(UTF-16BE if each NUL comes first), then import {target}.",
+                "Read it with --encoding utf-16-le (utf-16-be if each NUL comes first), or "
+                f"convert it: iconv -f UTF-16LE -t UTF-8 {source} > {target}.",
             )
         if utf8 and nuls * 100 >= len(head):
             return ("holds NUL bytes: it is binary data, not text", _EXPORT_HINT)

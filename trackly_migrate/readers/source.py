@@ -61,12 +61,12 @@ class InputSource:
             self.stream = cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="rb"))
 
     def _is_gzip(self) -> bool:
-        if self.path == STDIN or not isinstance(self._raw, io.BufferedReader):
+        if not isinstance(self._raw, io.BufferedReader):
             return False
-        # peek, not read + seek: a named pipe or <(process substitution) cannot seek.
+        # peek, not read + seek: stdin, a named pipe or <(process substitution) cannot seek.
         head = self._raw.peek(2)[:2]
         if len(head) < 2:  # a pipe that has not written two bytes yet: trust the name
-            return self.path.lower().endswith(".gz")
+            return self.path != STDIN and self.path.lower().endswith(".gz")
         return head == GZIP_MAGIC
 
     def head(self) -> bytes:
