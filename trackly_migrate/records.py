@@ -271,10 +271,14 @@ class RecordBuilder:
         defaults: Mapping[str, str] | None = None,
         unescape_report_cells: bool = False,
         timestamp_formats: Mapping[str, str] | None = None,
+        phones: PhoneNormalizer | None = None,
     ) -> None:
         self.kind = mapping.kind
         self._header = mapping.header
-        phones = PhoneNormalizer(default_region)
+        # A run over several files passes one normalizer for all of them: the same
+        # recipients recur from file to file, and a cache started afresh for each file
+        # spent half of a 20-file run in phonenumbers again (issue 14, item 5).
+        phones = phones or PhoneNormalizer(default_region)
         # An errors report fed back in: undo the quote that kept formulas from running.
         self._unescape = unescape_report_cells
         defaults = dict(defaults or {})

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import TracklyMigrateError, UsageError
+from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, ThreadDispatcher
 from trackly_migrate.pipeline.engine import Dispatcher, EngineInput, ImportRun, Observer, Position
@@ -150,6 +151,7 @@ def run_import(
             defaults=normalization.defaults,
             unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
             timestamp_formats=normalization.timestamp_formats,
+            phones=sender.phones if sender is not None else None,
         )
         report_path = request.output.errors_path or default_report_path(
             source_options.path, str(request.kind)
@@ -209,16 +211,19 @@ def run_import(
 
 @dataclass(frozen=True)
 class SharedSender:
-    """One dispatcher (None for a dry run) that several ``run_import`` calls share."""
+    """What several ``run_import`` calls share: one dispatcher (None for a dry run), and
+    one cache of normalized phone numbers (the request's ``--default-region`` for all)."""
 
     dispatcher: Dispatcher | None
+    phones: PhoneNormalizer | None = None
 
 
 @contextlib.contextmanager
 def shared_sender(request: ImportRequest, observer: Observer) -> Iterator[SharedSender]:
     """The request's target and sender, open for as many files as the caller imports."""
     with contextlib.ExitStack() as stack:
-        yield SharedSender(_dispatcher(request, observer, stack))
+        phones = PhoneNormalizer(request.normalization.default_region)
+        yield SharedSender(_dispatcher(request, observer, stack), phones)
 
 
 def _dispatcher(

@@ -1,0 +1,36 @@
+"""A run over many files works as one run over one file (issue 14, item 5)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import invoke, send_row, summary_of, write_sends_csv
+from trackly_migrate import normalize
+
+
+def test_the_phone_cache_lasts_the_whole_run_not_one_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same recipients in every part, as in an export split by month: each number is
+    # worked out by phonenumbers once per run (once per file made a 20-file run half as fast).
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for part in range(3):
+        rows = [send_row(part * 20 + i, to_number=f"+1415555{i:04d}") for i in range(20)]
+        write_sends_csv(folder / f"sends-{part}.csv", rows)
+    calls: Counter[str] = Counter()
+    real = normalize.normalize_phone
+
+    def counted(text: str, region: str | None = None) -> str:
+        calls[text] += 1
+        return real(text, region)
+
+    monkeypatch.setattr(normalize, "normalize_phone", counted)
+    result = invoke(["import-sends", str(folder), "--dry-run", "--json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["read"] == 60
+    assert len(calls) == 21  # 20 recipients and the list's number
+    assert set(calls.values()) == {1}, calls.most_common(3)
