@@ -13,12 +13,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary, import_exit_code, print_error
+from trackly_migrate.cli.json_output import emit, interrupted_json
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
     ApiKeyOpt,
@@ -38,14 +39,16 @@ from trackly_migrate.cli.options import (
     RegionOpt,
     SandboxDbOpt,
     SandboxOpt,
+    SummaryFileOpt,
     TimeoutOpt,
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
 from trackly_migrate.client import RetryPolicy
 from trackly_migrate.display import Display, LogFile, make_display, stderr_console, summary_table
-from trackly_migrate.errors import ExitCode
+from trackly_migrate.errors import ExitCode, error_json
 from trackly_migrate.pipeline import (
+    ImportOutcome,
     ImportRequest,
     Limits,
     Normalization,
@@ -58,7 +61,12 @@ from trackly_migrate.pipeline import (
 from trackly_migrate.pipeline.request import DEFAULT_CONCURRENCY, MAX_BODY_BYTES, parse_max_rejects
 from trackly_migrate.pipeline.signals import StopOnSignal
 from trackly_migrate.records import Kind
-from trackly_migrate.report import Summary, open_private, refuse_overwriting_input
+from trackly_migrate.report import (
+    Summary,
+    open_private,
+    refuse_overwriting_input,
+    write_private_atomically,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +76,7 @@ class Presentation:
     json_output: bool = False
     quiet: bool = False
     log_file: Path | None = None
+    summary_file: Path | None = None
 
 
 def sending_target(
@@ -97,7 +106,7 @@ def run_request(request: ImportRequest, shown: Presentation) -> None:
         display.stop()
     interrupted = stopper.signal_number or signal.SIGINT
     interrupted_by = interrupted if outcome.summary.status == "interrupted" else None
-    _render_summary(outcome.summary, shown, display)
+    _render_summary(summary_json(outcome, interrupted_by), outcome.summary, shown, display)
     if outcome.error is not None:
         print_error(outcome.error)
     if outcome.checkpoint is not None:
@@ -140,12 +149,27 @@ def resume_command(argv: list[str]) -> str:
     return shlex.join([*words, "--resume"])
 
 
-def _render_summary(summary: Summary, shown: Presentation, display: Display) -> None:
-    encoded = orjson.dumps(summary.to_json()).decode()
+def summary_json(outcome: ImportOutcome, interrupted_by: int | None) -> dict[str, Any]:
+    """The JSON summary; a run that stopped early says why in its ``error`` object."""
+    payload = outcome.summary.to_json()
+    if outcome.error is not None:
+        payload["error"] = error_json(outcome.error)
+    elif interrupted_by is not None:
+        payload["error"] = interrupted_json(interrupted_by)
+    return payload
+
+
+def _render_summary(
+    payload: dict[str, Any], summary: Summary, shown: Presentation, display: Display
+) -> None:
+    encoded = orjson.dumps(payload).decode()
     display.log(f"summary: {encoded}")
+    if shown.summary_file is not None:
+        write_private_atomically(
+            shown.summary_file, encoded + "\n", what="the summary file", option="--summary-file"
+        )
     if shown.json_output:
-        sys.stdout.write(encoded + "\n")
-        sys.stdout.flush()
+        emit(payload)
     if not shown.quiet:
         display.console.print(summary_table(summary))
         for note in summary.notes:
@@ -204,6 +228,7 @@ def import_command(kind: Kind) -> Callable[..., None]:
             ),
         ] = 7,
         json_output: JsonOpt = False,
+        summary_file: SummaryFileOpt = None,
         quiet: QuietOpt = False,
         log_file: LogFileOpt = None,
         resume: Annotated[
@@ -241,9 +266,9 @@ def import_command(kind: Kind) -> Callable[..., None]:
                 max_rejects=limit,
                 max_reject_ratio=ratio,
             ),
-            output=Output(errors, force),
+            output=Output(errors, force, summary_file),
             resume=Resume(resume, restart, checkpoint),
         )
-        run_request(request, Presentation(json_output, quiet, log_file))
+        run_request(request, Presentation(json_output, quiet, log_file, summary_file))
 
     return command
