@@ -32,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from trackly_migrate.counts import Counts
+from trackly_migrate.counts import Counts, sorted_months
 from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.readers import JsonNumber, json_default
 from trackly_migrate.records import REPORT_COLUMNS, Kind
@@ -444,4 +444,12 @@ class Summary:
             "status": self.status,
             "resumed_from_line": self.resumed_from_line,
             "notes": list(self.notes),
+            **self._months_json(),
         }
+
+    def _months_json(self) -> dict[str, Any]:
+        """``months``: the counts per UTC month, for reconciling with the source platform."""
+        if self.kind is Kind.CONTACTS:  # no timestamp, no months
+            return {}
+        rows = sorted_months(self.counts.months)
+        return {"months": [{"month": month, **row} for month, row in rows]}

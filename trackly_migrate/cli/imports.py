@@ -45,7 +45,14 @@ from trackly_migrate.cli.options import (
 )
 from trackly_migrate.cli.target import ApiOptions, interactive
 from trackly_migrate.client import RetryPolicy
-from trackly_migrate.display import Display, LogFile, make_display, stderr_console, summary_table
+from trackly_migrate.display import (
+    Display,
+    LogFile,
+    make_display,
+    month_table,
+    stderr_console,
+    summary_table,
+)
 from trackly_migrate.errors import ExitCode, error_json
 from trackly_migrate.pipeline import (
     ImportOutcome,
@@ -172,6 +179,9 @@ def _render_summary(
         emit(payload)
     if not shown.quiet:
         display.console.print(summary_table(summary))
+        months = month_table(summary)
+        if months is not None:
+            display.console.print(months)
         for note in summary.notes:
             display.console.print(f"note: {note}", markup=False)
 
