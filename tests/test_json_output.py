@@ -119,9 +119,7 @@ def test_a_run_stopped_by_the_server_is_the_summary_with_its_error(
     assert data["error"]["http_status"] == 401
 
 
-def test_a_run_stopped_by_the_reject_limit_says_so(
-    sandbox: RunningSandbox, tmp_path: Path
-) -> None:
+def test_a_run_stopped_by_the_reject_limit_says_so(sandbox: RunningSandbox, tmp_path: Path) -> None:
     rows = [send_row(i, to_number="not a phone") for i in range(30)]
     source = write_sends_csv(tmp_path / "s.csv", rows)
     result = run_cli(
@@ -158,7 +156,9 @@ def test_unsubscribe_one_many_and_wrong(sandbox: RunningSandbox, tmp_path: Path)
     assert one_object(neither, "error_envelope")["error"]["code"] == "usage"
     contacts = tmp_path / "contacts.csv"
     contacts.write_text("phone_number,list_number\n+14155559877,+18005551234\n")
-    many = run_cli(["unsubscribe", "--file", str(contacts), "--json"], sandbox=sandbox, cwd=tmp_path)
+    many = run_cli(
+        ["unsubscribe", "--file", str(contacts), "--json"], sandbox=sandbox, cwd=tmp_path
+    )
     assert many.returncode == 0, many.output
     assert "months" not in one_object(many, "unsubscribe_summary")
 
