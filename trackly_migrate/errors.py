@@ -3,6 +3,8 @@
 Every failure the user can cause or meet is one of these; the CLI is the single place that
 turns them into a message (``cli.py``'s error boundary), and ``exit_code_for`` the single
 place that turns a run's outcome, error or signal into an exit code.
+Each class also carries ``machine_code``, its stable name in the ``--json`` output
+(``error_json``; README "JSON output for scripts").
 
     TracklyMigrateError                  exit code carried by each class
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
