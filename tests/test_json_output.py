@@ -27,6 +27,7 @@ def one_object(result: CliResult, definition: str | None = None) -> dict[str, An
     lines = result.stdout.splitlines()
     assert len(lines) == 1, result.output
     data = json.loads(lines[0])
+    assert isinstance(data, dict)
     VALIDATOR.validate(data)
     if definition is not None:
         Draft202012Validator({**SCHEMA, "$ref": f"#/$defs/{definition}"}).validate(data)
