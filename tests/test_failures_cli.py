@@ -202,6 +202,8 @@ def test_a_wrong_key_leaves_nothing_that_blocks_the_rerun(
     assert wrong.returncode == 3
     assert "key was refused" in wrong.stderr
     assert "To resume" not in wrong.stderr  # no checkpoint: the 401 stored nothing
+    assert "--resume" not in wrong.stderr  # nor does the summary table advise one
+    assert "run it again" in wrong.stderr
     rerun = invoke(["import-sends", str(source), "--json"], sandbox=sandbox, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.output
     summary = summary_of(rerun.stdout)

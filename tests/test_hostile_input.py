@@ -694,7 +694,8 @@ def test_refused_inputs_exit_2_and_send_nothing(
     no_traceback(result)
     assert result.returncode == 2, result.stderr
     assert expected in result.stderr
-    assert result.stdout == ""
+    # --json: nothing on stdout but the error envelope (issue 10; docs/output.schema.json).
+    assert json.loads(result.stdout)["status"] == "error"
     assert requests_to(shared, SENDS_ENDPOINT) == sent
 
 

@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from trackly_migrate.clearing import SCOPES, ClearPlan, ClearResult
+from trackly_migrate.counts import sorted_months
 from trackly_migrate.pipeline.engine import ProgressState
 from trackly_migrate.report import Summary
 
@@ -272,7 +273,7 @@ def files_table(files: list[dict[str, Any]]) -> Table:
     return table
 
 
-def summary_table(summary: Summary) -> Table:
+def summary_table(summary: Summary, *, resumable: bool = True) -> Table:
     """The end-of-run summary; every input record is on one of its lines."""
     table = Table(title=f"{summary.command}: {summary.input}", show_header=False, box=None)
     table.add_column("what", style="bold")
@@ -295,7 +296,7 @@ def summary_table(summary: Summary) -> Table:
             "the server's counts did not add up",
         )
     if counts.pending and not summary.dry_run:
-        again = "run again with --resume" if words.resumable else "run it again"
+        again = "run again with --resume" if words.resumable and resumable else "run it again"
         table.add_row("not confirmed", f"{counts.pending:,}", again)
     requests_note = f"{counts.retries:,} retries"
     if counts.itemize_requests:
@@ -305,6 +306,43 @@ def summary_table(summary: Summary) -> Table:
     if summary.errors_report:
         table.add_row("errors report", summary.errors_report, "one row per rejected record")
     return table
+
+
+BAR_WIDTH = 20
+
+
+def month_table(summary: Summary) -> Table | None:
+    """Records per UTC month, to compare with the source platform's monthly counts; the bar
+    shows each month's records read (imported green, duplicates blue, rejected red)."""
+    months = sorted_months(summary.counts.months)
+    if not months:
+        return None
+    table = Table(title="by month (UTC)", box=None, pad_edge=False)
+    for name in ("month", "read", "imported", "duplicates", "rejected"):
+        table.add_column(name, justify="left" if name == "month" else "right")
+    table.add_column("", no_wrap=True)
+    widest = max(row["read"] for _, row in months) or 1
+    for month, row in months:
+        label = month + ("*" if row.get("estimated") else "")
+        table.add_row(
+            label,
+            *(f"{row[name]:,}" for name in ("read", "imported", "duplicates", "rejected")),
+            _bar(row, widest),
+        )
+    if any(row.get("estimated") for _, row in months):
+        table.caption = "* imported/duplicates shared out: the API does not name duplicates"
+    return table
+
+
+def _bar(row: dict[str, int], widest: int) -> Text:
+    bar = Text()
+    scale = BAR_WIDTH / widest
+    for name, style in (("imported", "green"), ("duplicates", "blue"), ("rejected", "red")):
+        bar.append("█" * round(row[name] * scale), style=style)
+    other = round(row["read"] * scale) - len(bar.plain)
+    if other > 0:
+        bar.append("░" * other, style="dim")
+    return bar
 
 
 def _label(key: str) -> str:

@@ -3,6 +3,8 @@
 Every failure the user can cause or meet is one of these; the CLI is the single place that
 turns them into a message (``cli.py``'s error boundary), and ``exit_code_for`` the single
 place that turns a run's outcome, error or signal into an exit code.
+Each class also carries ``machine_code``, its stable name in the ``--json`` output
+(``error_json``; README "JSON output for scripts").
 
     TracklyMigrateError                  exit code carried by each class
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
@@ -44,6 +46,9 @@ class TracklyMigrateError(Exception):
     """Base of every error the tool reports to the user without a traceback."""
 
     exit_code: ExitCode = ExitCode.ABORTED
+    # The stable machine name of the error in ``--json`` output (README "Error codes"):
+    # scripts branch on it, so a code, once published, is never renamed.
+    machine_code: str = "error"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -68,24 +73,28 @@ def _rebuild(
 class UsageError(TracklyMigrateError):
     """The command line or configuration is wrong; nothing was sent."""
 
+    machine_code = "usage"
     exit_code = ExitCode.USAGE
 
 
 class InputError(TracklyMigrateError):
     """The input cannot be read as a whole (missing file, missing column, bad header)."""
 
+    machine_code = "input"
     exit_code = ExitCode.USAGE
 
 
 class RejectLimitReached(TracklyMigrateError):
     """Too many records were rejected: the input (or an option) is clearly wrong."""
 
+    machine_code = "reject_limit"
     exit_code = ExitCode.REJECTED
 
 
 class OutputError(TracklyMigrateError):
     """A report, log or checkpoint could not be written once the run had started (disk full)."""
 
+    machine_code = "output"
     exit_code = ExitCode.ABORTED
 
 
@@ -96,6 +105,7 @@ class InputDamagedError(TracklyMigrateError):
     any other abort: summary, checkpoint kept, exit 3.
     """
 
+    machine_code = "input_damaged"
     exit_code = ExitCode.ABORTED
 
 
@@ -108,6 +118,7 @@ class ApiError(TracklyMigrateError):
     These are plain attributes, so they cross the sender process with the error (pickle).
     """
 
+    machine_code = "api_error"
     exit_code = ExitCode.ABORTED
     requests: int = 0  # requests tried by the operation that gave up, the last one included
     retries: int = 0  # of those, the resends
@@ -119,13 +130,19 @@ class ApiError(TracklyMigrateError):
 class CertificateError(ApiError):
     """The server's TLS certificate failed verification: permanent, so never retried."""
 
+    machine_code = "certificate"
+
 
 class ResponseShapeError(ApiError):
     """A 2xx answer whose body is not what the contract describes."""
 
+    machine_code = "response_shape"
+
 
 class ApiConnectionError(ApiError):
     """No usable answer came back: refused, dropped, or timed out."""
+
+    machine_code = "connection"
 
     def __init__(self, message: str, *, hint: str | None = None, request_sent: bool = True) -> None:
         super().__init__(message, hint=hint)
@@ -137,13 +154,19 @@ class ApiConnectionError(ApiError):
 class NoAnswerError(ApiConnectionError):
     """The request was sent and no answer came within the timeout: it may have been applied."""
 
+    machine_code = "no_answer"
+
 
 class OutcomeUnknownError(ApiConnectionError):
     """A request that must not be resent blindly may or may not have been applied."""
 
+    machine_code = "outcome_unknown"
+
 
 class ApiStatusError(ApiError):
     """The server answered with a non-2xx status."""
+
+    machine_code = "http_status"
 
     def __init__(
         self,
@@ -163,17 +186,25 @@ class ApiStatusError(ApiError):
 class AuthenticationError(ApiStatusError):
     """401: the key is wrong, revoked, or missing."""
 
+    machine_code = "unauthorized"
+
 
 class RateLimitedError(ApiStatusError):
     """429: too many requests; ``retry_after`` says how long to wait, when the server says."""
+
+    machine_code = "rate_limited"
 
 
 class ServerError(ApiStatusError):
     """5xx: the server or a proxy in front of it failed."""
 
+    machine_code = "server_error"
+
 
 class RequestRejectedError(ApiStatusError):
     """Another 4xx: the request itself was refused (missing_records, confirm_required, ...)."""
+
+    machine_code = "request_rejected"
 
 
 def status_error_class(status: int) -> type[ApiStatusError]:
@@ -210,3 +241,16 @@ def exit_code_for(
     if rejected:
         return ExitCode.REJECTED
     return ExitCode.OK
+
+
+def error_json(error: TracklyMigrateError) -> dict[str, object]:
+    """The ``error`` object of the ``--json`` output (docs/output.schema.json)."""
+    payload: dict[str, object] = {
+        "code": error.machine_code,
+        "message": error.message,
+        "hint": error.hint,
+    }
+    if isinstance(error, ApiStatusError):
+        payload["http_status"] = error.status
+        payload["server_code"] = error.code
+    return payload

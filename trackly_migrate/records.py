@@ -341,6 +341,26 @@ class RecordBuilder:
             return None
         return str(value).strip() or None
 
+    def timestamp_of(self, row: RawRow) -> str | None:
+        """A rejected row's ``timestamp`` normalized, when it is readable (for the month table)."""
+        data = row.data
+        if row.problem is not None:
+            return None
+        plan = self._csv_plan if isinstance(data, list) else self._json_plan
+        for step in plan:
+            if step.name != "timestamp":
+                continue
+            value: Any = None
+            if isinstance(data, list) and isinstance(step.source, int) and step.source < len(data):
+                value = data[step.source]
+            elif isinstance(data, dict):
+                value = data.get(step.source)  # type: ignore[arg-type]
+            try:
+                return str(step.convert(value)) if value else None
+            except (ValueError, TypeError):
+                return None
+        return None
+
     def build(self, row: RawRow) -> dict[str, Any] | Rejection:
         """The record to send, or why it cannot be sent."""
         if row.problem is not None:

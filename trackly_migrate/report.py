@@ -24,6 +24,7 @@ import errno
 import os
 import re
 import stat
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import IO, Any
 
 import orjson
 
-from trackly_migrate.counts import Counts
+from trackly_migrate.counts import Counts, sorted_months
 from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.readers import JsonNumber, json_default
 from trackly_migrate.records import REPORT_COLUMNS, Kind
@@ -151,6 +152,34 @@ def check_writable(
             f"Cannot write {what} {path}: {problem}.",
             hint=f"Choose another place with {option} PATH.",
         )
+
+
+def write_private_atomically(path: Path, text: str, *, what: str, option: str) -> None:
+    """Replace ``path`` with ``text`` in one step, mode 0600: a reader (a cron job's next
+    step) sees the old file or the new one, never half of one. A pipe or device is written."""
+    if _is_special(path):
+        with open_private(path, append=False, what=what, option=option, error=OutputError) as f:
+            f.write(text)
+        return
+    folder = path.parent if str(path.parent) else Path()
+    temporary: str | None = None
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.")
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:  # mkstemp makes it 0600
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temporary).replace(path)
+        temporary = None
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write {what} {path}: {exc.strerror}.",
+            hint=f"Choose another place with {option} PATH.",
+        ) from None
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                Path(temporary).unlink()
 
 
 class ErrorReport:
@@ -418,4 +447,12 @@ class Summary:
             "resumed_from_line": self.resumed_from_line,
             "notes": list(self.notes),
             **({"files": list(self.files)} if self.files is not None else {}),
+            **self._months_json(),
         }
+
+    def _months_json(self) -> dict[str, Any]:
+        """``months``: the counts per UTC month, for reconciling with the source platform."""
+        if self.kind is Kind.CONTACTS:  # no timestamp, no months
+            return {}
+        rows = sorted_months(self.counts.months)
+        return {"months": [{"month": month, **row} for month, row in rows]}

@@ -8,10 +8,12 @@ place that turns an error into a message and an exit code.
 from __future__ import annotations
 
 import signal
+import sys
 from typing import Annotated
 
 import typer
 
+from trackly_migrate.cli import json_output
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
 from trackly_migrate.cli.examples import epilog
@@ -95,4 +97,23 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, raise_terminated)
-    app(prog_name="trackly-migrate")
+    if not json_output.json_requested(sys.argv[1:]):
+        app(prog_name="trackly-migrate")
+        return
+    # Under --json, Click's own usage errors (unknown option, bad value, missing argument)
+    # must be the error envelope too; they happen before any command of ours runs, so only
+    # here can they be caught: standalone_mode=False hands them over instead of printing.
+    try:
+        code = app(prog_name="trackly-migrate", standalone_mode=False)
+    except json_output.ClickUsageError as error:
+        from rich.markup import escape
+
+        from trackly_migrate.display import stderr_console
+
+        stderr_console().print(f"[bold red]error:[/] {escape(error.format_message())}")
+        if not json_output.emitted():
+            json_output.emit(json_output.error_envelope(json_output.usage_error_json(error)))
+        sys.exit(error.exit_code)
+    except typer.Abort:
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
 
+from trackly_migrate.cli import json_output
 from trackly_migrate.errors import ExitCode, TracklyMigrateError, exit_code_for
 from trackly_migrate.pipeline.signals import STOP_SIGNALS
 
@@ -42,21 +43,31 @@ def error_boundary(command: Callable[P, R]) -> Callable[P, R]:
         # Imported while the stop signals are still held, so the handlers below have it.
         from trackly_migrate.display import stderr_console
 
+        json_output.start_command()
         try:
             # Held since start-up (``main``); one that came meanwhile is delivered here.
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             return command(*args, **kwargs)
         except TracklyMigrateError as error:
             print_error(error)
+            _emit_error(error)
             raise typer.Exit(exit_code_for(error)) from None
         except Terminated:
             stderr_console().print("Stopped (SIGTERM).")
+            _emit_error(json_output.interrupted_json(signal.SIGTERM))
             raise typer.Exit(exit_code_for(None, interrupted_by=signal.SIGTERM)) from None
         except KeyboardInterrupt:
             stderr_console().print("Interrupted.")
+            _emit_error(json_output.interrupted_json(signal.SIGINT))
             raise typer.Exit(exit_code_for(None, interrupted_by=signal.SIGINT)) from None
 
     return wrapper
+
+
+def _emit_error(error: TracklyMigrateError | dict[str, object]) -> None:
+    """Under ``--json``, the error envelope, unless the command's object is already out."""
+    if json_output.json_enabled() and not json_output.emitted():
+        json_output.emit(json_output.error_envelope(error))
 
 
 def print_error(error: TracklyMigrateError) -> None:

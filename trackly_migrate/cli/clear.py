@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary
+from trackly_migrate.cli.json_output import emit, error_envelope
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
     ApiKeyOpt,
@@ -113,15 +114,15 @@ def _clear(
         return
     assert settings is not None
     if not yes:
-        _confirm_clear(console)
+        _confirm_clear(console, json_output)
     with TracklyClient(settings) as client:
         result = execute_clear(client, plan)
     console.print(clear_result_table(result))
     if json_output:
-        sys.stdout.write(orjson.dumps(result.to_json()).decode() + "\n")
+        emit(result.to_json())
 
 
-def _confirm_clear(console: Any) -> None:
+def _confirm_clear(console: Any, json_output: bool) -> None:
     if not (interactive(sys.stdin) and interactive(sys.stderr)):
         raise UsageError(
             "Refusing to clear without confirmation: this is not an interactive terminal.",
@@ -134,4 +135,7 @@ def _confirm_clear(console: Any) -> None:
         console.print()
     if answer.strip() != "clear":
         console.print("Cancelled: nothing was deleted.")
+        if json_output:
+            declined = {"code": "declined", "message": "Cancelled: nothing was deleted."}
+            emit(error_envelope({**declined, "hint": "Type clear to confirm, or pass --yes."}))
         raise typer.Exit(int(ExitCode.REJECTED))

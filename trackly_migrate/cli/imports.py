@@ -13,11 +13,12 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary, import_exit_code, print_error
+from trackly_migrate.cli.json_output import emit, interrupted_json
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
     ApiKeyOpt,
@@ -39,6 +40,7 @@ from trackly_migrate.cli.options import (
     RegionOpt,
     SandboxDbOpt,
     SandboxOpt,
+    SummaryFileOpt,
     TimeoutOpt,
     TimestampFormatOpt,
     TimezoneOpt,
@@ -51,9 +53,8 @@ from trackly_migrate.pipeline.bounds import DEFAULT_CONCURRENCY, MAX_BODY_BYTES
 # imported in the command bodies: ``--help`` and tab completion load this module too.
 if TYPE_CHECKING:
     from trackly_migrate.display import Display, LogFile
-    from trackly_migrate.pipeline import ImportRequest, Target
+    from trackly_migrate.pipeline import ImportOutcome, ImportRequest, Target
     from trackly_migrate.pipeline.inputs import Inputs
-    from trackly_migrate.report import Summary
 
 FilesArg = Annotated[
     list[str],
@@ -84,6 +85,7 @@ class Presentation:
     json_output: bool = False
     quiet: bool = False
     log_file: Path | None = None
+    summary_file: Path | None = None
 
 
 def sending_target(
@@ -127,7 +129,7 @@ def run_request(request: ImportRequest, shown: Presentation, inputs: Inputs | No
         display.stop()
     interrupted = stopper.signal_number or signal.SIGINT
     interrupted_by = interrupted if outcome.summary.status == "interrupted" else None
-    _render_summary(outcome.summary, shown, display)
+    _render_summary(summary_json(outcome, interrupted_by), outcome, shown, display)
     if outcome.error is not None:
         print_error(outcome.error)
     if outcome.checkpoint is not None:
@@ -173,20 +175,43 @@ def resume_command(argv: list[str]) -> str:
     return shlex.join([*words, "--resume"])
 
 
-def _render_summary(summary: Summary, shown: Presentation, display: Display) -> None:
+def summary_json(outcome: ImportOutcome, interrupted_by: int | None) -> dict[str, Any]:
+    """The JSON summary; a run that stopped early says why in its ``error`` object."""
+    from trackly_migrate.errors import error_json
+
+    payload = outcome.summary.to_json()
+    if outcome.error is not None:
+        payload["error"] = error_json(outcome.error)
+    elif interrupted_by is not None:
+        payload["error"] = interrupted_json(interrupted_by)
+    return payload
+
+
+def _render_summary(
+    payload: dict[str, Any], outcome: ImportOutcome, shown: Presentation, display: Display
+) -> None:
     import orjson
 
-    from trackly_migrate.display import files_table, summary_table
+    from trackly_migrate.display import files_table, month_table, summary_table
+    from trackly_migrate.report import write_private_atomically
 
-    encoded = orjson.dumps(summary.to_json()).decode()
+    summary = outcome.summary
+    encoded = orjson.dumps(payload).decode()
     display.log(f"summary: {encoded}")
+    if shown.summary_file is not None:
+        write_private_atomically(
+            shown.summary_file, encoded + "\n", what="the summary file", option="--summary-file"
+        )
     if shown.json_output:
-        sys.stdout.write(encoded + "\n")
-        sys.stdout.flush()
+        emit(payload)
     if not shown.quiet:
-        display.console.print(summary_table(summary))
+        # "run again with --resume" only where a checkpoint was kept to resume from.
+        display.console.print(summary_table(summary, resumable=outcome.checkpoint is not None))
         if summary.files is not None:
             display.console.print(files_table(summary.files))
+        months = month_table(summary)
+        if months is not None:
+            display.console.print(months)
         for note in summary.notes:
             display.console.print(f"note: {note}", markup=False)
 
@@ -248,6 +273,7 @@ def import_command(kind_name: str) -> Callable[..., None]:
             ),
         ] = 7,
         json_output: JsonOpt = False,
+        summary_file: SummaryFileOpt = None,
         quiet: QuietOpt = False,
         log_file: LogFileOpt = None,
         resume: Annotated[
@@ -321,10 +347,10 @@ def import_command(kind_name: str) -> Callable[..., None]:
                 max_rejects=limit,
                 max_reject_ratio=ratio,
             ),
-            output=Output(errors, force),
+            output=Output(errors, force, summary_file),
             resume=Resume(resume, restart, checkpoint),
         )
         inputs = Inputs(tuple(files), recursive, skip_done)
-        run_request(request, Presentation(json_output, quiet, log_file), inputs)
+        run_request(request, Presentation(json_output, quiet, log_file, summary_file), inputs)
 
     return command

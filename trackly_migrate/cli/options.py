@@ -174,6 +174,14 @@ CaBundleOpt = Annotated[
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print the summary as one JSON object on stdout.")
 ]
+SummaryFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--summary-file",
+        metavar="PATH",
+        help="Also write the JSON summary to PATH (0600, replaced atomically), for cron jobs.",
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress and no summary table.")]
 ConcurrencyOpt = Annotated[
     int,

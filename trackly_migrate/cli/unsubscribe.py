@@ -11,6 +11,7 @@ import typer
 
 from trackly_migrate.cli.boundary import error_boundary
 from trackly_migrate.cli.imports import Presentation, run_request, sending_target
+from trackly_migrate.cli.json_output import emit
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
     ApiKeyOpt,
@@ -154,5 +155,4 @@ def unsubscribe_command(
             markup=False,
         )
     if json_output:
-        sys.stdout.write(orjson.dumps({**record, "unsubscribed": answer.unsubscribed}).decode())
-        sys.stdout.write("\n")
+        emit({**record, "unsubscribed": answer.unsubscribed})

@@ -24,13 +24,13 @@ from typing import Any, Protocol
 
 import orjson
 
-from trackly_migrate.counts import Counts
+from trackly_migrate.counts import Counts, add_month, month_of, share_out
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
 from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
 from trackly_migrate.pipeline.settle import Settlement
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import RawRow
-from trackly_migrate.records import RecordBuilder, Rejection
+from trackly_migrate.records import Kind, RecordBuilder, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
 
 # A segment also closes after this many local rejections, so that an input where nearly every
@@ -130,6 +130,8 @@ class Segment:
     rows: list[RawRow] = field(default_factory=list)  # the raw row of each record
     local: list[ReportRow] = field(default_factory=list)
     read: int = 0
+    months: dict[str, int] = field(default_factory=dict)  # month → valid records read
+    local_months: dict[str, int] = field(default_factory=dict)  # month → rejected locally
 
 
 class ImportRun:
@@ -174,6 +176,9 @@ class ImportRun:
         self._read_count = 0  # records read by this run, settled or not
         self._resumed_read = summary.counts.read  # accounted for by the run that was resumed
         self._last_progress = 0.0
+        # Unsubscribing has no timestamp: no month table for it.
+        self._track_months = source.builder.kind is not Kind.CONTACTS
+        self._local_months: dict[str, int] = {}  # the segment being read's
 
     def run(self) -> Summary:
         try:
@@ -225,6 +230,8 @@ class ImportRun:
         start = self._source.start
         segment = Segment(number, start, start)
         records, rows, local = segment.records, segment.rows, segment.local
+        months = segment.months if self._track_months else None
+        self._local_months = segment.local_months
         count = closed = 0
         last: RawRow | None = None
         damage: InputDamagedError | None = None
@@ -235,6 +242,9 @@ class ImportRun:
                 if type(outcome) is dict:
                     records.append(outcome)
                     rows.append(last)
+                    if months is not None:  # the month table's one cost per record
+                        month = outcome["timestamp"][:7]
+                        months[month] = months.get(month, 0) + 1
                 else:
                     local.append(local_row(last, outcome))  # type: ignore[arg-type]
                 if len(records) >= batch_size or len(local) >= MAX_SEGMENT_REJECTIONS:
@@ -245,6 +255,8 @@ class ImportRun:
                     number += 1
                     segment = Segment(number, segment.end, segment.end)
                     records, rows, local = segment.records, segment.rows, segment.local
+                    months = segment.months if self._track_months else None
+                    self._local_months = segment.local_months
                 if not count & 0xFF:
                     self._read_count = count
                     self._maybe_progress()
@@ -261,6 +273,10 @@ class ImportRun:
         return damage
 
     def _local_row(self, row: RawRow, rejection: Rejection) -> ReportRow:
+        if self._track_months:
+            month = month_of(self._builder.timestamp_of(row))
+            local_months = self._local_months
+            local_months[month] = local_months.get(month, 0) + 1
         return ReportRow(
             row.line,
             self._builder.record_id(row),
@@ -331,6 +347,8 @@ class ImportRun:
         )
         if segment.start.offset < self._possibly_stored_until:
             counts.duplicates_after_retry = counts.duplicates
+        if self._track_months:
+            counts.months = self._month_rows(segment, settlement)
         summary.counts.add(counts)
         if counts.requests:
             self._sent_until = segment.end.offset
@@ -371,6 +389,34 @@ class ImportRun:
         self._maybe_progress(force=True)
         self._check_reject_limit()
 
+    def _month_rows(self, segment: Segment, settlement: Settlement) -> dict[str, dict[str, int]]:
+        """The segment's counts per month (``counts.share_out`` says what is exact)."""
+        rows: dict[str, dict[str, int]] = {}
+        for month, number in segment.local_months.items():
+            add_month(rows, month, {"read": number, "rejected": number})
+        accepted = dict(segment.months)
+        for month, number in settlement.rejected_months.items():
+            accepted[month] = accepted.get(month, 0) - number
+            add_month(rows, month, {"rejected": number})
+        for month, number in segment.months.items():
+            add_month(rows, month, {"read": number})
+        if self.dry_run:
+            for month, number in accepted.items():
+                add_month(rows, month, {"pending": number})
+            return rows
+        outcomes = settlement.counts
+        shared = share_out(
+            accepted,
+            {
+                "imported": outcomes.imported,
+                "duplicates": outcomes.duplicates,
+                "unaccounted": outcomes.unaccounted,
+            },
+        )
+        for month, row in shared.items():
+            add_month(rows, month, row)
+        return rows
+
     def _drain(self) -> None:
         while self._pending:
             if not self._settle_head(block=True):
@@ -397,6 +443,12 @@ class ImportRun:
                 may_be_stored = max(may_be_stored, segment.end.offset)
             self.summary.counts.read += segment.read
             self.summary.counts.pending += segment.read
+            if self._track_months:
+                for month_counts in (segment.months, segment.local_months):
+                    for month, number in month_counts.items():
+                        add_month(
+                            self.summary.counts.months, month, {"read": number, "pending": number}
+                        )
         self._pending.clear()
         if self._checkpoint is not None:
             self._checkpoint.may_be_stored_until(may_be_stored)

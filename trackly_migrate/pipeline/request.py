@@ -242,10 +242,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Output:
-    """The errors report: where (default ``<input name>.errors.csv`` here), and may it replace."""
+    """The errors report: where (default ``<input name>.errors.csv`` here), and may it replace;
+    and where to write the JSON summary file, if anywhere."""
 
     errors_path: Path | None = None
     force: bool = False  # an existing file at the errors report's place may be replaced
+    summary_path: Path | None = None  # --summary-file: the JSON summary, whatever stdout is
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,10 @@ def run_import(
         )
         check_writable(report_path)
         refuse_overwriting_input(source_options.path, report_path, "--errors")
+        summary_path = request.output.summary_path
+        if summary_path is not None:  # written at the end (atomically): its place, checked now
+            check_writable(summary_path, what="the summary file", option="--summary-file")
+            refuse_overwriting_input(source_options.path, summary_path, "--summary-file")
         owned = checkpoint.base.report_path if checkpoint else None  # the run family's report
         report = ErrorReport(
             report_path,

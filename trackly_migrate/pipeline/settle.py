@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import orjson
 
 from trackly_migrate.client import TracklyClient
-from trackly_migrate.counts import Counts
+from trackly_migrate.counts import Counts, month_of
 from trackly_migrate.errors import ApiError, RequestRejectedError
 from trackly_migrate.pipeline.request import MAX_BODY_BYTES
 from trackly_migrate.responses import BulkResult, Delivery, ItemError
@@ -41,6 +41,9 @@ class Settlement:
     # Records never sent because no request could hold them (each over the body limit).
     local_rejections: list[tuple[int, ItemError]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Month (counts.month_of) → records rejected, by the server or as too large; counted
+    # here, where the records are, so that the reader keeps no month per record.
+    rejected_months: dict[str, int] = field(default_factory=dict)
 
     def add(self, part: Settlement, indexes: list[int]) -> None:
         """Fold in the settlement of a part of the batch (``indexes``: its records' places)."""
@@ -64,7 +67,7 @@ def deliver(
     """
     body = orjson.dumps({"records": records})
     if len(body) <= max_body_bytes:
-        return _deliver_batch(sender, kind, records, body)
+        return _count_rejected_months(_deliver_batch(sender, kind, records, body), records)
     settlement = Settlement()
     for part in split_by_size(records, max_body_bytes):
         if isinstance(part, int):
@@ -76,6 +79,14 @@ def deliver(
             settlement.local_rejections.append((part, ItemError(part, RECORD_TOO_LARGE, message)))
         else:
             settlement.add(_deliver_batch(sender, kind, [records[i] for i in part]), part)
+    return _count_rejected_months(settlement, records)
+
+
+def _count_rejected_months(settlement: Settlement, records: list[dict[str, Any]]) -> Settlement:
+    months = settlement.rejected_months
+    for index, _ in (*settlement.rejections, *settlement.local_rejections):
+        month = month_of(records[index].get("timestamp"))
+        months[month] = months.get(month, 0) + 1
     return settlement
 
 
