@@ -122,14 +122,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         ) from None
 
 
-def load(path: Path) -> Checkpoint | None:
+def read_bytes(path: Path) -> bytes | None:
+    """A checkpoint file's bytes, or None where there is none; unreadable is a usage error."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise UsageError(f"Cannot read the checkpoint {path}: {exc.strerror}.") from None
-    return Checkpoint.from_bytes(data, path)
+
+
+def load(path: Path) -> Checkpoint | None:
+    data = read_bytes(path)
+    return None if data is None else Checkpoint.from_bytes(data, path)
 
 
 def discard(path: Path) -> bool:

@@ -19,7 +19,12 @@ from typing import Any
 import orjson
 import platformdirs
 
-from trackly_migrate.checkpoint import InputIdentity, default_checkpoint_path, write_atomic
+from trackly_migrate.checkpoint import (
+    InputIdentity,
+    default_checkpoint_path,
+    read_bytes,
+    write_atomic,
+)
 from trackly_migrate.counts import Counts, from_totals, to_totals
 from trackly_migrate.errors import UsageError
 from trackly_migrate.report import Summary
@@ -76,12 +81,9 @@ class BatchState:
 
 
 def load_state(path: Path) -> BatchState | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    data = read_bytes(path)
+    if data is None:
         return None
-    except OSError as exc:
-        raise UsageError(f"Cannot read the checkpoint {path}: {exc.strerror}.") from None
     try:
         raw = orjson.loads(data)
         if raw.get("version") != STATE_VERSION:

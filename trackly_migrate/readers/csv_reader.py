@@ -155,31 +155,9 @@ class CsvReader:
                 continue
             if not cells:
                 continue  # a blank line separates nothing and counts as no record
-            if lines.nul_since is not None:
-                # Text never holds NUL: binary bytes in the file, which must not be sent.
-                yield RawRow(
-                    start,
-                    lines.offset,
-                    lines.line + 1,
-                    cells,
-                    RowProblem(
-                        "invalid_encoding",
-                        f"line {lines.nul_since} holds a NUL byte: binary data, not text",
-                    ),
-                )
-                continue
-            if lines.undecodable_since is not None:
-                yield RawRow(
-                    start,
-                    lines.offset,
-                    lines.line + 1,
-                    cells,
-                    RowProblem(
-                        "invalid_encoding",
-                        f"line {lines.undecodable_since} is not valid {self._encoding}; "
-                        "use --encoding (for example cp1252) to read it",
-                    ),
-                )
+            if lines.nul_since is not None or lines.undecodable_since is not None:
+                problem = RowProblem("invalid_encoding", self._encoding_problem(lines))
+                yield RawRow(start, lines.offset, lines.line + 1, cells, problem)
                 continue
             if len(cells) != width:
                 yield RawRow(
@@ -195,6 +173,15 @@ class CsvReader:
                 )
                 continue
             yield RawRow(start, lines.offset, lines.line + 1, cells)
+
+    def _encoding_problem(self, lines: _Lines) -> str:
+        if lines.nul_since is not None:
+            # Text never holds NUL: binary bytes in the file, which must not be sent.
+            return f"line {lines.nul_since} holds a NUL byte: binary data, not text"
+        return (
+            f"line {lines.undecodable_since} is not valid {self._encoding}; "
+            "use --encoding (for example cp1252) to read it"
+        )
 
     def _readable_cells(self, first_line: str | None) -> list[str] | None:
         """The cells that can still be read from a malformed record's first line.
