@@ -10,6 +10,7 @@ Each class also carries ``machine_code``, its stable name in the ``--json`` outp
     ├── UsageError                       2: bad option, bad key format, refused URL; nothing sent
     ├── InputError                       2: unreadable or malformed input; nothing sent
     ├── RejectLimitReached               1: too many records rejected (--max-rejects); stopped
+    ├── ClearDeclined                    1: the clear was not confirmed at the prompt
     ├── OutputError                      3: a report or checkpoint could not be written mid-run
     ├── InputDamagedError                3: the input broke off mid-run (cut-short or corrupt gzip)
     └── ApiError                         3: the run cannot go on
@@ -88,6 +89,13 @@ class RejectLimitReached(TracklyMigrateError):
     """Too many records were rejected: the input (or an option) is clearly wrong."""
 
     machine_code = "reject_limit"
+    exit_code = ExitCode.REJECTED
+
+
+class ClearDeclined(TracklyMigrateError):
+    """The user did not type ``clear`` at the prompt: nothing was deleted."""
+
+    machine_code = "declined"
     exit_code = ExitCode.REJECTED
 
 

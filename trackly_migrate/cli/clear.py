@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from trackly_migrate.cli.boundary import error_boundary
-from trackly_migrate.cli.json_output import emit, error_envelope
+from trackly_migrate.cli.json_output import emit
 from trackly_migrate.cli.options import (
     ApiKeyFileOpt,
     ApiKeyOpt,
@@ -23,7 +23,7 @@ from trackly_migrate.cli.options import (
     TimezoneOpt,
 )
 from trackly_migrate.cli.target import ApiOptions, command_target, interactive
-from trackly_migrate.errors import ExitCode, UsageError
+from trackly_migrate.errors import ClearDeclined, UsageError
 
 # The client (httpx), normalize (phonenumbers) and the display (Rich) are imported in the
 # command's body: ``--help`` and tab completion load this module too.
@@ -114,7 +114,7 @@ def _clear(
         return
     assert settings is not None
     if not yes:
-        _confirm_clear(console, json_output)
+        _confirm_clear(console)
     with TracklyClient(settings) as client:
         result = execute_clear(client, plan)
     console.print(clear_result_table(result))
@@ -122,7 +122,7 @@ def _clear(
         emit(result.to_json())
 
 
-def _confirm_clear(console: Any, json_output: bool) -> None:
+def _confirm_clear(console: Any) -> None:
     if not (interactive(sys.stdin) and interactive(sys.stderr)):
         raise UsageError(
             "Refusing to clear without confirmation: this is not an interactive terminal.",
@@ -134,8 +134,7 @@ def _confirm_clear(console: Any, json_output: bool) -> None:
         answer = ""
         console.print()
     if answer.strip() != "clear":
-        console.print("Cancelled: nothing was deleted.")
-        if json_output:
-            declined = {"code": "declined", "message": "Cancelled: nothing was deleted."}
-            emit(error_envelope({**declined, "hint": "Type clear to confirm, or pass --yes."}))
-        raise typer.Exit(int(ExitCode.REJECTED))
+        # The error boundary says it (and, under --json, prints the envelope) and exits 1.
+        raise ClearDeclined(
+            "Cancelled: nothing was deleted.", hint="Type clear to confirm, or pass --yes."
+        )
