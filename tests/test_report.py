@@ -93,6 +93,19 @@ def test_a_file_the_run_did_not_write_is_never_replaced_without_leave(tmp_path: 
     assert path.read_text() == "my own notes"
 
 
+def test_an_empty_file_left_by_a_killed_run_does_not_block_the_next(tmp_path: Path) -> None:
+    # A run creates its report before anything is sent and writes the header with the first
+    # row: killed in between, it leaves an empty file, which holds nothing to keep.
+    path = tmp_path / "part-1.errors.csv"
+    ErrorReport(path, source_columns=["id"], field_names=[]).create()
+    assert path.stat().st_size == 0
+    report = ErrorReport(path, source_columns=["id"], field_names=[])
+    report.create()
+    report.write(ReportRow(2, "x", "local", "c", "m", ["x"]))
+    report.close()
+    assert read_report_rows(path)[1] == ["2", "x", "local", "c", "m", "x"]
+
+
 def test_a_report_without_rows_is_removed_and_one_with_rows_kept(tmp_path: Path) -> None:
     empty = ErrorReport(tmp_path / "empty.csv", source_columns=["id"], field_names=[])
     empty.create()

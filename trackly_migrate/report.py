@@ -228,12 +228,15 @@ class ErrorReport:
             return
         resuming = bool(self._resume_size)
         special = not resuming and _is_special(self.path)  # a device or pipe is not destroyed
+        # An empty regular file holds nothing to lose: it is what a run killed after creating
+        # its report, before its first row, leaves behind, and must not block the next run.
+        leftover = not resuming and _is_empty_file(self.path)
         try:
             self._file = open_private(
                 self.path,
                 append=resuming,
                 truncate_to=self._resume_size if resuming else None,
-                exclusive=not (resuming or special or self._replace),
+                exclusive=not (resuming or special or leftover or self._replace),
                 error=error,
             )
         except FileExistsError:
@@ -335,6 +338,14 @@ class ErrorReport:
                     handle.close()
                 except OSError as exc:
                     raise _write_failed(self.path, exc) from None
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 def _is_special(path: Path) -> bool:
