@@ -7,7 +7,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trackly_migrate.records import FIELDS, Kind, RecordBuilder, resolve_columns
+from trackly_migrate.columns import resolve_columns
+from trackly_migrate.records import FIELDS, Kind, RecordBuilder
 
 _CELLS = st.one_of(
     st.sampled_from(

@@ -28,7 +28,7 @@ from trackly_migrate.pipeline import (
     Target,
     run_import,
 )
-from trackly_migrate.pipeline.engine import ProgressState
+from trackly_migrate.pipeline.ports import ProgressState
 from trackly_migrate.records import Kind
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox

@@ -32,6 +32,7 @@ from tests.helpers import (
     summary_of,
 )
 from trackly_migrate.clearing import ClearPlan, parse_cutoff
+from trackly_migrate.columns import parse_map_options, resolve_columns
 from trackly_migrate.errors import ExitCode, InputDamagedError, InputError, UsageError
 from trackly_migrate.normalize import normalize_timestamp
 from trackly_migrate.pipeline import (
@@ -43,7 +44,7 @@ from trackly_migrate.pipeline import (
     Target,
     run_import,
 )
-from trackly_migrate.pipeline.engine import ProgressState
+from trackly_migrate.pipeline.ports import ProgressState
 from trackly_migrate.readers import (
     InputFormat,
     InputSource,
@@ -51,13 +52,7 @@ from trackly_migrate.readers import (
     describe_non_text,
     open_reader,
 )
-from trackly_migrate.records import (
-    Kind,
-    RecordBuilder,
-    Rejection,
-    parse_map_options,
-    resolve_columns,
-)
+from trackly_migrate.records import Kind, RecordBuilder, Rejection
 from trackly_migrate.sandbox.server import RunningSandbox
 
 # -- timestamps at the edges of the calendar ---------------------------------------------

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from trackly_migrate.columns import parse_map_options, resolve_columns
 from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.readers import RawRow, RowProblem
-from trackly_migrate.records import (
-    Kind,
-    RecordBuilder,
-    Rejection,
-    parse_map_options,
-    resolve_columns,
-)
+from trackly_migrate.records import Kind, RecordBuilder, Rejection
 
 SEND_COLUMNS = ["id", "to_number", "timestamp", "list_id", "delivered", "message", "Carrier"]
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from tests.helpers import SAMPLES, read_report, summary_of
+from trackly_migrate.columns import ColumnMapping, resolve_columns
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import (
     check_timestamp_format,
@@ -23,7 +24,7 @@ from trackly_migrate.normalize import (
 )
 from trackly_migrate.pipeline import ImportRequest, Normalization, Source, Target
 from trackly_migrate.readers import RawRow
-from trackly_migrate.records import ColumnMapping, Kind, RecordBuilder, Rejection, resolve_columns
+from trackly_migrate.records import Kind, RecordBuilder, Rejection
 from trackly_migrate.sandbox.server import RunningSandbox
 
 DRY = Target(dry_run=True)

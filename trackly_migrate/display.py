@@ -30,7 +30,7 @@ from rich.text import Text
 
 from trackly_migrate.clearing import SCOPES, ClearPlan, ClearResult
 from trackly_migrate.counts import sorted_months
-from trackly_migrate.pipeline.engine import ProgressState
+from trackly_migrate.pipeline.ports import ProgressState
 from trackly_migrate.report import Summary
 
 PLAIN_INTERVAL_S = 10.0

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from trackly_migrate.columns import resolve_columns
 from trackly_migrate.errors import UsageError
 from trackly_migrate.readers import RawRow
-from trackly_migrate.records import Kind, RecordBuilder, Rejection, resolve_columns
+from trackly_migrate.records import Kind, RecordBuilder, Rejection
 
 NOT_CHANGED_MEANING = (
     "not changed: the contact is not on that list, the list is not this account's, "

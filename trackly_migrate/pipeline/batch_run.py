@@ -35,9 +35,9 @@ from trackly_migrate.pipeline.batch_state import (
     file_checkpoint_path,
     load_state,
 )
-from trackly_migrate.pipeline.engine import Observer
 from trackly_migrate.pipeline.inputs import Inputs, expand
 from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of, now_text
+from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest, Output, Resume
 from trackly_migrate.pipeline.run import ImportOutcome, SharedSender, run_import, shared_sender
 from trackly_migrate.pipeline.signals import StopEvents

@@ -1,4 +1,4 @@
-"""Dispatchers (``engine.Dispatcher``): how segments reach the API while the main thread reads.
+"""Dispatchers (``ports.Dispatcher``): how segments reach the API while the main thread reads.
 
 ``ProcessDispatcher`` (the default) sends from a process of its own. Reading and validating
 is CPU-bound Python; so is an HTTP client. In one process they share the GIL, and a profile

@@ -20,12 +20,19 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from trackly_migrate.counts import Counts, add_month, month_of, share_out
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
+from trackly_migrate.pipeline.ports import (
+    Checkpointer,
+    Dispatcher,
+    Position,
+    ProgressState,
+    RunObserver,
+)
 from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
 from trackly_migrate.pipeline.settle import Settlement
 from trackly_migrate.pipeline.signals import StopEvents
@@ -43,69 +50,6 @@ READ_AHEAD_SEGMENTS = 4
 PROGRESS_INTERVAL_S = 0.1
 
 
-class Dispatcher(Protocol):
-    """Sends one segment's records; the future says how the server settled each record.
-
-    ``dispatch.ProcessDispatcher`` (a sender process) and ``dispatch.ThreadDispatcher``.
-    """
-
-    def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]: ...
-
-    def current_concurrency(self) -> int: ...
-
-    def requests_in_flight(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-class RunObserver(Protocol):
-    """What the run tells the outside world (display, log, checkpoint)."""
-
-    def progress(self, state: ProgressState) -> None: ...
-
-    def warning(self, message: str) -> None: ...
-
-
-class Observer(RunObserver, Protocol):
-    """A ``RunObserver`` that also hears about retries and the run's own notes."""
-
-    def retry(self, reason: str, delay: float) -> None: ...
-
-    def info(self, message: str) -> None: ...
-
-
-class Checkpointer(Protocol):
-    """Keeps the resume watermark (``checkpoint.CheckpointWriter``)."""
-
-    def submitted(self, end_offset: int) -> None: ...
-
-    def may_be_stored_until(self, offset: int) -> None: ...
-
-    def advance(
-        self, offset: int, line: int, counts: Counts, elapsed_s: float, report_size: int
-    ) -> None: ...
-
-    def flush(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """Just past the last settled record: where a resume starts reading."""
-
-    offset: int
-    line: int
-
-
-@dataclass(frozen=True, slots=True)
-class ProgressState:
-    counts: Counts  # a copy; ``read`` includes the records read but not settled yet
-    bytes_read: int
-    total_bytes: int | None
-    in_flight: int
-    elapsed_s: float
-    concurrency: int = 0  # the current limit of requests in flight
-
-
 @dataclass(frozen=True)
 class EngineInput:
     """The rows to import and where they start (past what a resumed run settled)."""
@@ -114,7 +58,7 @@ class EngineInput:
     builder: RecordBuilder
     bytes_read: Callable[[], int] = lambda: 0
     total_bytes: int | None = None
-    start: Position = Position(0, 1)
+    start: Position = field(default_factory=lambda: Position(0, 1))
     # After a crash, records up to here may have been stored by batches that were in
     # flight: their duplicates are this migration's own, not old ones.
     possibly_stored_until: int = 0

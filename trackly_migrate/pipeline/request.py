@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from trackly_migrate.client import RetryPolicy
+from trackly_migrate.columns import parse_map_options
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import ISO, check_region, check_timestamp_format, check_timezone
@@ -26,7 +27,7 @@ from trackly_migrate.pipeline.bounds import MAX_BATCH_SIZE as MAX_BATCH_SIZE
 from trackly_migrate.pipeline.bounds import MAX_BODY_BYTES as MAX_BODY_BYTES
 from trackly_migrate.pipeline.bounds import MAX_CONCURRENCY as MAX_CONCURRENCY
 from trackly_migrate.readers import InputFormat
-from trackly_migrate.records import FIELDS, FieldType, Kind, parse_map_options
+from trackly_migrate.records import FIELDS, FieldType, Kind
 
 T = TypeVar("T")
 V = TypeVar("V")

@@ -23,7 +23,7 @@ from trackly_migrate.checkpoint import (
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import ISO
-from trackly_migrate.pipeline.engine import Observer
+from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.readers import STDIN, Dialect, InputFormat, is_regular_file
 from trackly_migrate.report import WORDS, Summary, refuse_overwriting_input

@@ -13,16 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from trackly_migrate.columns import resolve_columns
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import TracklyMigrateError, UsageError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, ThreadDispatcher
-from trackly_migrate.pipeline.engine import Dispatcher, EngineInput, ImportRun, Observer, Position
+from trackly_migrate.pipeline.engine import EngineInput, ImportRun
+from trackly_migrate.pipeline.ports import Dispatcher, Observer, Position
 from trackly_migrate.pipeline.request import MAX_BODY_BYTES, ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
-from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder, resolve_columns
+from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder
 from trackly_migrate.report import (
     ErrorReport,
     Summary,
