@@ -46,23 +46,12 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers and editor
     from trackly_migrate.records import Kind
     from trackly_migrate.report import Summary
 
+from trackly_migrate.pipeline import __all__ as _pipeline_names  # light: its names load lazily
+
 # The public Python API: name -> the module that defines it.
 _PUBLIC = {
-    **dict.fromkeys(
-        (
-            "ImportOutcome",
-            "ImportRequest",
-            "Limits",
-            "Normalization",
-            "Output",
-            "Resume",
-            "Source",
-            "StopEvents",
-            "Target",
-            "run_import",
-        ),
-        "trackly_migrate.pipeline",
-    ),
+    # The pipeline package lists (and lazily loads) its own public names: one list, not two.
+    **dict.fromkeys(_pipeline_names, "trackly_migrate.pipeline"),
     "Counts": "trackly_migrate.counts",
     "Summary": "trackly_migrate.report",
     "Kind": "trackly_migrate.records",
