@@ -16,6 +16,8 @@ import typer
 from trackly_migrate.cli import json_output
 from trackly_migrate.cli.boundary import error_boundary, raise_terminated
 from trackly_migrate.cli.clear import clear_command
+from trackly_migrate.cli.command_classes import Command, Group
+from trackly_migrate.cli.completion import InstallCompletionOpt, ShowCompletionOpt, register_shells
 from trackly_migrate.cli.examples import epilog
 from trackly_migrate.cli.history import history_command
 from trackly_migrate.cli.imports import import_command
@@ -32,12 +34,15 @@ from trackly_migrate.sandbox.cli import sandbox_command
 
 app = typer.Typer(
     name="trackly-migrate",
+    cls=Group,
     help="Move SMS send and click history from another platform into Trackly SMS.",
     no_args_is_help=True,
     # Locals hold the API key: a traceback must never print them.
     pretty_exceptions_show_locals=False,
     # Plain help: Rich would add ~40 ms to every --help (issue 13); the README shows it plain too.
     rich_markup_mode=None,
+    # Ours instead (cli/completion.py): Typer's would import pydantic on every --help.
+    add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -62,6 +67,8 @@ def root(
             help="Show the version and exit.",
         ),
     ] = False,
+    install_completion: InstallCompletionOpt = False,
+    show_completion: ShowCompletionOpt = False,
 ) -> None:
     """Move SMS send and click history from another platform into Trackly SMS.
 
@@ -72,20 +79,22 @@ def root(
 
 app.command(
     "import-sends",
+    cls=Command,
     help="Import send records (id, to_number, timestamp, ...) from FILE.",
     epilog=epilog("import-sends"),
 )(import_command("sends"))
 app.command(
     "import-clicks",
+    cls=Command,
     help="Import click records (message_id, offer_id, phone_number, timestamp) from FILE. "
     "Import their sends first.",
     epilog=epilog("import-clicks"),
 )(import_command("clicks"))
-app.command("clear", epilog=epilog("clear"))(clear_command)
-app.command("unsubscribe", epilog=epilog("unsubscribe"))(unsubscribe_command)
-app.command("history", epilog=epilog("history"))(history_command)
-app.command("profiles", epilog=epilog("profiles"))(profiles_command)
-app.command("sandbox", epilog=epilog("sandbox"))(error_boundary(sandbox_command))
+app.command("clear", cls=Command, epilog=epilog("clear"))(clear_command)
+app.command("unsubscribe", cls=Command, epilog=epilog("unsubscribe"))(unsubscribe_command)
+app.command("history", cls=Command, epilog=epilog("history"))(history_command)
+app.command("profiles", cls=Command, epilog=epilog("profiles"))(profiles_command)
+app.command("sandbox", cls=Command, epilog=epilog("sandbox"))(error_boundary(sandbox_command))
 
 
 def main() -> None:
@@ -97,6 +106,7 @@ def main() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, raise_terminated)
+    register_shells()
     if not json_output.json_requested(sys.argv[1:]):
         app(prog_name="trackly-migrate")
         return
