@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from trackly_migrate.cli import app
+from trackly_migrate import config
+from trackly_migrate.cli import app, options
 from trackly_migrate.cli.options import FormatChoice
 from trackly_migrate.readers import InputFormat
 from trackly_migrate.records import Kind
@@ -90,9 +91,11 @@ def test_version_and_help_load_no_heavy_module(tmp_path: Path, argv: list[str]) 
     modules, stdout = loaded_modules(tmp_path, *argv)
     assert stdout.strip()  # it did answer
     assert heavy_among(modules) == set()
-    # Nor the core: the pipeline's composition, the readers, the records.
+    # Nor the core: the pipeline's composition, the readers, the records; nor the settings
+    # (config and profiles load tomllib and platformdirs).
     assert {"trackly_migrate.pipeline.run", "trackly_migrate.readers"} & modules == set()
-    assert "trackly_migrate.records" not in modules
+    assert {"trackly_migrate.records", "trackly_migrate.config"} & modules == set()
+    assert {"tomllib", "platformdirs"} & modules == set()
 
 
 @pytest.mark.parametrize(
@@ -159,3 +162,9 @@ def test_command_names_are_the_reports_words() -> None:
 
 def test_format_choices_are_the_readers_formats() -> None:
     assert [choice.value for choice in FormatChoice] == [fmt.value for fmt in InputFormat]
+
+
+@pytest.mark.parametrize("name", ["API_KEY_ENV", "BASE_URL_ENV", "CA_BUNDLE_ENV", "PROFILE_ENV"])
+def test_option_help_names_configs_variables(name: str) -> None:
+    """cli/options.py writes config's variable names out (config is not loaded for --help)."""
+    assert getattr(options, name) == getattr(config, name)

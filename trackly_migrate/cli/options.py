@@ -12,7 +12,12 @@ from typing import Annotated
 
 import typer
 
-from trackly_migrate.config import API_KEY_ENV, BASE_URL_ENV, CA_BUNDLE_ENV, PROFILE_ENV
+# config.py's names, written out: config loads tomllib and platformdirs (profiles), which
+# --help and tab completion would wait for (issue 13; tests/test_startup_imports.py pins them).
+API_KEY_ENV = "TRACKLY_API_KEY"
+BASE_URL_ENV = "TRACKLY_BASE_URL"
+CA_BUNDLE_ENV = "TRACKLY_CA_BUNDLE"
+PROFILE_ENV = "TRACKLY_PROFILE"
 
 
 class FormatChoice(StrEnum):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import sys
 
 from trackly_migrate.cli.boundary import error_boundary
-from trackly_migrate.config import PRODUCTION_BASE_URL, PROFILE_ENV, profile_name, redacted_key_in
-from trackly_migrate.profiles import key_file_warning, load_profiles, profiles_path
 
 EXAMPLE = """\
 [profiles.staging]
@@ -25,7 +23,14 @@ def profiles_command() -> None:
     # Imported here, not at the top: every command line loads the CLI modules (start-up).
     from rich.markup import escape
 
+    from trackly_migrate.config import (
+        PRODUCTION_BASE_URL,
+        PROFILE_ENV,
+        profile_name,
+        redacted_key_in,
+    )
     from trackly_migrate.display import stderr_console
+    from trackly_migrate.profiles import key_file_warning, load_profiles, profiles_path
 
     path = profiles_path()
     profiles = load_profiles(path)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from trackly_migrate.config import (
-    ApiSettings,
-    ConnectionOptions,
-    resolve_settings,
-    selected_profile,
-)
 from trackly_migrate.errors import UsageError
+
+# config (tomllib, platformdirs) is imported when a command runs: --help and tab completion
+# load this module too (issue 13).
+if TYPE_CHECKING:
+    from trackly_migrate.config import ApiSettings
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,13 @@ class ApiOptions:
     profile: str | None = None
 
     def __post_init__(self) -> None:
+        from trackly_migrate.config import selected_profile
+
         selected_profile(self.profile)
 
     def settings(self) -> ApiSettings:
+        from trackly_migrate.config import ConnectionOptions, resolve_settings
+
         options = ConnectionOptions(
             self.base_url, self.api_key, self.key_file, self.ca_bundle, self.profile
         )
