@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-CellsBuild = Callable[[list[str]], Any]
+RowBuild = Callable[[Any], Any]  # a ``RawRow`` in, a record or a ``Rejection`` out
 
 # How each kind of field is converted on the fast path; ``{v}`` is the cell, ``{c}`` its
 # converter in the namespace. Each either stores the value or raises ``ValueError``.
@@ -39,7 +39,8 @@ _INLINE = {
         "else:\n"
         "    record[{name!r}] = {c}({v})"
     ),
-    "phone": "record[{name!r}] = {c}({v})",
+    # A number seen lately in exactly this form needs no call (``PhoneNormalizer.recent``).
+    "phone": "record[{name!r}] = {v} if {v} in {c}_recent else {c}({v})",
     # A field whose converter has no inline fast path (a timestamp in another format).
     "converted": "record[{name!r}] = {c}({v})",
 }
@@ -47,13 +48,14 @@ _INLINE = {
 
 def compile_cells_build(
     steps: Sequence[tuple[str, str, int | None, bool, str | None, Callable[[Any], Any]]],
-    general: CellsBuild,
+    general: RowBuild,
     booleans: dict[str, bool],
-) -> CellsBuild:
+) -> RowBuild:
     """The fast build for ``steps``: (name, field type, position, required, default, converter).
 
-    ``general`` is the reference build the fast one falls back to for every record it does
-    not accept outright.
+    It takes a whole ``RawRow`` (one call per record, not two); ``general`` is the reference
+    build it hands every row to that it does not accept outright: a row with a problem, a
+    JSON object, too few cells, a value that does not convert.
     """
     namespace: dict[str, Any] = {
         "general": general,
@@ -63,14 +65,17 @@ def compile_cells_build(
     positions = [position for _, _, position, _, _, _ in steps if position is not None]
     width = max(positions) + 1 if positions else 0
     body = [
-        f"if len(cells) < {width}:",
-        "    return general(cells)",
+        "cells = row.data",
+        f"if row.problem is not None or type(cells) is not list or len(cells) < {width}:",
+        "    return general(row)",
         "record = {}",
         "try:",
     ]
     for index, (name, kind, position, required, default, convert) in enumerate(steps):
         converter = f"convert_{index}"
         namespace[converter] = convert
+        if kind == "phone":
+            namespace[f"{converter}_recent"] = getattr(convert, "recent", frozenset())
         value = f"value_{index}"
         if position is None:
             if default is None:
@@ -85,7 +90,7 @@ def compile_cells_build(
                 namespace[f"default_{index}"] = default
                 lines.append(f"    {value} = default_{index}")
             elif required:
-                lines.append("    return general(cells)")
+                lines.append("    return general(row)")
             conversion = _INLINE[kind].format(name=name, v=value, c=converter)
             if default is None and not required:
                 # Optional and blank: the field is left out.
@@ -94,11 +99,11 @@ def compile_cells_build(
             else:
                 lines += conversion.splitlines()
         body += ["    " + line for line in "\n".join(lines).splitlines()]
-    body += ["except ValueError:", "    return general(cells)", "return record"]
-    source = "def build(cells):\n" + "".join(f"    {line}\n" for line in body)
+    body += ["except ValueError:", "    return general(row)", "return record"]
+    source = "def build(row):\n" + "".join(f"    {line}\n" for line in body)
     # The source is built from this module's fragments, field names from the FIELDS table and
     # integer positions only; input values (defaults) are passed in the namespace, never
     # written into the code.
     exec(compile(source, "<trackly_migrate.cell_plan>", "exec"), namespace)  # noqa: S102
-    build: CellsBuild = namespace["build"]
+    build: RowBuild = namespace["build"]
     return build

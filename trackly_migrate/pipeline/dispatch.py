@@ -28,7 +28,6 @@ import pickle
 import queue
 import signal
 import struct
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
