@@ -45,6 +45,25 @@ _INLINE = {
     "converted": "record[{name!r}] = {c}({v})",
 }
 
+# Kinds whose conversion above refuses a blank cell (``ValueError``): a required one needs no
+# blank check of its own, since a blank falls back to the general build, which names it
+# missing. (Two method calls a field, on every record.)
+_REFUSE_BLANK = frozenset({"phone", "timestamp", "integer", "boolean"})
+# Optional fields: the common value converted first, the blank check only for the rest.
+_OPTIONAL_FIRST = {
+    "integer": (
+        "if len({v}) < 19 and {v}.isdigit() and {v}.isascii():\n"
+        "    record[{name!r}] = int({v})\n"
+        "elif {v} and not {v}.isspace():\n"
+        "    record[{name!r}] = {c}({v})"
+    ),
+    "boolean": "known = booleans.get({v})\n"
+    "if known is not None:\n"
+    "    record[{name!r}] = known\n"
+    "elif {v} and not {v}.isspace():\n"
+    "    record[{name!r}] = {c}({v})",
+}
+
 
 def compile_cells_build(
     steps: Sequence[tuple[str, str, int | None, bool, str | None, Callable[[Any], Any]]],
@@ -62,6 +81,7 @@ def compile_cells_build(
         "booleans": booleans,
         "fromisoformat": datetime.fromisoformat,
     }
+    blankless = not any(not word or word.isspace() for word in booleans)
     positions = [position for _, _, position, _, _, _ in steps if position is not None]
     width = max(positions) + 1 if positions else 0
     body = [
@@ -84,6 +104,16 @@ def compile_cells_build(
                 continue
             namespace[value] = default
             lines = [_INLINE[kind].format(name=name, v=value, c=converter)]
+        elif default is None and required and kind in _REFUSE_BLANK:
+            lines = [f"{value} = cells[{position}]"]
+            lines += _INLINE[kind].format(name=name, v=value, c=converter).splitlines()
+        elif default is None and required and kind == "identifier":
+            # Blank exactly when nothing is left once stripped (both use str.isspace's set).
+            lines = [f"{value} = cells[{position}].strip()", f"if not {value}:"]
+            lines += ["    return general(row)", f"record[{name!r}] = {value}"]
+        elif default is None and not required and kind in _OPTIONAL_FIRST and blankless:
+            lines = [f"{value} = cells[{position}]"]
+            lines += _OPTIONAL_FIRST[kind].format(name=name, v=value, c=converter).splitlines()
         else:
             lines = [f"{value} = cells[{position}]", f"if not {value} or {value}.isspace():"]
             if default is not None:
