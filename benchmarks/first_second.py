@@ -29,10 +29,11 @@ DEMO_KEY = "trk_sandboxdemokey000000000000000000"
 
 def sends_file(records: int) -> Path:
     OUT.mkdir(exist_ok=True)
-    path = OUT / f"sends-{records}-0.1.csv"  # the name benchmarks/run.py gives the same file
+    path = OUT / f"sends8-{records}-0.1.csv"  # the name benchmarks/run.py gives the same file
     if not path.exists():
         generator = [sys.executable, str(HERE / "datagen.py"), "sends", str(path)]
-        subprocess.run([*generator, "--records", str(records), "--distinct", "0.1"], check=True)
+        generator += ["--records", str(records), "--distinct", "0.1", "--columns", "realistic"]
+        subprocess.run(generator, check=True)
     return path
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-CellsBuild = Callable[[list[str]], Any]
+RowBuild = Callable[[Any], Any]  # a ``RawRow`` in, a record or a ``Rejection`` out
 
 # How each kind of field is converted on the fast path; ``{v}`` is the cell, ``{c}`` its
 # converter in the namespace. Each either stores the value or raises ``ValueError``.
@@ -39,38 +39,63 @@ _INLINE = {
         "else:\n"
         "    record[{name!r}] = {c}({v})"
     ),
-    "phone": "record[{name!r}] = {c}({v})",
+    # A number seen lately in exactly this form needs no call (``PhoneNormalizer.recent``).
+    "phone": "record[{name!r}] = {v} if {v} in {c}_recent else {c}({v})",
     # A field whose converter has no inline fast path (a timestamp in another format).
     "converted": "record[{name!r}] = {c}({v})",
+}
+
+# Kinds whose conversion above refuses a blank cell (``ValueError``): a required one needs no
+# blank check of its own, since a blank falls back to the general build, which names it
+# missing. (Two method calls a field, on every record.)
+_REFUSE_BLANK = frozenset({"phone", "timestamp", "integer", "boolean"})
+# Optional fields: the common value converted first, the blank check only for the rest.
+_OPTIONAL_FIRST = {
+    "integer": (
+        "if len({v}) < 19 and {v}.isdigit() and {v}.isascii():\n"
+        "    record[{name!r}] = int({v})\n"
+        "elif {v} and not {v}.isspace():\n"
+        "    record[{name!r}] = {c}({v})"
+    ),
+    "boolean": "known = booleans.get({v})\n"
+    "if known is not None:\n"
+    "    record[{name!r}] = known\n"
+    "elif {v} and not {v}.isspace():\n"
+    "    record[{name!r}] = {c}({v})",
 }
 
 
 def compile_cells_build(
     steps: Sequence[tuple[str, str, int | None, bool, str | None, Callable[[Any], Any]]],
-    general: CellsBuild,
+    general: RowBuild,
     booleans: dict[str, bool],
-) -> CellsBuild:
+) -> RowBuild:
     """The fast build for ``steps``: (name, field type, position, required, default, converter).
 
-    ``general`` is the reference build the fast one falls back to for every record it does
-    not accept outright.
+    It takes a whole ``RawRow`` (one call per record, not two); ``general`` is the reference
+    build it hands every row to that it does not accept outright: a row with a problem, a
+    JSON object, too few cells, a value that does not convert.
     """
     namespace: dict[str, Any] = {
         "general": general,
         "booleans": booleans,
         "fromisoformat": datetime.fromisoformat,
     }
+    blankless = not any(not word or word.isspace() for word in booleans)
     positions = [position for _, _, position, _, _, _ in steps if position is not None]
     width = max(positions) + 1 if positions else 0
     body = [
-        f"if len(cells) < {width}:",
-        "    return general(cells)",
+        "cells = row.data",
+        f"if row.problem is not None or type(cells) is not list or len(cells) < {width}:",
+        "    return general(row)",
         "record = {}",
         "try:",
     ]
     for index, (name, kind, position, required, default, convert) in enumerate(steps):
         converter = f"convert_{index}"
         namespace[converter] = convert
+        if kind == "phone":
+            namespace[f"{converter}_recent"] = getattr(convert, "recent", frozenset())
         value = f"value_{index}"
         if position is None:
             if default is None:
@@ -79,13 +104,23 @@ def compile_cells_build(
                 continue
             namespace[value] = default
             lines = [_INLINE[kind].format(name=name, v=value, c=converter)]
+        elif default is None and required and kind in _REFUSE_BLANK:
+            lines = [f"{value} = cells[{position}]"]
+            lines += _INLINE[kind].format(name=name, v=value, c=converter).splitlines()
+        elif default is None and required and kind == "identifier":
+            # Blank exactly when nothing is left once stripped (both use str.isspace's set).
+            lines = [f"{value} = cells[{position}].strip()", f"if not {value}:"]
+            lines += ["    return general(row)", f"record[{name!r}] = {value}"]
+        elif default is None and not required and kind in _OPTIONAL_FIRST and blankless:
+            lines = [f"{value} = cells[{position}]"]
+            lines += _OPTIONAL_FIRST[kind].format(name=name, v=value, c=converter).splitlines()
         else:
             lines = [f"{value} = cells[{position}]", f"if not {value} or {value}.isspace():"]
             if default is not None:
                 namespace[f"default_{index}"] = default
                 lines.append(f"    {value} = default_{index}")
             elif required:
-                lines.append("    return general(cells)")
+                lines.append("    return general(row)")
             conversion = _INLINE[kind].format(name=name, v=value, c=converter)
             if default is None and not required:
                 # Optional and blank: the field is left out.
@@ -94,11 +129,11 @@ def compile_cells_build(
             else:
                 lines += conversion.splitlines()
         body += ["    " + line for line in "\n".join(lines).splitlines()]
-    body += ["except ValueError:", "    return general(cells)", "return record"]
-    source = "def build(cells):\n" + "".join(f"    {line}\n" for line in body)
+    body += ["except ValueError:", "    return general(row)", "return record"]
+    source = "def build(row):\n" + "".join(f"    {line}\n" for line in body)
     # The source is built from this module's fragments, field names from the FIELDS table and
     # integer positions only; input values (defaults) are passed in the namespace, never
     # written into the code.
     exec(compile(source, "<trackly_migrate.cell_plan>", "exec"), namespace)  # noqa: S102
-    build: CellsBuild = namespace["build"]
+    build: RowBuild = namespace["build"]
     return build

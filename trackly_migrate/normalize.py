@@ -19,11 +19,21 @@ import phonenumbers
 
 from trackly_migrate.errors import UsageError
 
+# phonenumbers' own step of ``is_valid_number`` (see ``is_valid_number`` here); a version
+# without it gets the public function instead.
+_number_type_helper: Callable[[str, object], object] | None = getattr(
+    phonenumbers.phonenumberutil, "_number_type_helper", None
+)
+
 # Bounded so that memory stays flat when every number in a file is distinct: 8 MB of slots.
 # At 2**18 one-way slots, 100,000 distinct numbers over 1M rows missed 242,000 times (each
 # miss is a ~9 us phonenumbers validation); 2**20 slots in pairs miss 104,000 (100,000 are
 # first sightings).
 PHONE_CACHE_SIZE = 1 << 20
+# The numbers last seen in exactly their E.164 form, as the strings read: a set lookup is
+# about 40 ns against about 600 ns for a look in the table above (issue 13's 1M-row dry run
+# spent 0.6 s there). Emptied when full, so it holds at most this many (~12 MB).
+RECENT_PHONES = 1 << 17
 
 # What a phone number may be written with: digits, a leading plus, and the punctuation people
 # and spreadsheets put between groups. Anything else (letters, "ext", a second number) is
@@ -101,21 +111,35 @@ class PhoneNormalizer:
         self._e164 = array("Q", bytes(8 * self._slots))
         self._size = max(2, size // 8)
         self._other: dict[str, str | _Invalid] = {}
+        # Valid numbers already in E.164, as written: ``cell_plan`` looks here before calling.
+        self.recent: set[str] = set()
+        self._recent_size = max(1, min(RECENT_PHONES, self._slots))
 
     def __call__(self, text: str) -> str:
+        recent = self.recent
+        if text in recent:
+            return text
         digits = text[1:]
         if text[:1] == "+" and digits.isdigit() and digits.isascii() and 6 < len(digits) < 16:
             number = int(digits)
             pair = number & self._pair_mask
             table = self._e164
             if table[pair] == number or table[pair + 1] == number:
+                self._remember(text)
                 return text
             result = normalize_phone(text, self._region)  # raises for an invalid number
             if result == text:
                 table[pair + 1] = table[pair]
                 table[pair] = number
+                self._remember(text)
             return result
         return self._spelled_otherwise(text)
+
+    def _remember(self, text: str) -> None:
+        recent = self.recent
+        if len(recent) >= self._recent_size:
+            recent.clear()  # in place: the compiled builds hold this very set
+        recent.add(text)
 
     def _spelled_otherwise(self, text: str) -> str:
         result = self._other.get(text)
@@ -164,6 +188,32 @@ def _parse_e164(text: str) -> phonenumbers.PhoneNumber | None:
     return None
 
 
+def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
+    """``phonenumbers.is_valid_number``, without its second look at the region it found.
+
+    For a calling code shared by several regions (+1: 25 of them), phonenumbers finds the
+    number's region by matching it against each region's number types, then checks it against
+    that region's types again: the second check cannot fail, and it is half the cost of
+    validating a North American number (the first validation of each distinct number is
+    issue 13's largest single cost). The same steps, once; any other number goes to
+    phonenumbers itself. ``tests/test_phone_validity.py`` holds the two to the same answers.
+    """
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code or 0)
+    if _number_type_helper is None or regions is None or len(regions) == 1:
+        return bool(phonenumbers.is_valid_number(number))
+    national = phonenumbers.national_significant_number(number)
+    for region in regions:
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+        if metadata is None:
+            continue
+        if metadata.leading_digits is not None:
+            if re.match(metadata.leading_digits, national):
+                return bool(phonenumbers.is_valid_number_for_region(number, region))
+        elif _number_type_helper(national, metadata) != phonenumbers.PhoneNumberType.UNKNOWN:
+            return True  # the region's own check, which is_valid_number_for_region repeats
+    return False
+
+
 def normalize_phone(text: str, region: str | None = None) -> str:
     """``text`` as an E.164 number (``+14155550123``), or ``ValueError`` saying why not.
 
@@ -175,7 +225,7 @@ def normalize_phone(text: str, region: str | None = None) -> str:
         raise ValueError("is empty")
     if _E164.match(candidate):
         fast = _parse_e164(candidate)
-        if fast is not None and phonenumbers.is_valid_number(fast):
+        if fast is not None and is_valid_number(fast):
             return candidate
         # Not valid as split: the general parser may still read it, e.g. San Marino's
         # +378 800000, which phonenumbers completes to +378 0549 800000.

@@ -171,8 +171,9 @@ class RecordBuilder:
                     **common,  # type: ignore[arg-type]
                 )
             )
-        self._fast_cells = (
-            self._build_cells
+        # The build every record goes through: compiled for the header (``cell_plan``).
+        self.build: Callable[[RawRow], dict[str, Any] | Rejection] = (
+            self.general_build
             if unescape_report_cells
             else compile_cells_build(
                 [
@@ -186,7 +187,7 @@ class RecordBuilder:
                     )
                     for spec, step in zip(FIELDS[mapping.kind], self._csv_plan, strict=True)
                 ],
-                self._build_cells,
+                self.general_build,
                 _TEXT_BOOLEANS,
             )
         )
@@ -225,13 +226,14 @@ class RecordBuilder:
                 return None
         return None
 
-    def build(self, row: RawRow) -> dict[str, Any] | Rejection:
-        """The record to send, or why it cannot be sent."""
+    def general_build(self, row: RawRow) -> dict[str, Any] | Rejection:
+        """The record to send, or why it cannot be sent (``build``, without the compiled
+        fast path: what it falls back to, and the reference it is tested against)."""
         if row.problem is not None:
             return Rejection(row.problem.code, row.problem.message)
         data = row.data
         if type(data) is list:
-            outcome = self._fast_cells(data)
+            outcome = self._build_cells(data)
             if type(outcome) is Rejection and self._repeats_header(data):
                 return Rejection("malformed_row", "repeats the header row (were two files joined?)")
             return outcome

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
 import struct
 import threading
@@ -32,16 +34,21 @@ from concurrent.futures import Future, InvalidStateError, ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from trackly_migrate.client import TracklyClient
+from trackly_migrate.client import SLOW_START_WINDOW, RetryPolicy, TracklyClient
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import ApiConnectionError, TracklyMigrateError
-from trackly_migrate.pipeline.request import Limits
+from trackly_migrate.pipeline import sender_entry
 from trackly_migrate.pipeline.settle import Settlement, deliver, deliver_unsubscribes
-from trackly_migrate.records import Kind
+
+if TYPE_CHECKING:
+    # Not imported at run time: the sender process imports this module, and these two would
+    # bring the readers, the validators and phonenumbers into it (see ``_SenderPlan``).
+    from trackly_migrate.pipeline.request import Limits
+    from trackly_migrate.records import Kind
 
 _HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
@@ -55,25 +62,50 @@ class SenderOptions:
     kind: Kind
     limits: Limits
 
+    def plan(self) -> _SenderPlan:
+        limits = self.limits
+        return _SenderPlan(
+            settings=self.settings,
+            kind=str(self.kind),
+            timeout=limits.timeout,
+            concurrency=limits.concurrency,
+            retry_policy=limits.retry_policy,
+            max_body_bytes=limits.max_body_bytes,
+        )
+
+
+@dataclass(frozen=True)
+class _SenderPlan:
+    """``SenderOptions`` in the types of the sending side only: what crosses to the sender
+    process. Unpickling a ``Kind`` or a ``Limits`` there would import their modules, and with
+    them most of the reading side (about half of the child's start-up)."""
+
+    settings: ApiSettings
+    kind: str
+    timeout: float
+    concurrency: int
+    retry_policy: RetryPolicy
+    max_body_bytes: int
+
 
 RetryCallback = Callable[[str, float], None]
 
 
 def _settle_with(
-    client: TracklyClient, options: SenderOptions
+    client: TracklyClient, plan: _SenderPlan
 ) -> Callable[[list[dict[str, Any]]], Settlement]:
-    if options.kind is Kind.CONTACTS:
+    if plan.kind == "contacts":
         return lambda records: deliver_unsubscribes(client, records)
-    kind, max_body_bytes = str(options.kind), options.limits.max_body_bytes
+    kind, max_body_bytes = plan.kind, plan.max_body_bytes
     return lambda records: deliver(client, kind, records, max_body_bytes)
 
 
-def _make_client(options: SenderOptions) -> TracklyClient:
+def _make_client(plan: _SenderPlan) -> TracklyClient:
     return TracklyClient(
-        options.settings,
-        timeout=options.limits.timeout,
-        max_connections=options.limits.concurrency,
-        policy=options.limits.retry_policy,
+        plan.settings,
+        timeout=plan.timeout,
+        max_connections=plan.concurrency,
+        policy=plan.retry_policy,
     )
 
 
@@ -81,9 +113,10 @@ class ThreadDispatcher:
     """Sends from a thread pool of this process."""
 
     def __init__(self, options: SenderOptions, on_retry: RetryCallback) -> None:
-        self._client = _make_client(options)
+        plan = options.plan()
+        self._client = _make_client(plan)
         self._client.on_retry = lambda error, delay: on_retry(error.message, delay)
-        self._settle = _settle_with(self._client, options)
+        self._settle = _settle_with(self._client, plan)
         self._executor = ThreadPoolExecutor(options.limits.concurrency, thread_name_prefix="send")
 
     def submit(self, records: list[dict[str, Any]]) -> Future[Settlement]:
@@ -107,8 +140,9 @@ class ProcessDispatcher:
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe(duplex=True)
         self._conn = ours
+        plan = pickle.dumps(options.plan())
         self._process = context.Process(
-            target=_child_main, args=(theirs, options), name="trackly-sender", daemon=True
+            target=sender_entry.main, args=(theirs, plan), name="trackly-sender", daemon=True
         )
         with _stop_signals_held():
             self._process.start()
@@ -118,9 +152,15 @@ class ProcessDispatcher:
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
         self._next_id = 0
-        self._concurrency = min(options.limits.concurrency, 4)
+        self._concurrency = min(options.limits.concurrency, SLOW_START_WINDOW)
         self._in_flight = 0
         self._closed = False
+        # Batches go to the pipe from a thread of their own: the child takes a few tenths of
+        # a second to start, and a batch is larger than the pipe's buffer, so writing it from
+        # the reading thread would stop the reading until the child is up.
+        self._outbox: queue.SimpleQueue[tuple[int, bytes] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_batches, name="batches", daemon=True)
+        self._writer.start()
         self._reader = threading.Thread(target=self._read_answers, name="answers", daemon=True)
         self._reader.start()
 
@@ -131,15 +171,23 @@ class ProcessDispatcher:
             request_id = self._next_id
             self._next_id += 1
             self._futures[request_id] = future
-        try:
-            with self._send_lock:
-                self._conn.send_bytes(_HEADER.pack(request_id) + body)
-        except OSError:
-            with self._lock:
-                self._futures.pop(request_id, None)
-            with contextlib.suppress(InvalidStateError):  # the reader may have said so first
-                future.set_exception(_sender_gone())
+        self._outbox.put((request_id, _HEADER.pack(request_id) + body))
         return future
+
+    def _write_batches(self) -> None:
+        while (item := self._outbox.get()) is not None:
+            request_id, message = item
+            if self._closed:
+                continue  # closing: what was not sent yet stays unsent (cancelled)
+            try:
+                with self._send_lock:
+                    self._conn.send_bytes(message)
+            except OSError:
+                with self._lock:
+                    future = self._futures.pop(request_id, None)
+                if future is not None:
+                    with contextlib.suppress(InvalidStateError):  # the reader may say so first
+                        future.set_exception(_sender_gone())
 
     def current_concurrency(self) -> int:
         return self._concurrency
@@ -186,6 +234,12 @@ class ProcessDispatcher:
     def close(self) -> None:
         """End the child at once (an empty message says so), then its answer reader."""
         self._closed = True
+        self._outbox.put(None)
+        self._writer.join(timeout=5)
+        if not self._next_id:
+            # Nothing was ever sent (the run stopped before its first batch): the child need
+            # not finish starting to be told.
+            self._process.kill()
         # Closing our end does not wake the reader thread blocked on it, so the child would
         # never see EOF: tell it in words.
         with self._send_lock, contextlib.suppress(OSError):
@@ -203,7 +257,7 @@ def _stop_signals_held() -> Iterator[None]:
     """Block SIGINT and SIGTERM in this thread (they wait, they are not lost) while it spawns.
 
     The child starts with this mask, so a signal to the process group stays pending in it until
-    ``_child_main`` has ignored it (multiprocessing's resource tracker does the same, bpo-33613).
+    ``serve`` has ignored it (multiprocessing's resource tracker does the same, bpo-33613).
     The tracker is started first: its own start-up unblocks both signals when it is done.
     """
     resource_tracker.ensure_running()
@@ -221,8 +275,9 @@ def _sender_gone() -> ApiConnectionError:
     )
 
 
-def _child_main(conn: Connection, options: SenderOptions) -> None:
-    """The sender process: read batches from the pipe, answer each with its settlement."""
+def serve(conn: Connection, plan: _SenderPlan) -> None:
+    """The sender process (started in ``sender_entry.main``): read batches from the pipe,
+    answer each with its settlement."""
     # Signals are the main process's to handle (Ctrl-C, or a SIGTERM sent to the whole
     # process group by timeout or systemd): it finishes what is in flight and tells us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -235,10 +290,10 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
         with send_lock, contextlib.suppress(OSError):
             conn.send(message)
 
-    client = _make_client(options)
+    client = _make_client(plan)
     client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
     client.limit.on_change = lambda in_flight, current: answer(("limit", in_flight, current))
-    settle = _settle_with(client, options)
+    settle = _settle_with(client, plan)
 
     def work(request_id: int, body: bytes) -> None:
         try:
@@ -250,7 +305,7 @@ def _child_main(conn: Connection, options: SenderOptions) -> None:
             payload, kind = ApiConnectionError(f"Sending failed: {error!r}"), "error"
         answer((kind, request_id, payload, client.limit.current))
 
-    executor = ThreadPoolExecutor(options.limits.concurrency, thread_name_prefix="send")
+    executor = ThreadPoolExecutor(plan.concurrency, thread_name_prefix="send")
     while True:
         try:
             data = conn.recv_bytes()

@@ -233,8 +233,9 @@ class ImportRun:
 
     def _submit(self, segment: Segment) -> None:
         # Read ahead of the requests in flight by a few segments, no more: the network never
-        # waits for the reader, and memory stays bounded by the concurrency.
-        while len(self._pending) >= self._current_concurrency() + READ_AHEAD_SEGMENTS:
+        # waits for the reader, and memory stays bounded by the concurrency. Bounded by the
+        # ceiling, not the adaptive limit: while it opens up, the segments are ready.
+        while len(self._pending) >= self.limits.concurrency + READ_AHEAD_SEGMENTS:
             if not self._settle_head(block=True):
                 break  # stopping: the reading loop ends at its next check
         self._settle_ready()

@@ -104,6 +104,12 @@ def run_import(
     fmt = infer_format(source_options.path, source_options.format)
     resume.refuse_unreadable_again(request)
     with contextlib.ExitStack() as stack:
+        # The sender process starts first, to import while the input is opened and its first
+        # batches read. (An embedded sandbox is started only once the run can start.)
+        early = stack.enter_context(contextlib.ExitStack())
+        dispatcher = sender.dispatcher if sender is not None else None
+        if sender is None and not request.target.sandbox:
+            dispatcher = _dispatcher(request, observer, early)
         source = InputSource(source_options.path)
         stack.callback(source.close)
         dialect = sniff_dialect(
@@ -196,9 +202,10 @@ def run_import(
             start=start or Position(0, 1),
             possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
         )
-        dispatcher = (
-            sender.dispatcher if sender is not None else _dispatcher(request, observer, stack)
-        )
+        # Closed first, as if started here: the sender goes before the report and checkpoint.
+        stack.enter_context(early.pop_all())
+        if sender is None and request.target.sandbox:
+            dispatcher = _dispatcher(request, observer, stack)
         run = ImportRun(
             request.limits,
             engine_input,

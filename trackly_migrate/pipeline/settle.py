@@ -17,7 +17,7 @@ import orjson
 from trackly_migrate.client import TracklyClient
 from trackly_migrate.counts import Counts, month_of
 from trackly_migrate.errors import ApiError, RequestRejectedError
-from trackly_migrate.pipeline.request import MAX_BODY_BYTES
+from trackly_migrate.pipeline.bounds import MAX_BODY_BYTES
 from trackly_migrate.responses import BulkResult, Delivery, ItemError
 
 RECORD_TOO_LARGE = "record_too_large"

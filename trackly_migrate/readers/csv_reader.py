@@ -137,12 +137,34 @@ class CsvReader:
             iter(lines), delimiter=self._delimiter, quotechar=self._quotechar, strict=True
         )
         width = len(self.columns)
+        # The for loop is the per-record path (a ``next`` per record cost more than the
+        # checks); a row the csv module refuses ends it, and it starts again past that row.
         while True:
             start = lines.line + 1
             lines.start_record()
             try:
-                cells = next(reader)
-            except StopIteration:
+                for cells in reader:
+                    if not cells:
+                        pass  # a blank line separates nothing and counts as no record
+                    elif lines.nul_since is not None or lines.undecodable_since is not None:
+                        problem = RowProblem("invalid_encoding", self._encoding_problem(lines))
+                        yield RawRow(start, lines.offset, lines.line + 1, cells, problem)
+                    elif len(cells) != width:
+                        yield RawRow(
+                            start,
+                            lines.offset,
+                            lines.line + 1,
+                            cells,
+                            RowProblem(
+                                "malformed_row",
+                                f"has {len(cells)} fields but the header has {width}"
+                                + (" (is the file cut short?)" if len(cells) < width else ""),
+                            ),
+                        )
+                    else:
+                        yield RawRow(start, lines.offset, lines.line + 1, cells)
+                    start = lines.line + 1
+                    lines.undecodable_since = lines.nul_since = lines.first_text = None
                 return
             except csv.Error as exc:
                 yield RawRow(
@@ -152,27 +174,6 @@ class CsvReader:
                     self._readable_cells(lines.first_text),
                     RowProblem("malformed_row", _csv_problem(exc, start, lines.line)),
                 )
-                continue
-            if not cells:
-                continue  # a blank line separates nothing and counts as no record
-            if lines.nul_since is not None or lines.undecodable_since is not None:
-                problem = RowProblem("invalid_encoding", self._encoding_problem(lines))
-                yield RawRow(start, lines.offset, lines.line + 1, cells, problem)
-                continue
-            if len(cells) != width:
-                yield RawRow(
-                    start,
-                    lines.offset,
-                    lines.line + 1,
-                    cells,
-                    RowProblem(
-                        "malformed_row",
-                        f"has {len(cells)} fields but the header has {width}"
-                        + (" (is the file cut short?)" if len(cells) < width else ""),
-                    ),
-                )
-                continue
-            yield RawRow(start, lines.offset, lines.line + 1, cells)
 
     def _encoding_problem(self, lines: _Lines) -> str:
         if lines.nul_since is not None:
