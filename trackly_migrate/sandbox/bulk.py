@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from trackly_migrate.sandbox.rules import (
     ClickCandidate,
@@ -58,7 +58,7 @@ def store_sends(
     lists = _ListResolver(tx, account_id)
     # A candidate and a plain row both hold the record's id first.
     existing = tx.stored_message_ids(
-        account_id, [item[0] for item in checked if type(item) is not Rejected]
+        account_id, [item[0] for item in checked if not isinstance(item, Rejected)]
     )
     ready: list[SendValues] = []
     outcome = _judge_sends(checked, existing, lists, fail_at, ready.append)
@@ -90,7 +90,8 @@ def _judge_sends(
     stored: set[str] = set()  # ids stored by this request so far
     for index, item in enumerate(checked):
         if type(item) is tuple:  # a good plain record: its row, no list_number
-            record_id, list_id = item[0], item[1]
+            row = cast(SendValues, item)
+            record_id, list_id = row[0], row[1]
             if record_id in stored or record_id in existing:
                 outcome.duplicates += 1  # as below
             elif list_id is not None and not lists.id_exists(list_id):
@@ -98,14 +99,14 @@ def _judge_sends(
             elif index in fail_at:
                 logger.info("injected save_error for send record %d", index)
                 outcome.fail(index, _save_error(record_id))
-            elif save(item) is False:
+            elif save(row) is False:
                 outcome.fail(index, _save_error(record_id))
             else:
                 outcome.success += 1
                 stored.add(record_id)
         elif isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif item.id in stored or item.id in existing:
+        elif (item := cast(SendCandidate, item)).id in stored or item.id in existing:
             # CONTRACT.md: a duplicate is a record whose id already exists. An earlier record
             # of this request that failed left nothing under its id: this one is judged on
             # its own, so a valid record is never lost as a "duplicate".

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import NoneType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from trackly_migrate.sandbox.store import ClickRow, SendRow, SendValues
 from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
@@ -155,9 +155,9 @@ def check_send(record: Any) -> Rejected | SendCandidate | SendValues:
 def as_candidate(checked: Rejected | SendCandidate | SendValues) -> Rejected | SendCandidate:
     """``check_send``'s answer in the general path's form (a plain row as its candidate)."""
     if type(checked) is tuple:
-        return SendCandidate(checked[0], None, SendRow(*checked), checked[1], None)
-    assert isinstance(checked, Rejected | SendCandidate)
-    return checked
+        row = cast(SendValues, checked)
+        return SendCandidate(row[0], None, SendRow(*row), row[1], None)
+    return cast(Rejected | SendCandidate, checked)
 
 
 # The exact types of (id, to_number, timestamp, list_id, message, send_type, delivered,
@@ -192,11 +192,11 @@ def _good_plain_send(record: Any) -> SendValues | None:
         or not is_valid_e164(to_number)  # neither "" nor any invalid number passes
     ):
         return None
-    normalized = normalize_timestamp(timestamp)
+    normalized = normalize_timestamp(cast(str, timestamp))
     if normalized is None:
         return None
     # "" means absent for the optional strings, as in ``_plain``.
-    return (
+    return (  # type: ignore[return-value]  # the types were checked just above
         message_id,
         list_id,
         to_number,

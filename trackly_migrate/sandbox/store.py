@@ -34,7 +34,16 @@ from trackly_migrate.sandbox.seed import Seed
 
 logger = logging.getLogger("trackly_migrate.sandbox")
 
-__all__ = ["TABLES", "ClickRow", "SendRow", "SendValues", "Store", "StoreError", "Transaction", "key_digest"]
+__all__ = [
+    "TABLES",
+    "ClickRow",
+    "SendRow",
+    "SendValues",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "key_digest",
+]
 
 
 # Named tuples, not frozen dataclasses: one of these is made per record, and a frozen
@@ -204,16 +213,18 @@ class Transaction:
         return True
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """One record's writes: on failure they are undone, the rest of the request stays."""
-        self._conn.execute("SAVEPOINT record")
+    def savepoint(self, name: str = "record") -> Iterator[None]:
+        """One record's (or request's) writes: on failure they are undone, the rest stays."""
+        if not name.isidentifier():
+            raise ValueError(f"not a savepoint name: {name!r}")
+        self._conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK TO record")
-            self._conn.execute("RELEASE record")
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
             raise
-        self._conn.execute("RELEASE record")
+        self._conn.execute(f"RELEASE {name}")
 
     def insert_send(self, account_id: int, row: SendValues) -> None:
         """Store an imported send; create or bump the recipient's contact on the list."""
