@@ -13,8 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from tests.helpers import Api, send
 from trackly_migrate.sandbox.importer import Importer
 from trackly_migrate.sandbox.seed import default_seed
+from trackly_migrate.sandbox.server import RunningSandbox
 from trackly_migrate.sandbox.store import SendValues, Store, Transaction
 
 
@@ -116,3 +118,15 @@ def test_a_savepoint_name_must_be_an_identifier(tmp_path: Path, name: str) -> No
     ):
         pass
     store.close()
+
+
+def test_stats_count_import_requests_and_their_commits(sandbox: RunningSandbox) -> None:
+    api = Api(sandbox)
+    try:
+        for batch in range(2):  # one after the other: nothing waits, a commit each
+            api.ok(api.sends([send(f"stat_{batch}_{n}", list_id=42) for n in range(3)]))
+        assert sandbox.stats()["imports"] == {"requests": 2, "commits": 2, "largest_group": 1}
+        sandbox.reset()
+        assert sandbox.stats()["imports"] == {"requests": 0, "commits": 0, "largest_group": 0}
+    finally:
+        api.close()

@@ -265,3 +265,31 @@ def test_the_send_fast_path_is_taken_for_a_plain_good_record() -> None:
     plain = _good_plain_send(record)
     assert plain is not None
     assert as_candidate(plain) == check_send_fully(record)
+
+
+def test_a_file_with_the_old_time_index_is_reused_without_it(tmp_path: Path) -> None:
+    # Every stored send paid for messages_by_import_time; a file made before it was dropped
+    # loses it (and gets the live-message index the counts use) when a sandbox opens it.
+    from trackly_migrate.sandbox.seed import default_seed
+    from trackly_migrate.sandbox.store import Store
+
+    db = tmp_path / "old.db"
+    store = Store(db)
+    store.open(default_seed())
+    store.close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX live_messages")
+        conn.execute(
+            "CREATE INDEX messages_by_import_time ON messages(account_id, imported, timestamp)"
+        )
+    reused = Store(db)
+    assert reused.open(default_seed()) is False
+    demo = reused.stats()["accounts"]["demo"]
+    reused.close()
+    assert (demo["messages"], demo["imported_messages"], demo["live_messages"]) == (9, 5, 4)
+    with sqlite3.connect(db) as conn:
+        indexes = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+    assert "messages_by_import_time" not in indexes
+    assert "live_messages" in indexes

@@ -25,6 +25,7 @@ from trackly_migrate.sandbox.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    UPGRADE_INDEXES,
     StoreError,
     apply_seed,
     insert_keys,
@@ -370,6 +371,9 @@ class Store:
             )
         if self._is_file:
             self._tune_file()
+        with self._atomic():
+            for statement in UPGRADE_INDEXES:
+                self._conn.execute(statement)
 
     def _tune_file(self) -> None:
         """Per-connection settings of a database file (WAL mode itself is stored in the file).
@@ -451,8 +455,8 @@ class Store:
     def _account_stats(self, account_id: int) -> dict[str, int]:
         queries = {
             "messages": "SELECT count(*) FROM messages WHERE account_id = ?",
-            "imported_messages": "SELECT count(*) FROM messages"
-            " WHERE account_id = ? AND imported = 1",
+            # Through the partial index live_messages (see schema.py): imported ones are the
+            # rest, so no count needs the messages themselves.
             "live_messages": "SELECT count(*) FROM messages WHERE account_id = ? AND imported = 0",
             "clicks": "SELECT count(*) FROM clicks WHERE account_id = ?",
             "revenue": "SELECT count(*) FROM revenue WHERE account_id = ?",
@@ -464,10 +468,12 @@ class Store:
             " WHERE lists.account_id = ? AND list_contacts.active = 1",
             "offers": "SELECT count(*) FROM offers WHERE account_id = ?",
         }
-        return {
+        counts = {
             name: self._conn.execute(sql, (account_id,)).fetchone()[0]
             for name, sql in queries.items()
         }
+        imported = {"imported_messages": counts["messages"] - counts["live_messages"]}
+        return {"messages": counts.pop("messages"), **imported, **counts}
 
     def close(self) -> None:
         with self._lock:
