@@ -376,7 +376,8 @@ def suite(
     if only & {"sink", "store"}:
         table.append(trackly_measure("limit (--dry-run)", common, None))
     if "store" in only:
-        table.append(import_into_store(common, results))  # right after its --dry-run: same machine state
+        # Right after its --dry-run: the same machine state.
+        table.append(import_into_store(common, results))
     if "sink" in only:
         table.append(trackly_measure("limit, all numbers distinct", generate(records, 1.0), None))
 
