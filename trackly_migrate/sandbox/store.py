@@ -2,8 +2,9 @@
 
 One connection, guarded by one lock: SQLite serializes writers anyway, and a single
 connection works for ``:memory:`` too (each new connection to ``:memory:`` would be a new,
-empty database). Every API request runs inside one ``transaction()``: either all of its
-effects are committed or none. A request's records are looked up and written in bulk (one
+empty database). Every API request runs inside one ``transaction()`` (an import request
+in a savepoint of one that several waiting imports share, see ``importer.py``): either all
+of its effects are committed or none. A request's records are looked up and written in bulk (one
 query for the ids already stored, one ``executemany`` per table): per-record statements cost
 more than the writes themselves.
 """
@@ -116,7 +117,7 @@ def _click_params(account_id: int, row: ClickRow) -> tuple[Any, ...]:
 
 
 class Transaction:
-    """The queries of one request, inside one SQLite transaction (see Store.transaction)."""
+    """The queries of a request, inside a SQLite transaction (see Store.transaction)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
