@@ -238,6 +238,16 @@ class Sandbox:
         if not self.url.startswith("http://127.0.0.1"):
             raise RuntimeError("the sandbox did not start")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the sandbox process has used so far (Linux /proc; 0 elsewhere).
+
+        On a shared machine CPU per record moves much less than records/s with the load."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -289,6 +299,7 @@ def store_batches(requests: int, distinct: float) -> dict[str, float]:
         try:
             timings = []
             with httpx.Client(headers=headers, timeout=60) as client:
+                cpu_before = sandbox.cpu_seconds()
                 began = time.perf_counter()
                 for body in bodies:
                     sent = time.perf_counter()
@@ -297,22 +308,29 @@ def store_batches(requests: int, distinct: float) -> dict[str, float]:
                     assert answer.json()["success_count"] == 1000, answer.text[:300]
                     timings.append((time.perf_counter() - sent) * 1000)
                 seconds = time.perf_counter() - began
+                cpu = sandbox.cpu_seconds() - cpu_before
         finally:
             sandbox.stop()
     return {
         "records_per_s": round(len(rows) / seconds),
         "median_ms": round(statistics.median(timings), 1),
+        "sandbox_us_per_record": round(cpu / len(rows) * 1e6, 1),
     }
 
 
-def import_into_store(path: Path) -> Measure:
-    """trackly-migrate end to end into a store-mode sandbox with a fresh database file."""
+def import_into_store(path: Path, results: dict[str, Any]) -> Measure:
+    """trackly-migrate end to end into a store-mode sandbox with a fresh database file; the
+    sandbox's CPU per record goes into ``results["store_import_sandbox_us_per_record"]``."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as folder:
         store = Sandbox(latency=None, db=Path(folder) / "store.db")
         try:
-            return trackly_measure("trackly-migrate -> store sandbox", path, store)
+            before = store.cpu_seconds()
+            measure = trackly_measure("trackly-migrate -> store sandbox", path, store)
+            used = store.cpu_seconds() - before
+            results["store_import_sandbox_us_per_record"] = round(used / measure.records * 1e6, 1)
+            return measure
         finally:
             store.stop()
 
@@ -358,7 +376,8 @@ def suite(
     if only & {"sink", "store"}:
         table.append(trackly_measure("limit (--dry-run)", common, None))
     if "store" in only:
-        table.append(import_into_store(common))  # right after its --dry-run: same machine state
+        # Right after its --dry-run: the same machine state.
+        table.append(import_into_store(common, results))
     if "sink" in only:
         table.append(trackly_measure("limit, all numbers distinct", generate(records, 1.0), None))
 
@@ -476,13 +495,19 @@ def print_table(results: dict[str, Any]) -> None:
             f"{measure['name']:<36} {measure['records']:>10,} {measure['seconds']:>8.2f} "
             f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB"
         )
+    if "store_import_sandbox_us_per_record" in results:
+        print(
+            "\nstore sandbox CPU during the import: "
+            f"{results['store_import_sandbox_us_per_record']} us per record"
+        )
     for key, what in (("store_batches", "10%"), ("store_batches_all_distinct", "all")):
         if key not in results:
             continue
         batches = results[key]
         print(
             f"\nstore sandbox, one client, 1,000-send batches ({what} distinct numbers): "
-            f"{batches['records_per_s']:,} records/s, {batches['median_ms']} ms per request"
+            f"{batches['records_per_s']:,} records/s, {batches['median_ms']} ms per request, "
+            f"sandbox CPU {batches.get('sandbox_us_per_record')} us per record"
         )
     print()
     for target in results["targets"]:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from trackly_migrate.sandbox.rules import (
     ClickCandidate,
@@ -21,7 +21,7 @@ from trackly_migrate.sandbox.rules import (
     check_send,
     missing,
 )
-from trackly_migrate.sandbox.store import ClickRow, SendRow, Transaction
+from trackly_migrate.sandbox.store import ClickRow, SendRow, SendValues, Transaction
 
 logger = logging.getLogger("trackly_migrate.sandbox")
 
@@ -41,10 +41,13 @@ class BulkOutcome:
         self.errors.append((index, rejected))
 
 
+Checked = Rejected | SendCandidate | SendValues  # rules.check_send's answers
+
+
 def store_sends(
     tx: Transaction,
     account_id: int,
-    checked: list[Rejected | SendCandidate],
+    checked: list[Checked],
     fail_at: Collection[int] = (),
 ) -> BulkOutcome:
     """Dedup, resolve lists, then store every good record in one bulk insert.
@@ -53,16 +56,17 @@ def store_sends(
     injected fault, see ``scripted.py``).
     """
     lists = _ListResolver(tx, account_id)
+    # A candidate and a plain row both hold the record's id first.
     existing = tx.stored_message_ids(
-        account_id, [item.id for item in checked if isinstance(item, SendCandidate)]
+        account_id, [item[0] for item in checked if not isinstance(item, Rejected)]
     )
-    ready: list[SendRow] = []
-    outcome = _judge_sends(checked, existing, lists, fail_at, _queue_into(ready))
+    ready: list[SendValues] = []
+    outcome = _judge_sends(checked, existing, lists, fail_at, ready.append)
     if tx.insert_sends(account_id, ready):
         return outcome
 
-    def save_one(row: SendRow) -> bool:
-        return _saved(tx, partial(tx.insert_send, account_id, row), "send", row.id)
+    def save_one(row: SendValues) -> bool:
+        return _saved(tx, partial(tx.insert_send, account_id, row), "send", row[0])
 
     # The bulk insert failed, so at least one record cannot be saved: judge the request
     # again, storing one record at a time (a repeat of a record that failed to save is then
@@ -70,20 +74,39 @@ def store_sends(
     return _judge_sends(checked, existing, lists, fail_at, save_one)
 
 
+_LIST_NOT_FOUND = "No sending list of this account matches the given list_id or list_number."
+
+
 def _judge_sends(
-    checked: list[Rejected | SendCandidate],
+    checked: list[Checked],
     existing: set[str],
     lists: _ListResolver,
     fail_at: Collection[int],
-    save: Callable[[SendRow], bool],
+    save: Callable[[SendValues], bool | None],
 ) -> BulkOutcome:
-    """Each record's fate, in order; ``save`` stores (or queues) a good one, True if done."""
+    """Each record's fate, in order; ``save`` stores (or queues: None) a good one, False
+    if it could not be saved."""
     outcome = BulkOutcome()
     stored: set[str] = set()  # ids stored by this request so far
     for index, item in enumerate(checked):
-        if isinstance(item, Rejected):
+        if type(item) is tuple:  # a good plain record: its row, no list_number
+            row = cast(SendValues, item)
+            record_id, list_id = row[0], row[1]
+            if record_id in stored or record_id in existing:
+                outcome.duplicates += 1  # as below
+            elif list_id is not None and not lists.id_exists(list_id):
+                outcome.fail(index, Rejected("list_not_found", _LIST_NOT_FOUND, record_id))
+            elif index in fail_at:
+                logger.info("injected save_error for send record %d", index)
+                outcome.fail(index, _save_error(record_id))
+            elif save(row) is False:
+                outcome.fail(index, _save_error(record_id))
+            else:
+                outcome.success += 1
+                stored.add(record_id)
+        elif isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif item.id in stored or item.id in existing:
+        elif (item := cast(SendCandidate, item)).id in stored or item.id in existing:
             # CONTRACT.md: a duplicate is a record whose id already exists. An earlier record
             # of this request that failed left nothing under its id: this one is judged on
             # its own, so a valid record is never lost as a "duplicate".
@@ -93,18 +116,15 @@ def _judge_sends(
         else:
             found, list_id = lists.resolve(item.list_id, item.list_number)
             if not found:
-                message = (
-                    "No sending list of this account matches the given list_id or list_number."
-                )
-                outcome.fail(index, Rejected("list_not_found", message, item.id))
+                outcome.fail(index, Rejected("list_not_found", _LIST_NOT_FOUND, item.id))
             elif index in fail_at:
                 logger.info("injected save_error for send record %d", index)
                 outcome.fail(index, _save_error(item.id))
-            elif save(_with_list(item.row, list_id)):
+            elif save(_with_list(item.row, list_id)) is False:
+                outcome.fail(index, _save_error(item.id))
+            else:
                 outcome.success += 1
                 stored.add(item.id)
-            else:
-                outcome.fail(index, _save_error(item.id))
     return outcome
 
 
@@ -151,6 +171,9 @@ def _with_list(row: SendRow, list_id: int | None) -> SendRow:
     )
 
 
+_UNKNOWN: Any = object()  # not looked up yet
+
+
 class _ListResolver:
     """Finds the account's list for a record's list_id/list_number, cached per request."""
 
@@ -159,6 +182,13 @@ class _ListResolver:
         self.account_id = account_id
         self.by_id: dict[int, int | None] = {}
         self.by_number: dict[str, int | None] = {}
+
+    def id_exists(self, list_id: int) -> bool:
+        """True when ``list_id`` is a list of the account."""
+        found = self.by_id.get(list_id, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self.by_id[list_id] = self.tx.list_by_id(self.account_id, list_id)
+        return found is not None
 
     def resolve(self, list_id: int | None, list_number: str | None) -> tuple[bool, int | None]:
         """(found, list id). No list given is fine: (True, None). Both given: same list."""

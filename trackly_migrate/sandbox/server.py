@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import ipaddress
 import signal
 import socket
@@ -290,6 +291,10 @@ def serve(config: SandboxConfig, announce: Callable[[str], None]) -> None:
     ``announce(url)`` is called once, with the API base URL, when the server is listening.
     """
     prepared = _prepare(config, announce)
+    # This process is the sandbox's alone: what exists now (modules, seed, app) lives until
+    # exit, so the collector need not walk it again. Full collections over it were a tenth
+    # of the CPU of a large import.
+    gc.freeze()
     try:
         prepared.server.run(sockets=[prepared.sock])
     except KeyboardInterrupt:  # a Ctrl-C before the handlers were installed

@@ -2,8 +2,9 @@
 
 One connection, guarded by one lock: SQLite serializes writers anyway, and a single
 connection works for ``:memory:`` too (each new connection to ``:memory:`` would be a new,
-empty database). Every API request runs inside one ``transaction()``: either all of its
-effects are committed or none. A request's records are looked up and written in bulk (one
+empty database). Every API request runs inside one ``transaction()`` (an import request
+in a savepoint of one that several waiting imports share, see ``importer.py``): either all
+of its effects are committed or none. A request's records are looked up and written in bulk (one
 query for the ids already stored, one ``executemany`` per table): per-record statements cost
 more than the writes themselves.
 """
@@ -25,6 +26,7 @@ from trackly_migrate.sandbox.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    UPGRADE_INDEXES,
     StoreError,
     apply_seed,
     insert_keys,
@@ -34,7 +36,16 @@ from trackly_migrate.sandbox.seed import Seed
 
 logger = logging.getLogger("trackly_migrate.sandbox")
 
-__all__ = ["TABLES", "ClickRow", "SendRow", "Store", "StoreError", "Transaction", "key_digest"]
+__all__ = [
+    "TABLES",
+    "ClickRow",
+    "SendRow",
+    "SendValues",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "key_digest",
+]
 
 
 # Named tuples, not frozen dataclasses: one of these is made per record, and a frozen
@@ -51,6 +62,13 @@ class SendRow(NamedTuple):
     delivered: bool | None
     length: int | None
     creative_id: int | None
+
+
+# A send row as a plain tuple, SendRow's fields in its order: what the fast path of the
+# checks makes of a good record (a plain tuple costs half a NamedTuple's construction).
+SendValues = tuple[
+    str, int | None, str, str, str | None, str | None, bool | None, int | None, int | None
+]
 
 
 class ClickRow(NamedTuple):
@@ -94,27 +112,12 @@ _COUNT_CLICK = (
 )
 
 
-def _message_params(account_id: int, row: SendRow) -> tuple[Any, ...]:
-    return (
-        account_id,
-        row.id,
-        row.list_id,
-        row.to_number,
-        row.timestamp,
-        row.message,
-        row.send_type,
-        row.delivered,
-        row.length,
-        row.creative_id,
-    )
-
-
 def _click_params(account_id: int, row: ClickRow) -> tuple[Any, ...]:
     return (account_id, row.message_id, row.offer_id, row.phone, row.timestamp, row.send_timestamp)
 
 
 class Transaction:
-    """The queries of one request, inside one SQLite transaction (see Store.transaction)."""
+    """The queries of a request, inside a SQLite transaction (see Store.transaction)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
@@ -166,13 +169,14 @@ class Transaction:
         ).fetchall()
         return {row[0]: (row[1], row[2]) for row in rows}
 
-    def insert_sends(self, account_id: int, rows: Sequence[SendRow]) -> bool:
+    def insert_sends(self, account_id: int, rows: Sequence[SendValues]) -> bool:
         """Store checked sends (as ``insert_send``) in one go; False if that failed.
 
         On False nothing of them is stored: the caller stores them one by one instead, so
         that a record that cannot be saved fails alone (``bulk.py``).
         """
-        contacts = [(row.list_id, row.to_number) for row in rows if row.list_id is not None]
+        # By position: the rows are SendRows or plain tuples (SendValues) of the same fields.
+        contacts = [(row[1], row[2]) for row in rows if row[1] is not None]
         # The rows are the statement's parameters as they are (no tuple built per record):
         # the account, the same for all, is written into the statement (an int, never text).
         insert = _INSERT_MESSAGE_ROWS.format(account_id=int(account_id))
@@ -211,22 +215,24 @@ class Transaction:
         return True
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """One record's writes: on failure they are undone, the rest of the request stays."""
-        self._conn.execute("SAVEPOINT record")
+    def savepoint(self, name: str = "record") -> Iterator[None]:
+        """One record's (or request's) writes: on failure they are undone, the rest stays."""
+        if not name.isidentifier():
+            raise ValueError(f"not a savepoint name: {name!r}")
+        self._conn.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
-            self._conn.execute("ROLLBACK TO record")
-            self._conn.execute("RELEASE record")
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
             raise
-        self._conn.execute("RELEASE record")
+        self._conn.execute(f"RELEASE {name}")
 
-    def insert_send(self, account_id: int, row: SendRow) -> None:
+    def insert_send(self, account_id: int, row: SendValues) -> None:
         """Store an imported send; create or bump the recipient's contact on the list."""
-        self._conn.execute(_INSERT_MESSAGE, _message_params(account_id, row))
-        if row.list_id is not None:
-            self._conn.execute(_UPSERT_CONTACT, (row.list_id, row.to_number))
+        self._conn.execute(_INSERT_MESSAGE, (account_id, *row))
+        if row[1] is not None:  # list_id, then to_number
+            self._conn.execute(_UPSERT_CONTACT, (row[1], row[2]))
 
     def insert_click(
         self, account_id: int, row: ClickRow, list_id: int | None, recipient: str | None = None
@@ -366,6 +372,9 @@ class Store:
             )
         if self._is_file:
             self._tune_file()
+        with self._atomic():
+            for statement in UPGRADE_INDEXES:
+                self._conn.execute(statement)
 
     def _tune_file(self) -> None:
         """Per-connection settings of a database file (WAL mode itself is stored in the file).
@@ -447,8 +456,8 @@ class Store:
     def _account_stats(self, account_id: int) -> dict[str, int]:
         queries = {
             "messages": "SELECT count(*) FROM messages WHERE account_id = ?",
-            "imported_messages": "SELECT count(*) FROM messages"
-            " WHERE account_id = ? AND imported = 1",
+            # Through the partial index live_messages (see schema.py): imported ones are the
+            # rest, so no count needs the messages themselves.
             "live_messages": "SELECT count(*) FROM messages WHERE account_id = ? AND imported = 0",
             "clicks": "SELECT count(*) FROM clicks WHERE account_id = ?",
             "revenue": "SELECT count(*) FROM revenue WHERE account_id = ?",
@@ -460,10 +469,12 @@ class Store:
             " WHERE lists.account_id = ? AND list_contacts.active = 1",
             "offers": "SELECT count(*) FROM offers WHERE account_id = ?",
         }
-        return {
+        counts = {
             name: self._conn.execute(sql, (account_id,)).fetchone()[0]
             for name, sql in queries.items()
         }
+        imported = {"imported_messages": counts["messages"] - counts["live_messages"]}
+        return {"messages": counts.pop("messages"), **imported, **counts}
 
     def close(self) -> None:
         with self._lock:

@@ -35,6 +35,12 @@ _UTC_TO_THE_SECOND = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]{1,9}))?Z"
 )
 
+# The commonest of all, checked in one match (hour, minute and second ranges included):
+# UTC to the whole second, as most exports write it.
+_UTC_WHOLE_SECOND = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
+)
+
 # The API key format: "trk_" and 32 ASCII letters or digits (one vendor page says hex, which
 # is a subset).
 API_KEY_PATTERN = re.compile(r"trk_[A-Za-z0-9]{32}")
@@ -136,8 +142,11 @@ def normalize_timestamp(value: str) -> str | None:
 
     A time already in UTC (most exports) is written out from its own digits once the date is
     known to exist: formatting a datetime costs more than all the checks of a record. The
-    commonest shape (``_UTC_TO_THE_SECOND``) is checked first, its date looked up in a cache.
+    commonest shapes (``_UTC_WHOLE_SECOND``, then ``_UTC_TO_THE_SECOND``) are checked
+    first, their date looked up in a cache.
     """
+    if _UTC_WHOLE_SECOND.fullmatch(value) is not None:  # the ranges are in the pattern
+        return value[:19] + ".000000Z" if _date_exists(value[:10]) else None
     plain = _UTC_TO_THE_SECOND.fullmatch(value)
     if plain is not None:
         date, hour, minute, second, fraction = plain.groups()
