@@ -44,10 +44,12 @@ def test_a_folder_is_its_parts_in_order_with_one_summary(sandbox, tmp_path: Path
     for row in files:  # the identity holds for each file too
         assert row["imported"] + row["duplicates"] + row["rejected"] == row["read"]
     assert sum(row["read"] for row in files) == summary["read"]
-    # Each file's rejects are in its own report, re-importable as it is, with the line.
-    assert files[1]["errors_report"] is not None
-    report = read_report(Path(files[1]["errors_report"]))
-    assert [(row["_line"], row["id"]) for row in report] == [("6", "t_000034")]
+    # The run's one report holds the reject, with its file and its line in that file.
+    assert files[1]["errors_report"] == summary["errors_report"] is not None
+    report = read_report(Path(summary["errors_report"]))
+    assert [(row["_file"], row["_line"], row["id"]) for row in report] == [
+        (str(folder / "sends-0002.csv"), "6", "t_000034")
+    ]
     assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == {
         f"t_{i:06d}" for i in range(75) if i != 34
     }
@@ -80,18 +82,18 @@ def test_nothing_to_import_is_a_clear_usage_error(sandbox, tmp_path: Path) -> No
     assert "Traceback" not in empty.stderr + nothing.stderr + mixed.stderr
 
 
-def test_one_errors_place_for_several_files_is_refused(sandbox, tmp_path: Path) -> None:
+def test_errors_names_the_runs_one_report_or_its_folder(sandbox, tmp_path: Path) -> None:
     folder = drop_folder(tmp_path / "drop")
-    result = run_cli(
+    named = run_cli(
         ["import-sends", str(folder), "--errors", "all.csv"], sandbox=sandbox, cwd=tmp_path
     )
-    assert result.returncode == 2
-    assert "each with its own errors report" in result.stderr
-    assert stored_imported_ids(sandbox) and set(stored_imported_ids(sandbox)) == SEED_IMPORTED
+    assert named.returncode == 1, named.stderr
+    assert [row["id"] for row in read_report(tmp_path / "all.csv")] == ["t_000034"]
     reports = tmp_path / "reports"
     reports.mkdir()
     ok = run_cli(
         ["import-sends", str(folder), "--errors", str(reports)], sandbox=sandbox, cwd=tmp_path
     )
     assert ok.returncode == 1, ok.stderr
-    assert [p.name for p in reports.iterdir()] == ["sends-0002.errors.csv"]
+    [made] = reports.iterdir()
+    assert made.name.startswith("import-sends-") and made.name.endswith("Z.errors.csv")

@@ -178,6 +178,11 @@ class EngineRun:
                 for part in self._seen:
                     part.report.close()
 
+    @property
+    def open_parts(self) -> list[Part]:
+        """The parts started and not finished (after ``run()``: where the run stopped)."""
+        return list(self._open)
+
     def part_interrupted(self, part: Part) -> bool:
         """The part stopped before its end: input left unread, or records left unconfirmed."""
         return part.stopped_early or (not self.dry_run and part.summary.counts.pending > 0)
