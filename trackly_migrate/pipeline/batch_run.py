@@ -287,7 +287,7 @@ def _run_plan(
         rows.append(_row(path, one.counts, result.status, one.errors_report))
         summary.notes.extend(f"{path}: {note}" for note in one.notes)
         if result.status != "completed" and summary.status == "completed":
-            summary.status = "interrupted" if result.status == "started" else result.status
+            summary.status = result.status
             outcome.error = result.error
             outcome.checkpoint = result.checkpoint
         elif result.checkpoint is not None:

@@ -162,12 +162,14 @@ def run_chain(
 
         def finished(part: Part) -> None:
             result = by_part[id(part)]
-            if engine.part_interrupted(part):
-                return  # stopped by a signal at its very end: the run is interrupted
+            checkpoint = part.checkpoint if isinstance(part.checkpoint, CheckpointWriter) else None
+            if engine.part_interrupted(part):  # stopped by a signal at its very end
+                result.status = result.summary.status = "interrupted"
+                result.checkpoint = resume.keep_or_remove(checkpoint, completed=False)
+                return
             result.status = "completed"
             if _rows(part):
                 result.summary.errors_report = str(chain.report.path)
-            checkpoint = part.checkpoint if isinstance(part.checkpoint, CheckpointWriter) else None
             writer.finished(result.path, result.summary, chain.report.flush(), checkpoint)
 
         engine = EngineRun(
@@ -183,6 +185,8 @@ def run_chain(
             engine.run()
         except TracklyMigrateError as exc:
             chain.error = exc
+        except KeyboardInterrupt:
+            pass  # a third Ctrl-C: nothing more is waited for; the open files are interrupted
         finally:
             chain.abandoned_requests = engine.abandoned
             try:

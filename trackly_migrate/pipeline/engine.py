@@ -202,6 +202,9 @@ class EngineRun:
     def _read_and_submit(self) -> InputDamagedError | None:
         """Read and submit every part in turn; the damage that cut one short, if any."""
         while not self.stopped_early:
+            if self._seen and self.events.stop.is_set():
+                self.stopped_early = True  # stopped between two parts: the next is not begun
+                return None
             # Opening the next part (``chain.py``) happens here, while the last segments
             # of the one before are still in flight.
             part = next(self._parts, None)
