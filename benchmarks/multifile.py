@@ -77,9 +77,16 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="pairs of runs, one after the other (shared machine)"
     )
+    parser.add_argument("--write-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     files, per_file = (20, 5_000) if options.quick else (100, 10_000)
-    parts, single = write_parts(files, per_file)
+    if options.write_only:
+        write_parts(files, per_file)
+        return 0
+    # Written by a process of its own: a child's peak RSS (wait4) starts from its parent's at
+    # fork, and the million rows held while writing would show in every run's figure.
+    subprocess.run([sys.executable, __file__, "--write-only", *sys.argv[1:]], check=True)
+    parts, single = write_parts(files, per_file)  # written: only their paths
     sandbox = subprocess.Popen(
         [
             sys.executable,
