@@ -27,7 +27,6 @@ import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,8 +38,6 @@ from trackly_migrate.readers import JsonNumber, json_default
 from trackly_migrate.records import REPORT_COLUMNS, Kind
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# A run over several files has one report: each row says which file it comes from.
-FILE_COLUMN = "_file"
 RAW_COLUMN = "_raw"
 _PLAIN_PHONE = re.compile(r"^\+[0-9]{1,15}$")
 
@@ -76,12 +73,6 @@ def default_report_path(input_path: str, kind: str) -> Path:
     for suffix in (".gz", ".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"):
         name = name.removesuffix(suffix)
     return Path(f"{name}.errors.csv")
-
-
-def run_report_name(command: str, started: datetime) -> str:
-    """The default report of a run over several files, named for the run (cron nights
-    never collide): ``import-sends-20250101T021500Z.errors.csv``."""
-    return f"{command}-{started.astimezone(UTC):%Y%m%dT%H%M%SZ}.errors.csv"
 
 
 def open_private(
@@ -299,7 +290,7 @@ class ErrorReport:
             if len(source) > len(self._columns):  # a ragged row keeps its extra cells
                 cells.append(",".join(source[len(self._columns) :]))
         elif isinstance(source, dict):
-            cells = [_cell_text(source.get(name)) for name in self._columns]
+            cells = [cell_text(source.get(name)) for name in self._columns]
         else:
             cells = [""] * len(self._columns)
         if self._from_jsonl:
@@ -377,7 +368,7 @@ def _write_failed(path: Path, exc: OSError) -> OutputError:
     )
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A JSON value as a CSV cell: text as it is, anything else as the JSON it was read as."""
     if value is None:
         return ""
@@ -386,126 +377,6 @@ def _cell_text(value: Any) -> str:
     if isinstance(value, JsonNumber):
         return value.text
     return orjson.dumps(value, default=json_default).decode()
-
-
-class RunReport(ErrorReport):
-    """The one errors report of a run over several files.
-
-    Each row starts with ``_file`` (the path as the run named it) and ``_line`` (the line in
-    that file). A CSV report's columns are the union of the files' columns, in the order they
-    first appear (``_raw`` last if a file is JSONL), so that it can be fed back in as one file;
-    each file writes its rows through ``for_file``, which puts its cells under its columns.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        columns: list[str],
-        with_raw: bool,
-        resume_size: int | None = None,
-        replace: bool = False,
-    ) -> None:
-        super().__init__(
-            path, source_columns=columns, field_names=[], resume_size=resume_size, replace=replace
-        )
-        self._with_raw = with_raw
-        self._file_name = ""
-        self._positions: list[int] = []  # the current file's columns' places in the union
-        self._file_columns: list[str] | None = None  # None: the current file is JSONL
-
-    def for_file(self, name: str, columns: list[str] | None) -> FileReport:
-        """Where the rows of the file ``name`` go (``columns``: its header; None for JSONL)."""
-        return FileReport(self, name, columns)
-
-    def write_for(self, view: FileReport, row: ReportRow) -> None:
-        self._file_name = view.name
-        self._file_columns = view.columns
-        self._positions = view.positions
-        self.write(row)
-
-    def place_of(self, column: str) -> int:
-        try:
-            return self._columns.index(column)
-        except ValueError:
-            return -1  # not in the header (a file changed after the run began): left out
-
-    def _header(self) -> list[str]:
-        extra = [RAW_COLUMN] if self._with_raw else []
-        return [FILE_COLUMN, *REPORT_COLUMNS, *self._columns, *extra]
-
-    def _csv_cells(self, row: ReportRow) -> list[str]:
-        meta = [self._file_name, str(row.line), row.record_id or "", row.stage, row.code]
-        meta.append(row.message)
-        cells = [""] * len(self._columns)
-        source = row.source
-        extra: list[str] = []
-        if isinstance(source, list):
-            for place, cell in zip(self._positions, source, strict=False):
-                if place >= 0:
-                    cells[place] = cell
-            if len(source) > len(self._positions):  # a ragged row keeps its extra cells
-                extra = [",".join(source[len(self._positions) :])]
-        elif isinstance(source, dict):
-            cells = [_cell_text(source.get(name)) for name in self._columns]
-        if self._with_raw:
-            cells.append((row.text or "") if self._file_columns is None else "")
-        return [spreadsheet_safe(cell) for cell in [*meta, *cells, *extra]]
-
-    def _jsonl_line(self, row: ReportRow) -> str:
-        item: dict[str, Any] = {}
-        if isinstance(row.source, dict):
-            item.update(row.source)
-        elif isinstance(row.source, list):
-            item.update(zip(self._file_columns or [], row.source, strict=False))
-        elif row.text is not None:
-            item[RAW_COLUMN] = row.text
-        item.update(
-            _file=self._file_name,
-            _line=row.line,
-            _record_id=row.record_id,
-            _stage=row.stage,
-            _code=row.code,
-            _message=row.message,
-        )
-        return orjson.dumps(item, default=json_default).decode() + "\n"
-
-
-class FileReport:
-    """One file's view of its run's report: what the engine writes that file's rows to."""
-
-    def __init__(self, report: RunReport, name: str, columns: list[str] | None) -> None:
-        self.report = report
-        self.name = name
-        self.columns = columns
-        self.positions = [report.place_of(column) for column in columns or []]
-        self.rows = 0
-
-    def write(self, row: ReportRow) -> None:
-        self.report.write_for(self, row)
-        self.rows += 1
-
-    def flush(self) -> int:
-        return self.report.flush()
-
-    def close(self) -> None:
-        """The run's report stays open for the files after this one (the run closes it)."""
-
-
-def report_columns(
-    headers: list[list[str] | None], field_names: list[str]
-) -> tuple[list[str], bool]:
-    """A run report's columns: the union of the files' headers in order of appearance (a
-    JSONL file's are the mapped field names), and whether a ``_raw`` column is needed."""
-    union: dict[str, None] = {}
-    with_raw = False
-    for header in headers:
-        if header is None:
-            with_raw = True
-        for name in header if header is not None else field_names:
-            if name and not name.startswith("_"):
-                union.setdefault(name, None)
-    return list(union), with_raw
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,10 @@ from trackly_migrate.pipeline.batch_report import earlier_reports_note, open_run
 from trackly_migrate.pipeline.batch_state import (
     BatchState,
     default_state_path,
+    file_request,
     load_state,
 )
-from trackly_migrate.pipeline.chain import Chain, file_request, run_chain
+from trackly_migrate.pipeline.chain import Chain, run_chain
 from trackly_migrate.pipeline.inputs import Inputs, expand
 from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of, now_text
 from trackly_migrate.pipeline.ports import Observer

@@ -13,6 +13,7 @@ folder, or ``--checkpoint PATH``; it is removed when every file is done.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -33,7 +34,8 @@ from trackly_migrate.checkpoint import (
 from trackly_migrate.counts import Counts, from_totals, to_totals
 from trackly_migrate.errors import OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.pipeline.ledger import Entry, Ledger
-from trackly_migrate.report import Summary
+from trackly_migrate.pipeline.request import ImportRequest, Resume
+from trackly_migrate.report import WORDS, Summary
 
 STATE_VERSION = 1
 
@@ -54,6 +56,20 @@ def file_checkpoint_path(command: str, path: str, state_path: Path | None) -> Pa
         return default_checkpoint_path(command, InputIdentity(absolute, 0, 0, ""))
     key = hashlib.sha256(absolute.encode()).hexdigest()[:16]
     return state_path.with_name(f"{state_path.name}.{Path(path).name}-{key}.json")
+
+
+def file_request(request: ImportRequest, path: str, keeps_state: bool) -> ImportRequest:
+    """One file's request: its own checkpoint (beside ``--checkpoint PATH`` if given)."""
+    command = WORDS[request.kind].command
+    given = request.resume
+    checkpoint = file_checkpoint_path(command, path, given.checkpoint_path) if keeps_state else None
+    one_resume = Resume(
+        resume=given.resume and checkpoint is not None and checkpoint.exists(),
+        restart=given.restart,
+        checkpoint_path=checkpoint,
+    )
+    source = dataclasses.replace(request.source, path=path)
+    return dataclasses.replace(request, source=source, resume=one_resume)
 
 
 @dataclass

@@ -18,25 +18,26 @@ it is covered by one, every row after it is sent, and written, again.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trackly_migrate.checkpoint import CheckpointWriter, load
+from trackly_migrate.checkpoint import CheckpointWriter
 from trackly_migrate.columns import resolve_columns
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
-from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, file_checkpoint_path
-from trackly_migrate.pipeline.engine import EngineInput, EngineRun, Part
+from trackly_migrate.pipeline.batch_report import RunReport, known_names
+from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, file_request
+from trackly_migrate.pipeline.engine import EngineRun
 from trackly_migrate.pipeline.ledger import Entry, Ledger
+from trackly_migrate.pipeline.parts import EngineInput, Part
 from trackly_migrate.pipeline.ports import Dispatcher, Observer, Position
-from trackly_migrate.pipeline.request import ImportRequest, Resume
+from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
-from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder
-from trackly_migrate.report import WORDS, RunReport, Summary
+from trackly_migrate.records import REPORT_COLUMNS, RecordBuilder
+from trackly_migrate.report import Summary
 
 
 @dataclass
@@ -64,63 +65,6 @@ class Chain:
     results: list[FileResult] = field(default_factory=list)
     abandoned_requests: int = 0
     error: TracklyMigrateError | None = None  # what stopped the run, if anything did
-
-
-def file_request(request: ImportRequest, path: str, keeps_state: bool) -> ImportRequest:
-    """One file's request: its own checkpoint (beside ``--checkpoint PATH`` if given)."""
-    command = WORDS[request.kind].command
-    given = request.resume
-    checkpoint = file_checkpoint_path(command, path, given.checkpoint_path) if keeps_state else None
-    one_resume = Resume(
-        resume=given.resume and checkpoint is not None and checkpoint.exists(),
-        restart=given.restart,
-        checkpoint_path=checkpoint,
-    )
-    source = dataclasses.replace(request.source, path=path)
-    return dataclasses.replace(request, source=source, resume=one_resume)
-
-
-def header_of(request: ImportRequest, path: str) -> list[str] | None:
-    """A file's CSV header (None for JSONL; [] when it cannot be read: its error comes when
-    the run reaches it). Read before the first request: a CSV report needs every column."""
-    try:
-        fmt = infer_format(path, request.source.format)
-        if fmt.value != "csv":
-            return None
-        source = InputSource(path)
-        try:
-            dialect = sniff_dialect(
-                source,
-                fmt,
-                encoding=request.source.encoding,
-                delimiter=request.source.delimiter,
-                quotechar=request.source.quotechar,
-                known_names=_known_names(request),
-            )
-            reader = open_reader(
-                source,
-                fmt,
-                encoding=dialect.encoding,
-                delimiter=dialect.delimiter,
-                quotechar=dialect.quotechar,
-            )
-            return list(reader.columns or [])
-        finally:
-            source.close()
-    except TracklyMigrateError:
-        return []
-
-
-def resumed_report_size(chain_state: BatchState, request: ImportRequest, files: list[str]) -> int:
-    """How much of the run's report a resume keeps: the most any checkpoint covered."""
-    size = chain_state.report_size
-    for path in files:
-        one = file_request(request, path, keeps_state=True).resume.checkpoint_path
-        with contextlib.suppress(TracklyMigrateError):
-            existing = load(one) if one is not None else None
-            if existing is not None and existing.report_path == chain_state.report_path:
-                size = max(size, existing.report_size)
-    return size
 
 
 def run_chain(
@@ -242,14 +186,6 @@ def _total_bytes(files: list[str]) -> int | None:
     return total
 
 
-def _known_names(request: ImportRequest) -> list[str]:
-    return [
-        *(spec.name for spec in FIELDS[request.kind]),
-        *request.normalization.fields.values(),
-        *REPORT_COLUMNS,
-    ]
-
-
 def _open_part(
     request: ImportRequest,
     path: str,
@@ -272,7 +208,7 @@ def _open_part(
         encoding=source_options.encoding,
         delimiter=source_options.delimiter,
         quotechar=source_options.quotechar,
-        known_names=_known_names(request),
+        known_names=known_names(request),
     )
     checkpoint = resume.open_checkpoint(one, fmt, observer, stack, dialect)
     start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None

@@ -25,13 +25,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import orjson
 
-from trackly_migrate.counts import Counts, add_month, month_of, share_out
+from trackly_migrate.counts import Counts, add_month, month_of
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
+from trackly_migrate.pipeline.parts import EngineInput, Part, Segment
 from trackly_migrate.pipeline.ports import (
     Checkpointer,
     Dispatcher,
@@ -43,7 +42,7 @@ from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
 from trackly_migrate.pipeline.settle import Settlement
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import RawRow
-from trackly_migrate.records import Kind, RecordBuilder, Rejection
+from trackly_migrate.records import Kind, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
 
 # A segment also closes after this many local rejections, so that an input where nearly every
@@ -56,65 +55,7 @@ READ_AHEAD_SEGMENTS = 4
 PROGRESS_INTERVAL_S = 0.1
 
 
-@dataclass(frozen=True)
-class EngineInput:
-    """The rows to import and where they start (past what a resumed run settled)."""
-
-    rows: Iterable[RawRow]
-    builder: RecordBuilder
-    bytes_read: Callable[[], int] = lambda: 0
-    total_bytes: int | None = None
-    start: Position = field(default_factory=lambda: Position(0, 1))
-    # After a crash, records up to here may have been stored by batches that were in
-    # flight: their duplicates are this migration's own, not old ones.
-    possibly_stored_until: int = 0
-
-
-class ReportSink(Protocol):
-    """Where a part's rejected rows go (``report.ErrorReport``, or a file's view of a run's)."""
-
-    def write(self, row: ReportRow) -> None: ...
-
-    def flush(self) -> int: ...
-
-    def close(self) -> None: ...
-
-
-@dataclass(eq=False)
-class Part:
-    """One input of an engine run, and what its segments settle into."""
-
-    source: EngineInput
-    report: ReportSink
-    summary: Summary
-    checkpoint: Checkpointer | None = None
-    # Filled in by the engine while the run goes:
-    sent_until: int = 0  # just past the last settled segment that sent requests
-    read_count: int = 0  # records read by this run, settled or not
-    unsettled: int = 0  # segments submitted and not settled yet
-    reading_done: bool = False  # read to its end (or stopped): no more segments come
-    stopped_early: bool = False
-    started: float = 0.0
-    base_elapsed: float = 0.0  # the time the resumed run spent on it
-    resumed_read: int = 0  # records the resumed run accounted for
-
-    def update_elapsed(self) -> None:
-        self.summary.elapsed_s = self.base_elapsed + time.monotonic() - self.started
-
-
-@dataclass
-class Segment:
-    part: Part
-    number: int
-    start: Position
-    end: Position
-    records: list[dict[str, Any]] = field(default_factory=list)
-    valid: int = 0  # how many records were sent (the list itself goes to the dispatcher)
-    rows: list[RawRow] = field(default_factory=list)  # the raw row of each record
-    local: list[ReportRow] = field(default_factory=list)
-    read: int = 0
-    months: dict[str, int] = field(default_factory=dict)  # month → valid records read
-    local_months: dict[str, int] = field(default_factory=dict)  # month → rejected locally
+__all__ = ["EngineInput", "EngineRun", "ImportRun", "Part", "Segment"]
 
 
 class EngineRun:
@@ -372,7 +313,7 @@ class EngineRun:
             counts.duplicates_after_retry = counts.duplicates
         track_months = builder.kind is not Kind.CONTACTS
         if track_months:
-            counts.months = self._month_rows(segment, settlement)
+            counts.months = segment.month_rows(settlement, dry_run=self.dry_run)
         summary.counts.add(counts)
         if counts.requests:
             part.sent_until = segment.end.offset
@@ -412,34 +353,6 @@ class EngineRun:
             )
         self._maybe_progress(force=True)
         self._check_reject_limit(summary.counts)
-
-    def _month_rows(self, segment: Segment, settlement: Settlement) -> dict[str, dict[str, int]]:
-        """The segment's counts per month (``counts.share_out`` says what is exact)."""
-        rows: dict[str, dict[str, int]] = {}
-        for month, number in segment.local_months.items():
-            add_month(rows, month, {"read": number, "rejected": number})
-        accepted = dict(segment.months)
-        for month, number in settlement.rejected_months.items():
-            accepted[month] = accepted.get(month, 0) - number
-            add_month(rows, month, {"rejected": number})
-        for month, number in segment.months.items():
-            add_month(rows, month, {"read": number})
-        if self.dry_run:
-            for month, number in accepted.items():
-                add_month(rows, month, {"pending": number})
-            return rows
-        outcomes = settlement.counts
-        shared = share_out(
-            accepted,
-            {
-                "imported": outcomes.imported,
-                "duplicates": outcomes.duplicates,
-                "unaccounted": outcomes.unaccounted,
-            },
-        )
-        for month, row in shared.items():
-            add_month(rows, month, row)
-        return rows
 
     def _drain(self) -> None:
         while self._pending:
