@@ -236,7 +236,7 @@ def open_run_report(
     ``files``: those this run imports; ``owned``: the report of the run being restarted or
     continued, which may be replaced. ``state`` learns the report's place and columns.
     """
-    path = _place(request, state)
+    path = _place(request, owned)
     check_writable(path)
     for name in files:
         refuse_overwriting_input(name, path, "--errors")
@@ -265,14 +265,15 @@ def open_run_report(
     return report
 
 
-def _place(request: ImportRequest, state: BatchState | None) -> Path:
+def _place(request: ImportRequest, owned: str | None) -> Path:
+    """``--errors FILE``; else the report of the run continued or restarted, if it is in
+    the folder asked for; else a new name for this run there."""
     given = request.output.errors_path
-    recorded = Path(state.report_path) if state is not None and state.report_path else None
     if given is not None and not given.is_dir():
         return given
     folder = given if given is not None else Path()
-    if recorded is not None and request.resume.resume and recorded.parent == folder.resolve():
-        return recorded
+    if owned is not None and Path(owned).parent == folder.resolve():
+        return Path(owned)
     name = run_report_name(WORDS[request.kind].command, datetime.now(UTC))
     place = folder / name
     number = 1
