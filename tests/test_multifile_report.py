@@ -11,6 +11,7 @@ import gzip
 import json
 import signal
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import run_cli
 from tests.helpers import (
@@ -109,7 +110,8 @@ def test_errors_file_folder_and_jsonl(sandbox, tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert named.returncode == 1, named.stderr
-    rows = read_report(tmp_path / "run.jsonl")
+    lines = (tmp_path / "run.jsonl").read_text().splitlines()
+    rows: list[dict[str, Any]] = [json.loads(line) for line in lines]
     assert [(row["_file"], row["_line"], row["id"]) for row in rows] == [
         (str(files[1]), 4, "t_000012"),
         (str(files[1]), 7, "t_000015"),
@@ -123,7 +125,7 @@ def test_errors_file_folder_and_jsonl(sandbox, tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "already exists" in refused.stderr
-    assert len(read_report(tmp_path / "run.jsonl")) == 3
+    assert (tmp_path / "run.jsonl").read_text().splitlines() == lines
 
     reports = tmp_path / "reports"
     reports.mkdir()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -67,5 +68,5 @@ def test_the_next_file_is_sent_while_the_last_answers_of_one_before_are_awaited(
         key=lambda span: span[0],
     )
     assert [entry["records"] for _, entry in spans] == [50, 50, 50]  # a batch never spans files
-    for (start, entry), (next_start, _) in zip(spans, spans[1:], strict=False):
+    for (start, entry), (next_start, _) in pairwise(spans):
         assert next_start < start + entry["duration_ms"] / 1000, spans
