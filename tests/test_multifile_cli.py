@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.helpers import read_report, send_row, stored_imported_ids, summary_of, write_sends_csv
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
 
 SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 
@@ -97,3 +98,33 @@ def test_errors_names_the_runs_one_report_or_its_folder(sandbox, tmp_path: Path)
     assert ok.returncode == 1, ok.stderr
     [made] = reports.iterdir()
     assert made.name.startswith("import-sends-") and made.name.endswith("Z.errors.csv")
+
+
+def test_a_finished_file_holds_no_open_file_or_lock(sandbox, tmp_path: Path) -> None:
+    # A drop folder of many small files, under a low limit of open files: each file's own
+    # file and checkpoint lock are released once it is finished, not at the end of the run.
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for part in range(120):
+        write_sends_csv(folder / f"sends-{part:04d}.csv", [send_row(part)])
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    env = {**os.environ, "TRACKLY_BASE_URL": sandbox.url, "TRACKLY_API_KEY": DEMO_API_KEY}
+    completed = subprocess.run(
+        [sys.executable, "-m", "trackly_migrate", "import-sends", str(folder), "--json"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=low_limit,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert summary_of(completed.stdout.decode())["imported"] == 120

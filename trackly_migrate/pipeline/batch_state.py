@@ -38,6 +38,9 @@ from trackly_migrate.pipeline.request import ImportRequest, Resume
 from trackly_migrate.report import WORDS, Summary
 
 STATE_VERSION = 1
+# Finished files whose records are not written yet, at most (each holds its open file and
+# its checkpoint's lock until then).
+MAX_UNWRITTEN = 16
 
 
 def default_state_path(command: str, files: list[str]) -> Path:
@@ -113,6 +116,7 @@ class _Finished:
     summary: Summary
     report_size: int
     checkpoint: CheckpointWriter | None
+    release: Callable[[], None] | None = None
 
 
 class FinishWriter:
@@ -138,6 +142,7 @@ class FinishWriter:
         self._ledger = ledger
         self._ledger_entry = ledger_entry
         self._queue: list[_Finished] = []
+        self._unwritten = 0  # finished files queued or being written
         self._condition = threading.Condition()
         self._closing = False
         self._error: TracklyMigrateError | None = None
@@ -145,12 +150,24 @@ class FinishWriter:
         self._thread.start()
 
     def finished(
-        self, path: str, summary: Summary, report_size: int, checkpoint: CheckpointWriter | None
+        self,
+        path: str,
+        summary: Summary,
+        report_size: int,
+        checkpoint: CheckpointWriter | None,
+        release: Callable[[], None] | None = None,
     ) -> None:
+        """Record the file ``path``; then remove its checkpoint and call ``release`` (its
+        open file and locks: a run over a thousand files never holds a thousand of them)."""
         with self._condition:
+            # Tiny files finish faster than their records can be fsynced: the reader waits
+            # rather than hold the open files and locks of hundreds of them.
+            while self._unwritten >= MAX_UNWRITTEN and self._error is None:
+                self._condition.wait()
             if self._error is not None:
                 raise self._error
-            self._queue.append(_Finished(path, summary, report_size, checkpoint))
+            self._unwritten += 1
+            self._queue.append(_Finished(path, summary, report_size, checkpoint, release))
             self._condition.notify_all()
 
     def close(self) -> None:
@@ -172,6 +189,9 @@ class FinishWriter:
                 batch, self._queue = self._queue, []
             try:
                 self._write(batch)
+                with self._condition:
+                    self._unwritten -= len(batch)
+                    self._condition.notify_all()
             except Exception as exc:  # the run must hear of it, never hang on a dead thread
                 error = (
                     exc
@@ -180,6 +200,7 @@ class FinishWriter:
                 )
                 with self._condition:
                     self._error = error
+                    self._condition.notify_all()
                 return
 
     def _write(self, batch: list[_Finished]) -> None:
@@ -198,6 +219,8 @@ class FinishWriter:
         for item in batch:  # the list has them now: their own checkpoints are done with
             if item.checkpoint is not None:
                 item.checkpoint.remove()
+            if item.release is not None:
+                item.release()
 
 
 def load_state(path: Path) -> BatchState | None:

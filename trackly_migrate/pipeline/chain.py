@@ -49,6 +49,7 @@ class FileResult:
     status: str = "not started"
     error: TracklyMigrateError | None = None
     checkpoint: Path | None = None  # kept for --resume
+    release: Callable[[], None] | None = None  # closes the file's own resources
 
 
 @dataclass
@@ -87,8 +88,13 @@ def run_chain(
             for number, path in enumerate(chain.files, 1):
                 result = FileResult(path, Summary(kind=request.kind, input=path))
                 chain.results.append(result)
+                # The file's own resources (its open file, its checkpoint's lock), released
+                # once it is finished and recorded, or at the end of the run.
+                own = contextlib.ExitStack()
+                stack.callback(own.close)
+                result.release = own.close
                 try:
-                    part = _open_part(request, path, chain, stack, observer, phones)
+                    part = _open_part(request, path, chain, own, observer, phones)
                 except TracklyMigrateError as error:
                     result.status, result.error = "failed", error
                     result.summary.status = "failed"
@@ -114,7 +120,9 @@ def run_chain(
             result.status = "completed"
             if _rows(part):
                 result.summary.errors_report = str(chain.report.path)
-            writer.finished(result.path, result.summary, chain.report.flush(), checkpoint)
+            size = chain.report.flush()
+            writer.finished(result.path, result.summary, size, checkpoint, result.release)
+            result.release = None  # the writer's now
 
         engine = EngineRun(
             request.limits,
