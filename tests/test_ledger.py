@@ -97,3 +97,23 @@ def test_a_changed_byte_at_either_end_changes_the_fingerprint(data: bytes, posit
         assert before != after
     else:  # the middle is not read: the size and time must tell (README "The ledger")
         assert before == after
+
+
+def test_files_finished_together_are_recorded_in_one_write(tmp_path: Path) -> None:
+    account = str(account_of(Target(settings=ApiSettings("https://api.example", DEMO_API_KEY))))
+    ledger = Ledger(tmp_path / "ledger.json")
+    first = write_sends_csv(tmp_path / "a.csv", [send_row(1)])
+    second = write_sends_csv(tmp_path / "b.csv", [send_row(2)])
+    one, two = Fingerprint.of(str(first)), Fingerprint.of(str(second))
+    ledger.record(Entry("import-sends", account, one, str(first), "monday"))
+    ledger.record_all(
+        [
+            Entry("import-sends", account, one, str(first), "tuesday"),  # imported again
+            Entry("import-sends", account, two, str(second), "tuesday"),
+        ]
+    )
+    entries = ledger.entries()
+    assert sorted((Path(e.path).name, e.finished_at) for e in entries) == [
+        ("a.csv", "tuesday"),
+        ("b.csv", "tuesday"),
+    ]

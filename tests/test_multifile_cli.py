@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.helpers import read_report, send_row, stored_imported_ids, summary_of, write_sends_csv
+from trackly_migrate.sandbox.seed import DEMO_API_KEY
 
 SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 
@@ -44,10 +45,12 @@ def test_a_folder_is_its_parts_in_order_with_one_summary(sandbox, tmp_path: Path
     for row in files:  # the identity holds for each file too
         assert row["imported"] + row["duplicates"] + row["rejected"] == row["read"]
     assert sum(row["read"] for row in files) == summary["read"]
-    # Each file's rejects are in its own report, re-importable as it is, with the line.
-    assert files[1]["errors_report"] is not None
-    report = read_report(Path(files[1]["errors_report"]))
-    assert [(row["_line"], row["id"]) for row in report] == [("6", "t_000034")]
+    # The run's one report holds the reject, with its file and its line in that file.
+    assert files[1]["errors_report"] == summary["errors_report"] is not None
+    report = read_report(Path(summary["errors_report"]))
+    assert [(row["_file"], row["_line"], row["id"]) for row in report] == [
+        (str(folder / "sends-0002.csv"), "6", "t_000034")
+    ]
     assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == {
         f"t_{i:06d}" for i in range(75) if i != 34
     }
@@ -80,18 +83,48 @@ def test_nothing_to_import_is_a_clear_usage_error(sandbox, tmp_path: Path) -> No
     assert "Traceback" not in empty.stderr + nothing.stderr + mixed.stderr
 
 
-def test_one_errors_place_for_several_files_is_refused(sandbox, tmp_path: Path) -> None:
+def test_errors_names_the_runs_one_report_or_its_folder(sandbox, tmp_path: Path) -> None:
     folder = drop_folder(tmp_path / "drop")
-    result = run_cli(
+    named = run_cli(
         ["import-sends", str(folder), "--errors", "all.csv"], sandbox=sandbox, cwd=tmp_path
     )
-    assert result.returncode == 2
-    assert "each with its own errors report" in result.stderr
-    assert stored_imported_ids(sandbox) and set(stored_imported_ids(sandbox)) == SEED_IMPORTED
+    assert named.returncode == 1, named.stderr
+    assert [row["id"] for row in read_report(tmp_path / "all.csv")] == ["t_000034"]
     reports = tmp_path / "reports"
     reports.mkdir()
     ok = run_cli(
         ["import-sends", str(folder), "--errors", str(reports)], sandbox=sandbox, cwd=tmp_path
     )
     assert ok.returncode == 1, ok.stderr
-    assert [p.name for p in reports.iterdir()] == ["sends-0002.errors.csv"]
+    [made] = reports.iterdir()
+    assert made.name.startswith("import-sends-") and made.name.endswith("Z.errors.csv")
+
+
+def test_a_finished_file_holds_no_open_file_or_lock(sandbox, tmp_path: Path) -> None:
+    # A drop folder of many small files, under a low limit of open files: each file's own
+    # file and checkpoint lock are released once it is finished, not at the end of the run.
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for part in range(120):
+        write_sends_csv(folder / f"sends-{part:04d}.csv", [send_row(part)])
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+
+    env = {**os.environ, "TRACKLY_BASE_URL": sandbox.url, "TRACKLY_API_KEY": DEMO_API_KEY}
+    completed = subprocess.run(
+        [sys.executable, "-m", "trackly_migrate", "import-sends", str(folder), "--json"],
+        capture_output=True,
+        cwd=tmp_path,
+        env=env,
+        preexec_fn=low_limit,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert summary_of(completed.stdout.decode())["imported"] == 120

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,38 @@ def test_the_phone_cache_lasts_the_whole_run_not_one_file(
     assert summary_of(result.stdout)["read"] == 60
     assert len(calls) == 21  # 20 recipients and the list's number
     assert set(calls.values()) == {1}, calls.most_common(3)
+
+
+def test_the_next_file_is_sent_while_the_last_answers_of_one_before_are_awaited(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    # One batch a file, each answer held 1 s: a run that waited for a file's last answer
+    # before the next file's first request would send them one after the other.
+    from datetime import datetime
+
+    from tests.helpers import journal, run_cli
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for part in range(3):
+        write_sends_csv(folder / f"sends-{part}.csv", [send_row(part * 50 + i) for i in range(50)])
+    sandbox = sandbox_factory(latency=(1.0, 1.0))
+    args = ["import-sends", str(folder), "--json", "--batch-size", "50", "--concurrency", "4"]
+    result = run_cli(args, sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [row["imported"] for row in summary_of(result.stdout)["files"]] == [50, 50, 50]
+    entries = [
+        entry
+        for entry in journal(sandbox, 3)["requests"]
+        if entry["path"] == "/api/v2/history/sends"
+    ]
+    spans = sorted(
+        (
+            (datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp(), entry)
+            for entry in entries
+        ),
+        key=lambda span: span[0],
+    )
+    assert [entry["records"] for _, entry in spans] == [50, 50, 50]  # a batch never spans files
+    for (start, entry), (next_start, _) in pairwise(spans):
+        assert next_start < start + entry["duration_ms"] / 1000, spans

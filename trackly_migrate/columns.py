@@ -110,10 +110,14 @@ def resolve_columns(
     unknown = tuple(
         name
         for position, name in enumerate(columns)
-        if position not in used and name not in REPORT_COLUMNS and name
+        if position not in used and name not in _REPORT_ONLY and name
     )
     sources = {name: columns[index] for name, index in indexes.items()}
     return ColumnMapping(kind, sources, indexes, unknown, tuple(columns))
+
+
+# A report's own columns, fed back in: the run report's ``_file`` and ``_raw`` too.
+_REPORT_ONLY = (*REPORT_COLUMNS, "_file", "_raw")
 
 
 def _column_number(wanted: str, width: int) -> list[int]:

@@ -38,6 +38,7 @@ from trackly_migrate.readers import JsonNumber, json_default
 from trackly_migrate.records import REPORT_COLUMNS, Kind
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+RAW_COLUMN = "_raw"
 _PLAIN_PHONE = re.compile(r"^\+[0-9]{1,15}$")
 
 
@@ -266,8 +267,7 @@ class ErrorReport:
         assert self._file is not None
         try:
             if self._header_due:
-                extra = ["_raw"] if self._from_jsonl else []
-                self._writer.writerow([*REPORT_COLUMNS, *self._columns, *extra])
+                self._writer.writerow(self._header())
                 self._header_due = False
             if self.jsonl:
                 self._file.write(self._jsonl_line(row))
@@ -276,6 +276,10 @@ class ErrorReport:
         except OSError as exc:
             raise _write_failed(self.path, exc) from None
         self.rows += 1
+
+    def _header(self) -> list[str]:
+        extra = [RAW_COLUMN] if self._from_jsonl else []
+        return [*REPORT_COLUMNS, *self._columns, *extra]
 
     def _csv_cells(self, row: ReportRow) -> list[str]:
         meta = [str(row.line), row.record_id or "", row.stage, row.code, row.message]
@@ -286,7 +290,7 @@ class ErrorReport:
             if len(source) > len(self._columns):  # a ragged row keeps its extra cells
                 cells.append(",".join(source[len(self._columns) :]))
         elif isinstance(source, dict):
-            cells = [_cell_text(source.get(name)) for name in self._columns]
+            cells = [cell_text(source.get(name)) for name in self._columns]
         else:
             cells = [""] * len(self._columns)
         if self._from_jsonl:
@@ -364,7 +368,7 @@ def _write_failed(path: Path, exc: OSError) -> OutputError:
     )
 
 
-def _cell_text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A JSON value as a CSV cell: text as it is, anything else as the JSON it was read as."""
     if value is None:
         return ""

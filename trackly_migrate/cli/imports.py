@@ -247,7 +247,8 @@ def import_command(kind_name: str) -> Callable[..., None]:
             typer.Option(
                 "--errors",
                 metavar="PATH",
-                help="Errors report (.csv or .jsonl); default <input name>.errors.csv here.",
+                help="Errors report (.csv or .jsonl); default <input name>.errors.csv here. "
+                "Several files: one report for the run (named for it; PATH a folder: in it).",
             ),
         ] = None,
         force: ForceOpt = False,

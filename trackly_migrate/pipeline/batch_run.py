@@ -25,24 +25,26 @@ from typing import Any
 import filelock
 import platformdirs
 
-from trackly_migrate.checkpoint import InputIdentity, discard
+from trackly_migrate.checkpoint import InputIdentity, discard, load
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.counts import Counts
 from trackly_migrate.errors import InputError, TracklyMigrateError, UsageError
+from trackly_migrate.pipeline.batch_report import earlier_reports_note, open_run_report
 from trackly_migrate.pipeline.batch_state import (
     BatchState,
     default_state_path,
-    file_checkpoint_path,
+    file_request,
     load_state,
 )
+from trackly_migrate.pipeline.chain import Chain, run_chain
 from trackly_migrate.pipeline.inputs import Inputs, expand
 from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of, now_text
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest, Output, Resume
-from trackly_migrate.pipeline.run import ImportOutcome, SharedSender, run_import, shared_sender
+from trackly_migrate.pipeline.run import ImportOutcome, run_import, shared_sender
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import STDIN
-from trackly_migrate.report import WORDS, Summary, default_report_path
+from trackly_migrate.report import WORDS, Summary, check_writable, refuse_overwriting_input
 
 
 @dataclasses.dataclass
@@ -100,8 +102,8 @@ def run_files(
         return _nothing_new(request, plan)
     with contextlib.ExitStack() as stack:
         stack.enter_context(_input_locks(request, plan.files, account))
-        state = _open_state(plan, stack)
-        return _run_plan(plan, state, observer, events, ledger)
+        opened = _open_state(plan, stack)
+        return _run_plan(plan, opened, observer, events, ledger)
 
 
 def _keeps_state(request: ImportRequest) -> bool:
@@ -171,24 +173,32 @@ def _input_locks(request: ImportRequest, files: list[str], account: str | None) 
         yield
 
 
-def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> BatchState | None:
-    """Lock and load the list's checkpoint; refuse what a resume cannot continue."""
+def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | None, str | None]:
+    """Lock and load the list's checkpoint; refuse what a resume cannot continue.
+
+    Also the errors report the run being continued (or restarted) wrote, which it may replace.
+    """
     if plan.state_path is None:
-        return None
+        return None, None
     request, path = plan.request, plan.state_path
     command = WORDS[request.kind].command
     stack.enter_context(checkpoint_lock(path))
-    state = None if request.resume.restart else load_state(path)
-    if request.resume.restart and discard(path):
-        pass  # the files' own checkpoints are discarded by each file's --restart
-    elif state is not None and state.finished and not request.resume.resume:
-        raise UsageError(
-            f"An interrupted run of these files finished {len(state.finished)} of "
-            f"{len(state.files)} (checkpoint {path}).",
-            hint="Add --resume to continue with the next file, or --restart to start over.",
-        )
+    state = load_state(path)
+    owned = state.report_path if state is not None else None
+    if request.resume.restart:
+        discard(path)  # the files' own checkpoints are discarded by each file's --restart
+        state = None
+    elif state is not None and not request.resume.resume:
+        started = _started_file(request, plan.files, state)
+        if state.finished or started is not None:
+            where = f"; {started}" if started else ""
+            raise UsageError(
+                f"An interrupted run of these files finished {len(state.finished)} of "
+                f"{len(state.files)}{where} (checkpoint {path}).",
+                hint="Add --resume to continue where it stopped, or --restart to start over.",
+            )
     if state is None:
-        return BatchState(command, [str(Path(name).resolve()) for name in plan.files])
+        return BatchState(command, [str(Path(name).resolve()) for name in plan.files]), owned
     for name in plan.files:
         finished = state.finished_entry(name)
         if finished is not None and not _unchanged(name, finished.identity):
@@ -199,7 +209,22 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> BatchState | None:
                 "come back as duplicates), or remove it from the list (with --skip-done, "
                 "the files finished before are skipped).",
             )
-    return state
+    return state, owned
+
+
+def _started_file(request: ImportRequest, files: list[str], state: BatchState) -> str | None:
+    """The file an interrupted run had confirmed records of, if any: a plain rerun is then
+    refused before anything, its report included, is touched."""
+    for name in files:
+        if state.finished_entry(name) is not None:
+            continue
+        checkpoint = file_request(request, name, keeps_state=True).resume.checkpoint_path
+        existing = None
+        with contextlib.suppress(TracklyMigrateError):
+            existing = load(checkpoint) if checkpoint is not None else None
+        if existing is not None and existing.offset:
+            return f"{name} stopped at line {existing.line:,}"
+    return None
 
 
 def _unchanged(path: str, identity: InputIdentity) -> bool:
@@ -211,109 +236,91 @@ def _unchanged(path: str, identity: InputIdentity) -> bool:
 
 def _run_plan(
     plan: _Plan,
-    state: BatchState | None,
+    opened: tuple[BatchState | None, str | None],
     observer: Observer,
     events: StopEvents | None,
     ledger: Ledger,
 ) -> ImportOutcome:
     request, files = plan.request, plan.files
-    reports = _report_paths(request, files)
-    dry_run = request.target.dry_run
-    summary = Summary(kind=request.kind, input=f"{len(files)} files", dry_run=dry_run)
-    rows: list[dict[str, Any]] = [_skipped_row(path, entry) for path, entry in plan.skipped]
+    state, owned = opened
+    earlier = {path: state.finished_entry(path) for path in files} if state else {}
+    to_import = [path for path in files if earlier.get(path) is None]
+    summary = Summary(
+        kind=request.kind, input=f"{len(files)} files", dry_run=request.target.dry_run
+    )
     outcome = ImportOutcome(summary)
-    with shared_sender(request, observer) as sender:
-        for number, path in enumerate(files, 1):
-            finished = state.finished_entry(path) if state else None
-            if finished is not None:
-                counts, elapsed = finished.counts()
-                _add(summary, counts, elapsed)
-                rows.append(_row(path, counts, "completed earlier", finished.errors_report))
-                continue
-            if outcome.summary.status != "completed" or (events and events.stop.is_set()):
-                if summary.status == "completed":
-                    summary.status = "interrupted"
-                rows.append(_row(path, Counts(), "not started", None))
-                continue
-            observer.info(f"file {number} of {len(files)}: {path}")
-            one = _one_file(request, path, reports[path], plan.state_path)
-            result = _import_one(one, observer, events, sender, plan.account)
-            _add(summary, result.summary.counts, result.summary.elapsed_s)
-            report = result.summary.errors_report
-            rows.append(_row(path, result.summary.counts, result.summary.status, report))
-            summary.notes.extend(f"{path}: {note}" for note in result.summary.notes)
-            if result.summary.status == "completed":
-                if state is not None and plan.state_path is not None:
-                    state.finish(path, InputIdentity.of(path), result.summary, report)
-                    state.save(plan.state_path)
-                _record(ledger, one, plan.account, _fingerprint(path, plan.account), result)
-            else:
-                summary.status = result.summary.status
-                outcome.error = result.error
-                outcome.abandoned_requests = result.abandoned_requests
-                outcome.checkpoint = result.checkpoint
+    report = open_run_report(request, to_import, state, owned, observer)
+    try:
+        _check_summary_place(request, to_import)
+        if state is not None and plan.state_path is not None:
+            state.save(plan.state_path)  # the report's place, for a resume after any crash
+        note = earlier_reports_note(state, report.path)
+        if note is not None:
+            summary.notes.append(note)
+        chain = Chain(
+            request,
+            to_import,
+            report,
+            state,
+            plan.state_path,
+            lambda path, one: _entry(request, plan.account, path, one),
+            ledger,
+        )
+        with shared_sender(request, observer) as sender:
+            run_chain(chain, observer, events, sender.dispatcher, sender.phones)
+    finally:
+        report.remove_if_empty()
+    results = {result.path: result for result in chain.results}
+    rows: list[dict[str, Any]] = [_skipped_row(path, entry) for path, entry in plan.skipped]
+    for path in files:
+        finished = earlier.get(path)
+        if finished is not None:
+            counts, elapsed = finished.counts()
+            _add(summary, counts, elapsed)
+            rows.append(_row(path, counts, "completed earlier", finished.errors_report))
+            continue
+        result = results.get(path)
+        if result is None:
+            rows.append(_row(path, Counts(), "not started", None))
+            continue
+        one = result.summary
+        _add(summary, one.counts, one.elapsed_s)
+        rows.append(_row(path, one.counts, result.status, one.errors_report))
+        summary.notes.extend(f"{path}: {note}" for note in one.notes)
+        if result.status != "completed" and summary.status == "completed":
+            summary.status = result.status
+            outcome.error = result.error
+            outcome.checkpoint = result.checkpoint
+        elif result.checkpoint is not None:
+            outcome.checkpoint = outcome.checkpoint or result.checkpoint
+    if summary.status == "completed" and len(results) < len(to_import):
+        summary.status = "interrupted"  # stopped before a file was opened
+    outcome.error = outcome.error or chain.error
+    if outcome.error is not None and summary.status == "completed":
+        summary.status = "aborted"
+    outcome.abandoned_requests = chain.abandoned_requests
+    if report.has_rows:
+        summary.errors_report = str(report.path)
     summary.files = rows
     if summary.status == "completed":
         if plan.state_path is not None:
             discard(plan.state_path)
-    elif plan.state_path is not None and state is not None and state.finished:
-        outcome.checkpoint = outcome.checkpoint or plan.state_path
+    elif plan.state_path is not None and state is not None:
+        if state.finished or outcome.checkpoint is not None:
+            outcome.checkpoint = outcome.checkpoint or plan.state_path
+        else:
+            discard(plan.state_path)  # nothing to resume: a plain rerun starts over
     return outcome
 
 
-def _one_file(
-    request: ImportRequest, path: str, report: Path | None, state_path: Path | None
-) -> ImportRequest:
-    command = WORDS[request.kind].command
-    given = request.resume
-    checkpoint = file_checkpoint_path(command, path, given.checkpoint_path) if state_path else None
-    resume = Resume(
-        resume=given.resume and checkpoint is not None and checkpoint.exists(),
-        restart=given.restart,
-        checkpoint_path=checkpoint,
-    )
-    return _for_file(request, path, dataclasses.replace(request.output, errors_path=report), resume)
-
-
-def _import_one(
-    one: ImportRequest,
-    observer: Observer,
-    events: StopEvents | None,
-    sender: SharedSender,
-    account: str | None,
-) -> ImportOutcome:
-    """One file of the list; an error that stops it before it starts stops the run."""
-    try:
-        return run_import(one, observer, events=events, sender=sender)
-    except TracklyMigrateError as error:
-        summary = Summary(kind=one.kind, input=one.source.path, status="failed")
-        return ImportOutcome(summary, error=error)
-
-
-def _report_paths(request: ImportRequest, files: list[str]) -> dict[str, Path | None]:
-    """Each file's errors report: its own, named after it (see README "Several files")."""
-    given = request.output.errors_path
-    if given is not None and not given.is_dir() and len(files) > 1:
-        raise UsageError(
-            f"--errors {given} names one file, and this run imports {len(files)} files, "
-            "each with its own errors report.",
-            hint="Give --errors an existing folder, or leave it out (the reports then go "
-            "to the current folder).",
-        )
-    places: dict[str, Path | None] = {}
-    seen: dict[Path, str] = {}
-    for path in files:
-        default = default_report_path(path, str(request.kind))
-        place = given / default.name if given is not None and given.is_dir() else given
-        where = (place or default).resolve()
-        if where in seen:
-            raise UsageError(
-                f"{seen[where]} and {path} would write the same errors report {where}.",
-                hint="Import them in separate runs, or rename one of them.",
-            )
-        seen[where] = path
-        places[path] = place
-    return places
+def _check_summary_place(request: ImportRequest, files: list[str]) -> None:
+    """``--summary-file`` is written at the end (atomically): its place, checked now."""
+    summary_path = request.output.summary_path
+    if summary_path is None:
+        return
+    check_writable(summary_path, what="the summary file", option="--summary-file")
+    for name in files:
+        refuse_overwriting_input(name, summary_path, "--summary-file")
 
 
 def _fingerprint(path: str, account: str | None) -> Fingerprint | None:
@@ -331,21 +338,34 @@ def _record(
 ) -> None:
     """Write a file that completed into the ledger (after it completed, never before)."""
     summary = outcome.summary
-    if account is None or fingerprint is None or summary.status != "completed":
+    if summary.status != "completed" or fingerprint is None:
         return
-    if not WORDS[request.kind].resumable:
-        return
-    counts = summary.counts
-    ledger.record(
-        Entry(
-            command=WORDS[request.kind].command,
-            account=account,
-            fingerprint=fingerprint,
-            path=str(Path(request.source.path).resolve()),
-            finished_at=now_text(),
-            counts=_row_counts(counts),
-            errors_report=summary.errors_report,
-        )
+    entry = _entry(request, account, request.source.path, summary, fingerprint)
+    if entry is not None:
+        ledger.record(entry)
+
+
+def _entry(
+    request: ImportRequest,
+    account: str | None,
+    path: str,
+    summary: Summary,
+    fingerprint: Fingerprint | None = None,
+) -> Entry | None:
+    """The ledger's entry for a file that completed; None when nothing lasting was imported."""
+    if account is None or not WORDS[request.kind].resumable:
+        return None
+    fingerprint = fingerprint or _fingerprint(path, account)
+    if fingerprint is None:
+        return None
+    return Entry(
+        command=WORDS[request.kind].command,
+        account=account,
+        fingerprint=fingerprint,
+        path=str(Path(path).resolve()),
+        finished_at=now_text(),
+        counts=_row_counts(summary.counts),
+        errors_report=summary.errors_report,
     )
 
 

@@ -9,6 +9,12 @@ them. Segments settle strictly in input order, whatever order their answers arri
   accounted for, which is what a resume checkpoint stores;
 * memory is bounded: at most ``2 × concurrency`` segments exist at once.
 
+One engine run may chain several inputs (*parts*, one a file: ``chain.py``): the next part is
+read and sent while the last answers of the one before are still in flight, and each segment
+settles into the summary, checkpoint and report of its own part (a segment never holds records
+of two parts, so a part's counts and line numbers stay its own). A part is finished when it was
+read to its end and its last segment settled.
+
 Nothing here prints: progress, warnings and retries go to a ``RunObserver``.
 """
 
@@ -17,15 +23,14 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
-from trackly_migrate.counts import Counts, add_month, month_of, share_out
+from trackly_migrate.counts import Counts, add_month, month_of
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
+from trackly_migrate.pipeline.parts import EngineInput, Part, Segment
 from trackly_migrate.pipeline.ports import (
     Checkpointer,
     Dispatcher,
@@ -37,7 +42,7 @@ from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
 from trackly_migrate.pipeline.settle import Settlement
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import RawRow
-from trackly_migrate.records import Kind, RecordBuilder, Rejection
+from trackly_migrate.records import Kind, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
 
 # A segment also closes after this many local rejections, so that an input where nearly every
@@ -50,64 +55,33 @@ READ_AHEAD_SEGMENTS = 4
 PROGRESS_INTERVAL_S = 0.1
 
 
-@dataclass(frozen=True)
-class EngineInput:
-    """The rows to import and where they start (past what a resumed run settled)."""
-
-    rows: Iterable[RawRow]
-    builder: RecordBuilder
-    bytes_read: Callable[[], int] = lambda: 0
-    total_bytes: int | None = None
-    start: Position = field(default_factory=lambda: Position(0, 1))
-    # After a crash, records up to here may have been stored by batches that were in
-    # flight: their duplicates are this migration's own, not old ones.
-    possibly_stored_until: int = 0
+__all__ = ["EngineInput", "EngineRun", "ImportRun", "Part", "Segment"]
 
 
-@dataclass
-class Segment:
-    number: int
-    start: Position
-    end: Position
-    records: list[dict[str, Any]] = field(default_factory=list)
-    valid: int = 0  # how many records were sent (the list itself goes to the dispatcher)
-    rows: list[RawRow] = field(default_factory=list)  # the raw row of each record
-    local: list[ReportRow] = field(default_factory=list)
-    read: int = 0
-    months: dict[str, int] = field(default_factory=dict)  # month → valid records read
-    local_months: dict[str, int] = field(default_factory=dict)  # month → rejected locally
-
-
-class ImportRun:
-    """One import of one input. Call ``run()`` once; it returns the summary."""
+class EngineRun:
+    """One engine run over one or more parts, in order. Call ``run()`` once."""
 
     def __init__(
         self,
         limits: Limits,
-        source: EngineInput,
-        report: ErrorReport,
-        summary: Summary,
+        parts: Iterable[Part],
         *,
         dispatcher: Dispatcher | None,  # None: a dry run, which sends nothing
         observer: RunObserver,
-        checkpoint: Checkpointer | None = None,
         events: StopEvents | None = None,
+        finished: Callable[[Part], None] | None = None,
     ) -> None:
         self.limits = limits
         self.dry_run = dispatcher is None
-        self._source = source
-        self._builder = source.builder
-        self._report = report
-        self.summary = summary
+        self._parts: Iterator[Part] = iter(parts)
         self._dispatcher = dispatcher
         self._observer = observer
         # Both events are only looked at between steps (see ``signals.py``).
         self.events = events or StopEvents()
         self._stop_deadline: float | None = None
         self.stopped_early = False
-        self._checkpoint = checkpoint
-        self._possibly_stored_until = source.possibly_stored_until
-        self._sent_until = 0  # just past the last settled segment that sent requests
+        # Called in this thread when a part's last segment settled (its counts are final).
+        self._finished = finished
         # The adaptive limit of requests in flight (client.AdaptiveLimit), for the progress
         # display and for how many segments are read ahead.
         self._current_concurrency = (
@@ -115,16 +89,18 @@ class ImportRun:
         )
         self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
-        self._started = time.monotonic()
-        self._base_elapsed = summary.elapsed_s
-        self._read_count = 0  # records read by this run, settled or not
-        self._resumed_read = summary.counts.read  # accounted for by the run that was resumed
+        self._seen: list[Part] = []  # every part started, in order
+        self._open: list[Part] = []  # the parts started and not finished
+        self._done_counts = Counts()  # the finished parts' counts, for the progress line
+        self._done_bytes = 0
         self._last_progress = 0.0
-        # Unsubscribing has no timestamp: no month table for it.
-        self._track_months = source.builder.kind is not Kind.CONTACTS
+        self._started = time.monotonic()
+        self._base_elapsed = 0.0  # the time the resumed run spent
+        self.total_bytes: int | None = None  # all the parts' bytes, for the progress bar
+        self._track_months = True
         self._local_months: dict[str, int] = {}  # the segment being read's
 
-    def run(self) -> Summary:
+    def run(self) -> None:
         try:
             damage = self._read_and_submit()
             self._drain()
@@ -133,20 +109,24 @@ class ImportRun:
                 raise damage
         finally:
             self._abandon()
-            self._update_elapsed()
+            for part in self._open:
+                part.update_elapsed()
             try:
-                if self._checkpoint is not None:
-                    self._checkpoint.flush()
+                for part in self._seen:
+                    if part.checkpoint is not None:
+                        part.checkpoint.flush()
             finally:
-                self._report.close()
-        return self.summary
+                for part in self._seen:
+                    part.report.close()
 
     @property
-    def interrupted(self) -> bool:
-        """Stopped before the end: input left unread, or records left unconfirmed."""
-        if self.stopped_early:
-            return True
-        return not self.dry_run and self.summary.counts.pending > 0
+    def open_parts(self) -> list[Part]:
+        """The parts started and not finished (after ``run()``: where the run stopped)."""
+        return list(self._open)
+
+    def part_interrupted(self, part: Part) -> bool:
+        """The part stopped before its end: input left unread, or records left unconfirmed."""
+        return part.stopped_early or (not self.dry_run and part.summary.counts.pending > 0)
 
     def _grace_over(self) -> bool:
         """After a stop, in-flight requests get ``grace_s`` to finish; none after abandon."""
@@ -158,21 +138,44 @@ class ImportRun:
             self._stop_deadline = time.monotonic() + self.limits.grace_s
         return time.monotonic() >= self._stop_deadline
 
-    def _update_elapsed(self) -> None:
-        self.summary.elapsed_s = self._base_elapsed + time.monotonic() - self._started
-
     # -- reading -------------------------------------------------------------------------
 
     def _read_and_submit(self) -> InputDamagedError | None:
-        """Read, validate and submit every record; the damage that cut the input short, if any."""
+        """Read and submit every part in turn; the damage that cut one short, if any."""
+        while not self.stopped_early:
+            if self._seen and self.events.stop.is_set():
+                self.stopped_early = True  # stopped between two parts: the next is not begun
+                return None
+            # Opening the next part (``chain.py``) happens here, while the last segments
+            # of the one before are still in flight.
+            part = next(self._parts, None)
+            if part is None:
+                return None
+            part.started = time.monotonic()
+            part.base_elapsed = part.summary.elapsed_s
+            part.resumed_read = part.summary.counts.read
+            self._seen.append(part)
+            self._open.append(part)
+            damage = self._read_part(part)
+            part.reading_done = True
+            if part.unsettled == 0:
+                self._finish(part)
+            if damage is not None:
+                return damage
+        return None
+
+    def _read_part(self, part: Part) -> InputDamagedError | None:
+        """Read, validate and submit one part's records; the damage that cut it short."""
         # The per-record loop: everything that can be done per segment or every 256 records
         # is kept out of it.
         batch_size = self.limits.batch_size
+        self._builder = part.source.builder
+        self._track_months = self._builder.kind is not Kind.CONTACTS
         build = self._builder.build
         local_row = self._local_row
         number = 0
-        start = self._source.start
-        segment = Segment(number, start, start)
+        start = part.source.start
+        segment = Segment(part, number, start, start)
         records, rows, local = segment.records, segment.rows, segment.local
         months = segment.months if self._track_months else None
         self._local_months = segment.local_months
@@ -180,7 +183,7 @@ class ImportRun:
         last: RawRow | None = None
         damage: InputDamagedError | None = None
         try:
-            for last in self._source.rows:
+            for last in part.source.rows:
                 count += 1
                 outcome = build(last)
                 if type(outcome) is dict:
@@ -197,19 +200,19 @@ class ImportRun:
                     self._submit(segment)
                     closed = count
                     number += 1
-                    segment = Segment(number, segment.end, segment.end)
+                    segment = Segment(part, number, segment.end, segment.end)
                     records, rows, local = segment.records, segment.rows, segment.local
                     months = segment.months if self._track_months else None
                     self._local_months = segment.local_months
                 if not count & 0xFF:
-                    self._read_count = count
+                    part.read_count = count
                     self._maybe_progress()
                     if self.events.stop.is_set():
-                        self.stopped_early = True
+                        part.stopped_early = self.stopped_early = True
                         break
         except InputDamagedError as exc:
             damage = exc
-        self._read_count = count
+        part.read_count = count
         if count > closed and last is not None:
             segment.read = count - closed
             segment.end = Position(last.end_offset, last.next_line)
@@ -252,9 +255,11 @@ class ImportRun:
         # report rows may need, which halves what the read-ahead holds in memory.
         segment.valid = len(segment.records)
         segment.records = []
+        segment.part.unsettled += 1
         self._pending.append((segment, future))
-        if self._checkpoint is not None and not future.done():
-            self._checkpoint.submitted(segment.end.offset)
+        checkpoint = segment.part.checkpoint
+        if checkpoint is not None and not future.done():
+            checkpoint.submitted(segment.end.offset)
         self._settle_ready()
 
     # -- settling ------------------------------------------------------------------------
@@ -277,11 +282,26 @@ class ImportRun:
                 break  # the worker's error is raised just below
         settlement = future.result()  # raises the worker's error: the run stops
         self._pending.popleft()
+        part = segment.part
+        part.unsettled -= 1
         self._apply(segment, settlement)
+        if part.reading_done and part.unsettled == 0:
+            self._finish(part)
         return True
 
+    def _finish(self, part: Part) -> None:
+        """The part's last segment settled: its counts are final (``finished`` hears it)."""
+        part.update_elapsed()
+        self._open.remove(part)
+        self._done_counts.add(part.summary.counts)
+        self._done_bytes += part.source.bytes_read()
+        if self._finished is not None:
+            self._finished(part)
+
     def _apply(self, segment: Segment, settlement: Settlement) -> None:
-        summary = self.summary
+        part = segment.part
+        summary = part.summary
+        builder = part.source.builder
         # A dry run has no dispatcher, so its settlements are empty: its records are pending.
         counts = dataclasses.replace(
             settlement.counts,
@@ -290,13 +310,14 @@ class ImportRun:
             rejected_server=len(settlement.rejections),
             pending=segment.valid if self.dry_run else 0,
         )
-        if segment.start.offset < self._possibly_stored_until:
+        if segment.start.offset < part.source.possibly_stored_until:
             counts.duplicates_after_retry = counts.duplicates
-        if self._track_months:
-            counts.months = self._month_rows(segment, settlement)
+        track_months = builder.kind is not Kind.CONTACTS
+        if track_months:
+            counts.months = segment.month_rows(settlement, dry_run=self.dry_run)
         summary.counts.add(counts)
         if counts.requests:
-            self._sent_until = segment.end.offset
+            part.sent_until = segment.end.offset
         for note in settlement.notes:
             message = f"lines {segment.start.line}-{segment.end.line - 1}: {note}"
             summary.notes.append(message)
@@ -310,7 +331,7 @@ class ImportRun:
             rows.append(
                 ReportRow(
                     raw.line,
-                    item.record_id or self._builder.record_id(raw),
+                    item.record_id or builder.record_id(raw),
                     stage,
                     item.code,
                     message,
@@ -320,11 +341,11 @@ class ImportRun:
             )
         rows.sort(key=lambda report_row: report_row.line)
         for report_row in rows:
-            self._report.write(report_row)
-        self._update_elapsed()
-        if self._checkpoint is not None:
-            report_size = self._report.flush()  # the writer fsyncs it before the checkpoint
-            self._checkpoint.advance(
+            part.report.write(report_row)
+        part.update_elapsed()
+        if part.checkpoint is not None:
+            report_size = part.report.flush()  # the writer fsyncs it before the checkpoint
+            part.checkpoint.advance(
                 segment.end.offset,
                 segment.end.line,
                 summary.counts,
@@ -332,35 +353,7 @@ class ImportRun:
                 report_size,
             )
         self._maybe_progress(force=True)
-        self._check_reject_limit()
-
-    def _month_rows(self, segment: Segment, settlement: Settlement) -> dict[str, dict[str, int]]:
-        """The segment's counts per month (``counts.share_out`` says what is exact)."""
-        rows: dict[str, dict[str, int]] = {}
-        for month, number in segment.local_months.items():
-            add_month(rows, month, {"read": number, "rejected": number})
-        accepted = dict(segment.months)
-        for month, number in settlement.rejected_months.items():
-            accepted[month] = accepted.get(month, 0) - number
-            add_month(rows, month, {"rejected": number})
-        for month, number in segment.months.items():
-            add_month(rows, month, {"read": number})
-        if self.dry_run:
-            for month, number in accepted.items():
-                add_month(rows, month, {"pending": number})
-            return rows
-        outcomes = settlement.counts
-        shared = share_out(
-            accepted,
-            {
-                "imported": outcomes.imported,
-                "duplicates": outcomes.duplicates,
-                "unaccounted": outcomes.unaccounted,
-            },
-        )
-        for month, row in shared.items():
-            add_month(rows, month, row)
-        return rows
+        self._check_reject_limit(summary.counts)
 
     def _drain(self) -> None:
         while self._pending:
@@ -371,47 +364,52 @@ class ImportRun:
         """After a failure or an interruption: what was not settled is pending, not lost.
 
         Nothing of it reaches the report or the checkpoint, so a resume sends it again. The
-        requests it tried still count, and the checkpoint learns how far records may be
-        stored: what was never sent, or was refused before any work (401, 400, 413 ...),
-        is not in doubt.
+        requests it tried still count, and each part's checkpoint learns how far its records
+        may be stored: what was never sent, or was refused before any work (401, 400, 413
+        ...), is not in doubt.
         """
-        may_be_stored = max(self._possibly_stored_until, self._sent_until)
+        may_be_stored = {
+            id(part): max(part.source.possibly_stored_until, part.sent_until) for part in self._open
+        }
         for segment, future in self._pending:
+            part = segment.part
+            counts = part.summary.counts
             if future.cancel():
                 doubtful = False  # never sent
             elif not future.done():
                 self.abandoned += 1
                 doubtful = True
             else:
-                doubtful = self._count_unsettled(future)
+                doubtful = self._count_unsettled(future, counts)
             if doubtful:
-                may_be_stored = max(may_be_stored, segment.end.offset)
-            self.summary.counts.read += segment.read
-            self.summary.counts.pending += segment.read
-            if self._track_months:
+                may_be_stored[id(part)] = max(may_be_stored[id(part)], segment.end.offset)
+            part.unsettled -= 1
+            counts.read += segment.read
+            counts.pending += segment.read
+            if part.source.builder.kind is not Kind.CONTACTS:
                 for month_counts in (segment.months, segment.local_months):
                     for month, number in month_counts.items():
-                        add_month(
-                            self.summary.counts.months, month, {"read": number, "pending": number}
-                        )
+                        add_month(counts.months, month, {"read": number, "pending": number})
         self._pending.clear()
-        if self._checkpoint is not None:
-            self._checkpoint.may_be_stored_until(may_be_stored)
+        for part in self._open:
+            if part.checkpoint is not None:
+                part.checkpoint.may_be_stored_until(may_be_stored[id(part)])
 
-    def _count_unsettled(self, future: Future[Settlement]) -> bool:
+    def _count_unsettled(self, future: Future[Settlement], counts: Counts) -> bool:
         """Count the requests of an answered segment left unsettled; True if it may be stored."""
         error = future.exception()
         if error is None:
             spent = future.result().counts
-            self.summary.counts.add(Counts(requests=spent.requests, retries=spent.retries))
+            counts.add(Counts(requests=spent.requests, retries=spent.retries))
             return spent.requests > 0
         if isinstance(error, ApiError):
-            self.summary.counts.add(Counts(requests=error.requests, retries=error.retries))
+            counts.add(Counts(requests=error.requests, retries=error.retries))
             return error.may_have_applied
         return True
 
-    def _check_reject_limit(self) -> None:
-        options, summary = self.limits, self.summary.counts
+    def _check_reject_limit(self, summary: Counts) -> None:
+        """Each part's own limit: ``--max-rejects`` counts the records of one file."""
+        options = self.limits
         rejected = summary.rejected
         if (
             options.max_rejects is None
@@ -447,17 +445,54 @@ class ImportRun:
         if not force and now - self._last_progress < PROGRESS_INTERVAL_S:
             return
         self._last_progress = now
-        counts = dataclasses.replace(
-            self.summary.counts, read=self._resumed_read + self._read_count
-        )
+        # The run's counts: the finished parts', and the open ones' (settled or only read).
+        counts = dataclasses.replace(self._done_counts)
+        bytes_read = self._done_bytes
+        for part in self._open:
+            counts.add(part.summary.counts)
+            counts.read += part.resumed_read + part.read_count - part.summary.counts.read
+            bytes_read += part.source.bytes_read()
         self._observer.progress(
             ProgressState(
                 counts=counts,
-                bytes_read=self._source.bytes_read(),
-                total_bytes=self._source.total_bytes,
+                bytes_read=bytes_read,
+                total_bytes=self.total_bytes,
                 # Requests, not segments: segments read ahead wait for the sender's limit.
                 in_flight=self._dispatcher.requests_in_flight() if self._dispatcher else 0,
                 concurrency=self._current_concurrency(),
-                elapsed_s=self._base_elapsed + now - self._started,
+                elapsed_s=now - self._started + self._base_elapsed,
             )
         )
+
+
+class ImportRun(EngineRun):
+    """One import of one input. Call ``run()`` once; it returns the summary."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        source: EngineInput,
+        report: ErrorReport,
+        summary: Summary,
+        *,
+        dispatcher: Dispatcher | None,  # None: a dry run, which sends nothing
+        observer: RunObserver,
+        checkpoint: Checkpointer | None = None,
+        events: StopEvents | None = None,
+    ) -> None:
+        self._part = Part(source, report, summary, checkpoint)
+        super().__init__(
+            limits, [self._part], dispatcher=dispatcher, observer=observer, events=events
+        )
+        self.summary = summary
+        self.total_bytes = source.total_bytes
+        self._base_elapsed = summary.elapsed_s
+
+    def run(self) -> Summary:  # type: ignore[override]
+        super().run()
+        return self.summary
+
+    @property
+    def interrupted(self) -> bool:
+        """Stopped before the end: input left unread, or records left unconfirmed."""
+        return self.part_interrupted(self._part)

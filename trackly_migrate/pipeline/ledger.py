@@ -86,7 +86,11 @@ class Entry:
     errors_report: str | None = None
 
     def matches(self, command: str, account: str, fingerprint: Fingerprint) -> bool:
-        return (self.command, self.account, self.fingerprint) == (command, account, fingerprint)
+        return self.key == (command, account, fingerprint)
+
+    @property
+    def key(self) -> tuple[str, str, Fingerprint]:
+        return (self.command, self.account, self.fingerprint)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -118,13 +122,14 @@ class Ledger:
 
     def record(self, entry: Entry) -> None:
         """Add ``entry`` (replacing an earlier one for the same file and account)."""
+        self.record_all([entry])
+
+    def record_all(self, entries: list[Entry]) -> None:
+        """Add ``entries`` in one write (a run finishing several files at once)."""
+        replaced = {entry.key for entry in entries}
         with self._lock():
-            kept = [
-                old
-                for old in self._read()
-                if not old.matches(entry.command, entry.account, entry.fingerprint)
-            ]
-            kept.append(entry)
+            kept = [old for old in self._read() if old.key not in replaced]
+            kept.extend(entries)
             # orjson writes the dataclasses itself: ``asdict`` over a year of nightly entries
             # cost more than the fsync, after every file of a run.
             data = {"version": LEDGER_VERSION, "files": kept}

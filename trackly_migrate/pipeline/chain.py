@@ -1,0 +1,272 @@
+"""``run_chain``: the files of a run over several files, imported by one engine run.
+
+The files are *parts* of one engine run (``engine.py``): the next file is opened, read and
+sent while the last answers of the file before are still in flight, so a run over a hundred
+files keeps the network as busy as a run over one. A segment holds the records of one file
+only, so each file's counts, checkpoint and line numbers are its own. A file is finished when
+its last segment settled: its totals go into the list's checkpoint and the ledger (written on
+a thread of their own, ``FinishWriter``), and its own checkpoint is removed once the list's
+records it.
+
+Crash safety: each file keeps the checkpoint it would keep alone, and a file's checkpoint is
+written only after the one before it is on disk (``_after``), so what a crash leaves is a
+prefix of the run in settling order. The run's errors report (``report.RunReport``) is cut
+back on ``--resume`` to the largest size any of these checkpoints recorded: every row before
+it is covered by one, every row after it is sent, and written, again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from trackly_migrate.checkpoint import CheckpointWriter
+from trackly_migrate.columns import resolve_columns
+from trackly_migrate.errors import TracklyMigrateError
+from trackly_migrate.normalize import PhoneNormalizer
+from trackly_migrate.pipeline import resume
+from trackly_migrate.pipeline.batch_report import RunReport, known_names
+from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, file_request
+from trackly_migrate.pipeline.engine import EngineRun
+from trackly_migrate.pipeline.ledger import Entry, Ledger
+from trackly_migrate.pipeline.parts import EngineInput, Part
+from trackly_migrate.pipeline.ports import Dispatcher, Observer, Position
+from trackly_migrate.pipeline.request import ImportRequest
+from trackly_migrate.pipeline.signals import StopEvents
+from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
+from trackly_migrate.records import REPORT_COLUMNS, RecordBuilder
+from trackly_migrate.report import Summary
+
+
+@dataclass
+class FileResult:
+    """How one file of the chain ended (``status`` as in the summary's ``files``)."""
+
+    path: str
+    summary: Summary
+    status: str = "not started"
+    error: TracklyMigrateError | None = None
+    checkpoint: Path | None = None  # kept for --resume
+    release: Callable[[], None] | None = None  # closes the file's own resources
+
+
+@dataclass
+class Chain:
+    """What ``run_chain`` needs: the files to import (none finished), and where things go."""
+
+    request: ImportRequest
+    files: list[str]
+    report: RunReport
+    state: BatchState | None
+    state_path: Path | None
+    ledger_entry: Callable[[str, Summary], Entry | None]  # None: nothing for the ledger
+    ledger: Ledger
+    results: list[FileResult] = field(default_factory=list)
+    abandoned_requests: int = 0
+    error: TracklyMigrateError | None = None  # what stopped the run, if anything did
+
+
+def run_chain(
+    chain: Chain,
+    observer: Observer,
+    events: StopEvents | None,
+    dispatcher: Dispatcher | None,
+    phones: PhoneNormalizer | None,
+) -> None:
+    """Import ``chain.files`` in one engine run; ``chain.results`` says how each ended."""
+    request = chain.request
+    by_part: dict[int, FileResult] = {}
+    writer = FinishWriter(
+        chain.state, chain.state_path, chain.report.sync, chain.ledger, chain.ledger_entry
+    )
+    with contextlib.ExitStack() as stack:
+        previous: list[CheckpointWriter | None] = [None]
+
+        def parts() -> Iterator[Part]:
+            for number, path in enumerate(chain.files, 1):
+                result = FileResult(path, Summary(kind=request.kind, input=path))
+                chain.results.append(result)
+                # The file's own resources (its open file, its checkpoint's lock), released
+                # once it is finished and recorded, or at the end of the run.
+                own = contextlib.ExitStack()
+                stack.callback(own.close)
+                result.release = own.close
+                try:
+                    part = _open_part(request, path, chain, own, observer, phones)
+                except TracklyMigrateError as error:
+                    result.status, result.error = "failed", error
+                    result.summary.status = "failed"
+                    return
+                if part.checkpoint is not None:
+                    checkpoint = part.checkpoint
+                    assert isinstance(checkpoint, CheckpointWriter)
+                    checkpoint.before_write = _after(previous[0], chain.report.sync)
+                    previous[0] = checkpoint
+                result.summary = part.summary
+                result.status = "started"
+                by_part[id(part)] = result
+                observer.info(f"file {number} of {len(chain.files)}: {path}")
+                yield part
+
+        def finished(part: Part) -> None:
+            result = by_part[id(part)]
+            checkpoint = part.checkpoint if isinstance(part.checkpoint, CheckpointWriter) else None
+            if engine.part_interrupted(part):  # stopped by a signal at its very end
+                result.status = result.summary.status = "interrupted"
+                result.checkpoint = resume.keep_or_remove(checkpoint, completed=False)
+                return
+            result.status = "completed"
+            if _rows(part):
+                result.summary.errors_report = str(chain.report.path)
+            size = chain.report.flush()
+            writer.finished(result.path, result.summary, size, checkpoint, result.release)
+            result.release = None  # the writer's now
+
+        engine = EngineRun(
+            request.limits,
+            parts(),
+            dispatcher=dispatcher,
+            observer=observer,
+            events=events,
+            finished=finished,
+        )
+        engine.total_bytes = _total_bytes(chain.files)
+        try:
+            engine.run()
+        except TracklyMigrateError as exc:
+            chain.error = exc
+        except KeyboardInterrupt:
+            pass  # a third Ctrl-C: nothing more is waited for; the open files are interrupted
+        finally:
+            chain.abandoned_requests = engine.abandoned
+            try:
+                writer.close()
+            except TracklyMigrateError as exc:
+                chain.error = chain.error or exc
+        _end_results(chain, engine, by_part)
+
+
+def _end_results(
+    chain: Chain,
+    engine: EngineRun,
+    by_part: dict[int, FileResult],
+) -> None:
+    """The status of each file left open, and whether its checkpoint is kept: the first
+    one is where an error stopped the run; those after it were under way behind it."""
+    for number, part in enumerate(engine.open_parts):
+        result = by_part[id(part)]
+        if chain.error is not None and number == 0:
+            result.status, result.error = "aborted", chain.error
+        else:
+            result.status = "interrupted"
+        result.summary.status = result.status
+        checkpoint = part.checkpoint if isinstance(part.checkpoint, CheckpointWriter) else None
+        result.checkpoint = resume.keep_or_remove(checkpoint, completed=False)
+        if _rows(part):
+            result.summary.errors_report = str(chain.report.path)
+
+
+def _rows(part: Part) -> bool:
+    counts = part.summary.counts
+    return counts.rejected_local + counts.rejected_server > 0
+
+
+def _after(earlier: CheckpointWriter | None, sync_report: Callable[[], None]) -> Callable[[], None]:
+    """Before a file's checkpoint is written: the file before it is on disk, and the report."""
+
+    def before_write() -> None:
+        if earlier is not None:
+            earlier.flush()
+        sync_report()
+
+    return before_write
+
+
+def _total_bytes(files: list[str]) -> int | None:
+    total = 0
+    for path in files:
+        try:
+            total += Path(path).stat().st_size
+        except OSError:
+            return None
+    return total
+
+
+def _open_part(
+    request: ImportRequest,
+    path: str,
+    chain: Chain,
+    stack: contextlib.ExitStack,
+    observer: Observer,
+    phones: PhoneNormalizer | None,
+) -> Part:
+    """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
+    checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
+    one = file_request(request, path, chain.state_path is not None)
+    source_options = one.source
+    fmt = infer_format(path, source_options.format)
+    resume.refuse_unreadable_again(one)
+    source = InputSource(path)
+    stack.callback(source.close)
+    dialect = sniff_dialect(
+        source,
+        fmt,
+        encoding=source_options.encoding,
+        delimiter=source_options.delimiter,
+        quotechar=source_options.quotechar,
+        known_names=known_names(request),
+    )
+    checkpoint = resume.open_checkpoint(one, fmt, observer, stack, dialect)
+    start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
+    announcement = dialect.announcement(source.display_name)
+    if announcement is not None:
+        observer.info(announcement)
+    reader = open_reader(
+        source,
+        fmt,
+        encoding=dialect.encoding,
+        delimiter=dialect.delimiter,
+        quotechar=dialect.quotechar,
+        start_offset=start.offset if start else 0,
+        start_line=start.line if start else 1,
+    )
+    columns = reader.columns
+    normalization = request.normalization
+    mapping = resolve_columns(
+        request.kind,
+        columns,
+        normalization.fields,
+        source_name=source.display_name,
+        provided=normalization.defaults,
+    )
+    if mapping.unknown_columns and not (start and start.offset):
+        observer.warning(
+            f"{path}: ignoring column(s) not used by "
+            f"{request.kind}: {', '.join(mapping.unknown_columns)}"
+        )
+    builder = RecordBuilder(
+        mapping,
+        default_region=normalization.default_region,
+        timezone=normalization.zone,
+        defaults=normalization.defaults,
+        unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
+        timestamp_formats=normalization.timestamp_formats,
+        phones=phones,
+    )
+    summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)
+    if checkpoint is not None:
+        checkpoint.base.report_path = str(chain.report.path.resolve())
+        resume.carry_over(checkpoint, summary, observer)
+        stack.callback(checkpoint.close)
+    engine_input = EngineInput(
+        rows=reader,
+        builder=builder,
+        bytes_read=lambda: source.bytes_read,
+        total_bytes=source.total_bytes,
+        start=start or Position(0, 1),
+        possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
+    )
+    view = chain.report.for_file(path, list(columns) if columns is not None else None)
+    return Part(engine_input, view, summary, checkpoint)
