@@ -523,3 +523,13 @@ def journal(sandbox: RunningSandbox, total: int, **params: Any) -> dict[str, Any
 
 def wait_for_journal(sandbox: RunningSandbox, total: int) -> None:
     journal(sandbox, total)
+
+
+def file_offset(checkpoint: Path, name: str) -> int:
+    """How far the checkpoint of the file ``name``, beside a list's ``checkpoint``, has got."""
+    for path in checkpoint.parent.glob(f"{checkpoint.name}.{name}-*.json"):
+        try:
+            return int(json.loads(path.read_bytes())["offset"])
+        except (FileNotFoundError, ValueError):
+            return 0
+    return 0

@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.conftest import run_cli
 from tests.helpers import (
+    file_offset,
     read_report,
     send_row,
     start_cli,
@@ -154,15 +155,6 @@ def bad_parts(folder: Path) -> None:
         for i in range(0, PER_FILE, BAD_EVERY):
             rows[i]["to_number"] = "+1 555"
         write_sends_csv(folder / f"part-{n}.csv", rows)
-
-
-def file_offset(checkpoint: Path, name: str) -> int:
-    for path in checkpoint.parent.glob(f"{checkpoint.name}.{name}-*.json"):
-        try:
-            return int(json.loads(path.read_bytes())["offset"])
-        except (FileNotFoundError, ValueError):
-            return 0
-    return 0
 
 
 def test_resume_after_kill_9_in_the_second_file_appends_without_doubles(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.helpers import (
+    file_offset,
     requests_to,
     send_row,
     start_cli,
@@ -58,15 +59,6 @@ def finished_files(state: Path) -> int:
         return len(json.loads(state.read_bytes())["finished"])
     except (FileNotFoundError, ValueError):
         return 0
-
-
-def file_offset(checkpoint: Path, name: str) -> int:
-    for path in checkpoint.parent.glob(f"{checkpoint.name}.{name}-*.json"):
-        try:
-            return int(json.loads(path.read_bytes())["offset"])
-        except (FileNotFoundError, ValueError):
-            return 0
-    return 0
 
 
 def all_ids() -> set[str]:

@@ -302,17 +302,25 @@ class ErrorReport:
         if isinstance(row.source, dict):
             item.update(row.source)
         elif isinstance(row.source, list):
-            item.update(zip(self._columns, row.source, strict=False))
+            item.update(zip(self._row_columns(), row.source, strict=False))
         elif row.text is not None:
-            item["_raw"] = row.text
-        item.update(
-            _line=row.line,
-            _record_id=row.record_id,
-            _stage=row.stage,
-            _code=row.code,
-            _message=row.message,
-        )
+            item[RAW_COLUMN] = row.text
+        item.update(self._row_meta(row))
         return orjson.dumps(item, default=json_default).decode() + "\n"
+
+    def _row_columns(self) -> list[str]:
+        """The names of a CSV row's cells, in a JSONL report."""
+        return self._columns
+
+    def _row_meta(self, row: ReportRow) -> dict[str, Any]:
+        """What a JSONL report adds to a row: where it came from and why it was rejected."""
+        return {
+            "_line": row.line,
+            "_record_id": row.record_id,
+            "_stage": row.stage,
+            "_code": row.code,
+            "_message": row.message,
+        }
 
     def flush(self) -> int:
         """Hand the rows to the OS and return the file's size (what a checkpoint records)."""

@@ -17,19 +17,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from trackly_migrate.checkpoint import load
 from trackly_migrate.errors import TracklyMigrateError
+from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.batch_state import BatchState, file_request
+from trackly_migrate.pipeline.opening import read_from, sniff
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.readers import (
     InputSource,
     infer_format,
-    json_default,
-    open_reader,
-    sniff_dialect,
 )
 from trackly_migrate.records import FIELDS, REPORT_COLUMNS
 from trackly_migrate.report import (
@@ -117,23 +114,11 @@ class RunReport(ErrorReport):
             cells.append((row.text or "") if self._file_columns is None else "")
         return [spreadsheet_safe(cell) for cell in [*meta, *cells, *extra]]
 
-    def _jsonl_line(self, row: ReportRow) -> str:
-        item: dict[str, Any] = {}
-        if isinstance(row.source, dict):
-            item.update(row.source)
-        elif isinstance(row.source, list):
-            item.update(zip(self._file_columns or [], row.source, strict=False))
-        elif row.text is not None:
-            item[RAW_COLUMN] = row.text
-        item.update(
-            _file=self._file_name,
-            _line=row.line,
-            _record_id=row.record_id,
-            _stage=row.stage,
-            _code=row.code,
-            _message=row.message,
-        )
-        return orjson.dumps(item, default=json_default).decode() + "\n"
+    def _row_columns(self) -> list[str]:
+        return self._file_columns or []
+
+    def _row_meta(self, row: ReportRow) -> dict[str, Any]:
+        return {FILE_COLUMN: self._file_name, **super()._row_meta(row)}
 
 
 class FileReport:
@@ -182,21 +167,7 @@ def header_of(request: ImportRequest, path: str) -> list[str] | None:
             return None
         source = InputSource(path)
         try:
-            dialect = sniff_dialect(
-                source,
-                fmt,
-                encoding=request.source.encoding,
-                delimiter=request.source.delimiter,
-                quotechar=request.source.quotechar,
-                known_names=known_names(request),
-            )
-            reader = open_reader(
-                source,
-                fmt,
-                encoding=dialect.encoding,
-                delimiter=dialect.delimiter,
-                quotechar=dialect.quotechar,
-            )
+            reader = read_from(source, fmt, sniff(source, fmt, request))
             return list(reader.columns or [])
         finally:
             source.close()
@@ -214,14 +185,6 @@ def resumed_report_size(chain_state: BatchState, request: ImportRequest, files: 
             if existing is not None and existing.report_path == chain_state.report_path:
                 size = max(size, existing.report_size)
     return size
-
-
-def known_names(request: ImportRequest) -> list[str]:
-    return [
-        *(spec.name for spec in FIELDS[request.kind]),
-        *request.normalization.fields.values(),
-        *REPORT_COLUMNS,
-    ]
 
 
 def open_run_report(
@@ -245,7 +208,8 @@ def open_run_report(
     resume_size = None
     if state is not None and request.resume.resume and same:
         columns, with_raw = state.report_columns, state.report_with_raw
-        resume_size = _kept_size(path, resumed_report_size(state, request, files), observer)
+        covered = resumed_report_size(state, request, files)
+        resume_size = resume.kept_report_size(path, covered, observer)
     else:
         columns, with_raw = _columns(request, files, path)
         if state is not None and recorded is not None and not same and state.report_size:
@@ -289,18 +253,6 @@ def _columns(request: ImportRequest, files: list[str], path: Path) -> tuple[list
     mapped = request.normalization.fields
     fields = [mapped.get(spec.name, spec.name) for spec in FIELDS[request.kind]]
     return report_columns([header_of(request, name) for name in files], fields)
-
-
-def _kept_size(path: Path, recorded: int, observer: Observer) -> int | None:
-    """How much of the report to keep: what the checkpoints covered, or what is left."""
-    actual = path.stat().st_size if path.exists() else 0
-    if actual < recorded:
-        observer.warning(
-            f"the errors report {path} is shorter than when the run stopped; rows of the "
-            "earlier part are missing from it"
-        )
-        return actual or None
-    return recorded or None
 
 
 def earlier_reports_note(state: BatchState | None, path: Path) -> str | None:

@@ -23,20 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trackly_migrate.checkpoint import CheckpointWriter
-from trackly_migrate.columns import resolve_columns
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
-from trackly_migrate.pipeline.batch_report import RunReport, known_names
+from trackly_migrate.pipeline.batch_report import RunReport
 from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, file_request
 from trackly_migrate.pipeline.engine import EngineRun
 from trackly_migrate.pipeline.ledger import Entry, Ledger
-from trackly_migrate.pipeline.parts import EngineInput, Part
-from trackly_migrate.pipeline.ports import Dispatcher, Observer, Position
+from trackly_migrate.pipeline.opening import open_input
+from trackly_migrate.pipeline.parts import Part
+from trackly_migrate.pipeline.ports import Dispatcher, Observer
 from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
-from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
-from trackly_migrate.records import REPORT_COLUMNS, RecordBuilder
 from trackly_migrate.report import Summary
 
 
@@ -205,68 +203,13 @@ def _open_part(
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
     checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
     one = file_request(request, path, chain.state_path is not None)
-    source_options = one.source
-    fmt = infer_format(path, source_options.format)
     resume.refuse_unreadable_again(one)
-    source = InputSource(path)
-    stack.callback(source.close)
-    dialect = sniff_dialect(
-        source,
-        fmt,
-        encoding=source_options.encoding,
-        delimiter=source_options.delimiter,
-        quotechar=source_options.quotechar,
-        known_names=known_names(request),
-    )
-    checkpoint = resume.open_checkpoint(one, fmt, observer, stack, dialect)
-    start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
-    announcement = dialect.announcement(source.display_name)
-    if announcement is not None:
-        observer.info(announcement)
-    reader = open_reader(
-        source,
-        fmt,
-        encoding=dialect.encoding,
-        delimiter=dialect.delimiter,
-        quotechar=dialect.quotechar,
-        start_offset=start.offset if start else 0,
-        start_line=start.line if start else 1,
-    )
-    columns = reader.columns
-    normalization = request.normalization
-    mapping = resolve_columns(
-        request.kind,
-        columns,
-        normalization.fields,
-        source_name=source.display_name,
-        provided=normalization.defaults,
-    )
-    if mapping.unknown_columns and not (start and start.offset):
-        observer.warning(
-            f"{path}: ignoring column(s) not used by "
-            f"{request.kind}: {', '.join(mapping.unknown_columns)}"
-        )
-    builder = RecordBuilder(
-        mapping,
-        default_region=normalization.default_region,
-        timezone=normalization.zone,
-        defaults=normalization.defaults,
-        unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
-        timestamp_formats=normalization.timestamp_formats,
-        phones=phones,
-    )
+    opened = open_input(one, observer, stack, phones=phones, warning_prefix=f"{path}: ")
+    checkpoint, columns = opened.checkpoint, opened.columns
     summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)
     if checkpoint is not None:
         checkpoint.base.report_path = str(chain.report.path.resolve())
         resume.carry_over(checkpoint, summary, observer)
         stack.callback(checkpoint.close)
-    engine_input = EngineInput(
-        rows=reader,
-        builder=builder,
-        bytes_read=lambda: source.bytes_read,
-        total_bytes=source.total_bytes,
-        start=start or Position(0, 1),
-        possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
-    )
     view = chain.report.for_file(path, list(columns) if columns is not None else None)
-    return Part(engine_input, view, summary, checkpoint)
+    return Part(opened.engine_input(), view, summary, checkpoint)

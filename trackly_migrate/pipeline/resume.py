@@ -221,8 +221,13 @@ def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer)
     """How much of an earlier run's report to keep: exactly what its checkpoint covered."""
     if checkpoint is None or not checkpoint.base.report_size:
         return None
-    recorded = checkpoint.base.report_size
     path = Path(checkpoint.base.report_path or "")
+    return kept_report_size(path, checkpoint.base.report_size, observer)
+
+
+def kept_report_size(path: Path, recorded: int, observer: Observer) -> int | None:
+    """How much of the report at ``path`` to keep: what the checkpoints covered (``recorded``
+    bytes), or what is left of it when it is shorter (rows were lost: said). None: nothing."""
     actual = path.stat().st_size if path.exists() else 0
     if actual < recorded:
         observer.warning(
@@ -230,4 +235,4 @@ def _report_resume_size(checkpoint: CheckpointWriter | None, observer: Observer)
             "earlier part are missing from it"
         )
         return actual or None
-    return recorded
+    return recorded or None

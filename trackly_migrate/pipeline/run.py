@@ -13,18 +13,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from trackly_migrate.columns import resolve_columns
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import TracklyMigrateError, UsageError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, ThreadDispatcher
-from trackly_migrate.pipeline.engine import EngineInput, ImportRun
-from trackly_migrate.pipeline.ports import Dispatcher, Observer, Position
+from trackly_migrate.pipeline.engine import ImportRun
+from trackly_migrate.pipeline.opening import open_input
+from trackly_migrate.pipeline.ports import Dispatcher, Observer
 from trackly_migrate.pipeline.request import MAX_BODY_BYTES, ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
-from trackly_migrate.readers import InputSource, infer_format, open_reader, sniff_dialect
-from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder
+from trackly_migrate.readers import infer_format
+from trackly_migrate.records import FIELDS
 from trackly_migrate.report import (
     ErrorReport,
     Summary,
@@ -101,7 +101,7 @@ def run_import(
     and left open, so that one sender process serves every file.
     """
     source_options = request.source
-    fmt = infer_format(source_options.path, source_options.format)
+    infer_format(source_options.path, source_options.format)  # refused before any start
     resume.refuse_unreadable_again(request)
     with contextlib.ExitStack() as stack:
         # The sender process starts first, to import while the input is opened and its first
@@ -110,57 +110,14 @@ def run_import(
         dispatcher = sender.dispatcher if sender is not None else None
         if sender is None and not request.target.sandbox:
             dispatcher = _dispatcher(request, observer, early)
-        source = InputSource(source_options.path)
-        stack.callback(source.close)
-        dialect = sniff_dialect(
-            source,
-            fmt,
-            encoding=source_options.encoding,
-            delimiter=source_options.delimiter,
-            quotechar=source_options.quotechar,
-            known_names=[
-                *(spec.name for spec in FIELDS[request.kind]),
-                *request.normalization.fields.values(),
-                *REPORT_COLUMNS,
-            ],
-        )
-        checkpoint = resume.open_checkpoint(request, fmt, observer, stack, dialect)
-        start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
-        announcement = dialect.announcement(source.display_name)
-        if announcement is not None:
-            observer.info(announcement)
-        reader = open_reader(
-            source,
-            fmt,
-            encoding=dialect.encoding,
-            delimiter=dialect.delimiter,
-            quotechar=dialect.quotechar,
-            start_offset=start.offset if start else 0,
-            start_line=start.line if start else 1,
-        )
-        columns = reader.columns
-        normalization = request.normalization
-        mapping = resolve_columns(
-            request.kind,
-            columns,
-            normalization.fields,
-            source_name=source.display_name,
-            provided=normalization.defaults,
-        )
-        if mapping.unknown_columns and not (start and start.offset):
-            observer.warning(
-                "ignoring column(s) not used by "
-                f"{request.kind}: {', '.join(mapping.unknown_columns)}"
-            )
-        builder = RecordBuilder(
-            mapping,
-            default_region=normalization.default_region,
-            timezone=normalization.zone,
-            defaults=normalization.defaults,
-            unescape_report_cells=columns is not None and REPORT_COLUMNS[0] in columns,
-            timestamp_formats=normalization.timestamp_formats,
+        opened = open_input(
+            request,
+            observer,
+            stack,
             phones=sender.phones if sender is not None else None,
         )
+        source, checkpoint, columns = opened.source, opened.checkpoint, opened.columns
+        mapping = opened.mapping
         report_path = request.output.errors_path or default_report_path(
             source_options.path, str(request.kind)
         )
@@ -194,14 +151,7 @@ def run_import(
         if checkpoint is not None:
             checkpoint.before_write = report.sync
             stack.callback(checkpoint.close)
-        engine_input = EngineInput(
-            rows=reader,
-            builder=builder,
-            bytes_read=lambda: source.bytes_read,
-            total_bytes=source.total_bytes,
-            start=start or Position(0, 1),
-            possibly_stored_until=checkpoint.base.submitted_until if checkpoint else 0,
-        )
+        engine_input = opened.engine_input()
         # Closed first, as if started here: the sender goes before the report and checkpoint.
         stack.enter_context(early.pop_all())
         if sender is None and request.target.sandbox:
