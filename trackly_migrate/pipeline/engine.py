@@ -30,6 +30,7 @@ import orjson
 
 from trackly_migrate.counts import Counts, add_month, month_of
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
+from trackly_migrate.pipeline.collector import tuned_for_bulk
 from trackly_migrate.pipeline.parts import EngineInput, Part, Segment
 from trackly_migrate.pipeline.ports import (
     Checkpointer,
@@ -102,7 +103,8 @@ class EngineRun:
 
     def run(self) -> None:
         try:
-            damage = self._read_and_submit()
+            with tuned_for_bulk():
+                damage = self._read_and_submit()
             self._drain()
             if damage is not None:
                 # Raised only now: every record read before the damage is settled first.
