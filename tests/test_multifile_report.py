@@ -188,3 +188,33 @@ def test_resume_after_kill_9_in_the_second_file_appends_without_doubles(
     expected = [(f"part-{n}.csv", i + 2) for n in range(3) for i in range(0, PER_FILE, BAD_EVERY)]
     assert keys == expected  # every rejected row once, in order, with its file and line
     assert report.read_text().count("_file,_line") == 1
+
+
+def test_restart_after_kill_9_replaces_the_runs_own_report(sandbox_factory, tmp_path: Path) -> None:
+    bad_parts(tmp_path / "drop")
+    checkpoint = tmp_path / "ck.json"
+    args = ["import-sends", str(tmp_path / "drop"), "--json", "--batch-size", str(BATCH)]
+    args += ["--concurrency", "2", "--checkpoint", str(checkpoint)]
+    sandbox = sandbox_factory(latency=(0.2, 0.2))
+    process = start_cli(args, sandbox, tmp_path)
+    wait_until(
+        lambda: file_offset(checkpoint, "part-1.csv") > 0, "the second file", process=process
+    )
+    process.kill()
+    process.wait()
+    report = Path(json.loads(checkpoint.read_bytes())["report_path"])
+    assert report.exists()
+
+    restarted = run_cli([*args, "--restart"], sandbox=sandbox, cwd=tmp_path)
+    assert restarted.returncode == 1, restarted.stderr
+    summary = summary_of(restarted.stdout)
+    assert summary["read"] == 3 * PER_FILE
+    assert summary["rejected_local"] == 3 * PER_FILE // BAD_EVERY
+    # The killed run's report is the restarted run's own: replaced without --force, and
+    # every rejected row is in it once, not once per attempt.
+    reports = list(tmp_path.glob("import-sends-*.errors.csv"))
+    assert reports == [Path(summary["errors_report"])]
+    rows = read_report(reports[0])
+    keys = [(Path(row["_file"]).name, int(row["_line"])) for row in rows]
+    expected = [(f"part-{n}.csv", i + 2) for n in range(3) for i in range(0, PER_FILE, BAD_EVERY)]
+    assert keys == expected
