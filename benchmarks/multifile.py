@@ -27,6 +27,7 @@ OUT = HERE / "out" / "multifile"
 DEMO_KEY = "trk_sandboxdemokey000000000000000000"
 sys.path.insert(0, str(HERE))
 
+from bytecode import compile_package  # noqa: E402
 from datagen import send_rows, write_csv  # noqa: E402
 
 
@@ -79,6 +80,7 @@ def main() -> int:
     )
     parser.add_argument("--write-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    compile_package()
     files, per_file = (20, 5_000) if options.quick else (100, 10_000)
     if options.write_only:
         write_parts(files, per_file)
