@@ -61,14 +61,18 @@ class Measure:
     records: int
     seconds: float
     peak_rss_mb: float
+    # User + system CPU of the whole program (the sender process included: wait4 counts the
+    # children a process waited for). It moves much less with the machine's load than seconds.
+    cpu_s: float = 0.0
 
     @property
     def rate(self) -> float:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float]:
-    """Run a command; its stdout and its peak RSS in MB (from the kernel, via wait4)."""
+def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float, float]:
+    """Run a command; its stdout, its peak RSS in MB and its CPU seconds (the kernel's, via
+    wait4: with the children it waited for)."""
     process = subprocess.Popen(
         args,
         stdout=subprocess.PIPE,
@@ -81,7 +85,7 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> tuple[st
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 1):
         raise RuntimeError(f"{args[:4]} exited {process.returncode}")
-    return output, usage.ru_maxrss / 1024
+    return output, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def generate(records: int, distinct: float) -> Path:
@@ -130,9 +134,9 @@ def startup(ours: list[str], theirs: list[str]) -> tuple[float, float]:
 
 
 def bare_parse(path: Path) -> Measure:
-    output, rss = run_measured([sys.executable, "-c", BARE_PARSE, str(path)])
+    output, rss, cpu = run_measured([sys.executable, "-c", BARE_PARSE, str(path)])
     result = json.loads(output)
-    return Measure("bare csv.DictReader pass", result["records"], result["seconds"], rss)
+    return Measure("bare csv.DictReader pass", result["records"], result["seconds"], rss, cpu)
 
 
 def issue_table(latency_records: tuple[int, int], dry_records: int) -> list[dict[str, Any]]:
@@ -254,12 +258,12 @@ class Sandbox:
 
 
 def baseline(path: Path, sandbox: Sandbox) -> Measure:
-    output, rss = run_measured(
+    output, rss, cpu = run_measured(
         [sys.executable, str(HERE / "baseline.py"), str(path), sandbox.url],
         env={"TRACKLY_API_KEY": DEMO_KEY},
     )
     result = json.loads(output)
-    return Measure("baseline", result["records"], result["seconds"], rss)
+    return Measure("baseline", result["records"], result["seconds"], rss, cpu)
 
 
 def trackly_measure(name: str, path: Path, sandbox: Sandbox | None, *extra: str) -> Measure:
@@ -270,10 +274,10 @@ def trackly_measure(name: str, path: Path, sandbox: Sandbox | None, *extra: str)
         env["TRACKLY_BASE_URL"] = sandbox.url
     else:
         args.append("--dry-run")
-    output, rss = run_measured(args, env=env)
+    output, rss, cpu = run_measured(args, env=env)
     summary = json.loads(output)
     settled = summary["imported"] + summary["duplicates"] + summary["pending"]
-    return Measure(name, settled, summary["elapsed_s"], rss)
+    return Measure(name, settled, summary["elapsed_s"], rss, cpu)
 
 
 def store_batches(requests: int, distinct: float) -> dict[str, float]:
@@ -489,11 +493,15 @@ def print_table(results: dict[str, Any]) -> None:
             f"{item['goal']} {mark}"
         )
     print()
-    print(f"{'measure':<36} {'records':>10} {'seconds':>8} {'records/s':>11} {'peak RSS':>9}")
+    print(
+        f"{'measure':<36} {'records':>10} {'seconds':>8} {'records/s':>11} {'peak RSS':>9} "
+        f"{'CPU s':>6}"
+    )
     for measure in results["measures"]:
         print(
             f"{measure['name']:<36} {measure['records']:>10,} {measure['seconds']:>8.2f} "
-            f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB"
+            f"{measure['records_per_s']:>11,} {measure['peak_rss_mb']:>7.1f}MB "
+            f"{measure.get('cpu_s', 0.0):>6.2f}"
         )
     if "store_import_sandbox_us_per_record" in results:
         print(

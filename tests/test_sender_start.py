@@ -37,7 +37,7 @@ from trackly_migrate.sandbox.server import RunningSandbox
 # arrives pickled on stdin; a helper thread sends one batch, waits for its answer, prints
 # the modules loaded by then, and closes the pipe (the sender then exits).
 CHILD = """
-import json, sys, threading
+import json, struct, sys, threading
 from multiprocessing import Pipe
 from trackly_migrate.pipeline import sender_entry
 
@@ -45,7 +45,7 @@ plan = sys.stdin.buffer.read()
 ours, theirs = Pipe(duplex=True)
 
 def drive():
-    ours.send_bytes(bytes(8) + b'{"records":[%s]}' % sys.argv[1].encode())
+    ours.send_bytes(struct.pack("!QI", 0, 1) + b'{"records":[%s]}' % sys.argv[1].encode())
     while ours.recv()[0] != "ok":
         pass
     print(json.dumps(sorted(sys.modules)), flush=True)

@@ -5,7 +5,8 @@ is CPU-bound Python; so is an HTTP client. In one process they share the GIL, an
 showed every response's thread wake-up slowing the reading thread down (its CPU time rose
 30-45% once requests were in flight). In a sender process the two run on separate cores:
 the main process encodes each batch and writes it to a pipe; the sender process runs the
-client (retries, adaptive concurrency, ``Retry-After``) and ``deliver`` in a thread pool, and
+client (retries, adaptive concurrency, ``Retry-After``) and ``deliver_encoded`` in a thread
+pool (the body is sent as it came through the pipe, decoded only when it must be), and
 answers with a ``Settlement``.
 
 ``ThreadDispatcher`` does the same with threads in this process: for callers that embed the
@@ -42,7 +43,12 @@ from trackly_migrate.client import SLOW_START_WINDOW, RetryPolicy, TracklyClient
 from trackly_migrate.config import ApiSettings
 from trackly_migrate.errors import ApiConnectionError, TracklyMigrateError
 from trackly_migrate.pipeline import sender_entry
-from trackly_migrate.pipeline.settle import Settlement, deliver, deliver_unsubscribes
+from trackly_migrate.pipeline.settle import (
+    Settlement,
+    deliver,
+    deliver_encoded,
+    deliver_unsubscribes,
+)
 
 if TYPE_CHECKING:
     # Not imported at run time: the sender process imports this module, and these two would
@@ -50,7 +56,9 @@ if TYPE_CHECKING:
     from trackly_migrate.pipeline.request import Limits
     from trackly_migrate.records import Kind
 
-_HEADER = struct.Struct("!Q")  # request id, in front of each encoded batch
+# In front of each encoded batch: its request id and how many records it holds (the sender
+# needs the count to check the answer, and does not decode a body it can send as it is).
+_HEADER = struct.Struct("!QI")
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
@@ -98,6 +106,15 @@ def _settle_with(
         return lambda records: deliver_unsubscribes(client, records)
     kind, max_body_bytes = plan.kind, plan.max_body_bytes
     return lambda records: deliver(client, kind, records, max_body_bytes)
+
+
+def _settle_encoded_with(
+    client: TracklyClient, plan: _SenderPlan
+) -> Callable[[bytes, int], Settlement]:
+    if plan.kind == "contacts":
+        return lambda body, _: deliver_unsubscribes(client, orjson.loads(body)["records"])
+    kind, max_body_bytes = plan.kind, plan.max_body_bytes
+    return lambda body, count: deliver_encoded(client, kind, body, count, max_body_bytes)
 
 
 def _make_client(plan: _SenderPlan) -> TracklyClient:
@@ -171,7 +188,7 @@ class ProcessDispatcher:
             request_id = self._next_id
             self._next_id += 1
             self._futures[request_id] = future
-        self._outbox.put((request_id, _HEADER.pack(request_id) + body))
+        self._outbox.put((request_id, _HEADER.pack(request_id, len(records)) + body))
         return future
 
     def _write_batches(self) -> None:
@@ -293,11 +310,11 @@ def serve(conn: Connection, plan: _SenderPlan) -> None:
     client = _make_client(plan)
     client.on_retry = lambda error, delay: answer(("retry", error.message, delay))
     client.limit.on_change = lambda in_flight, current: answer(("limit", in_flight, current))
-    settle = _settle_with(client, plan)
+    settle = _settle_encoded_with(client, plan)
 
-    def work(request_id: int, body: bytes) -> None:
+    def work(request_id: int, count: int, body: bytes) -> None:
         try:
-            payload: Any = settle(orjson.loads(body)["records"])
+            payload: Any = settle(body, count)
             kind = "ok"
         except TracklyMigrateError as error:
             payload, kind = error, "error"
@@ -313,7 +330,7 @@ def serve(conn: Connection, plan: _SenderPlan) -> None:
             break
         if not data:
             break
-        (request_id,) = _HEADER.unpack_from(data)
-        executor.submit(work, request_id, data[_HEADER.size :])
+        request_id, count = _HEADER.unpack_from(data)
+        executor.submit(work, request_id, count, data[_HEADER.size :])
     # The main process has everything it waited for, or has given up: stop at once.
     os._exit(0)
