@@ -81,6 +81,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency", default="100ms")
     options = parser.parse_args()
+    from bytecode import compile_package  # beside this file
+
+    compile_package()
     path = sends_file(options.records)
     sandbox, url = start_sandbox(options.latency)
     try:

@@ -573,6 +573,9 @@ def main() -> int:
     if args.readme:
         print(markdown(json.loads((OUT / "results.json").read_text())))
         return 0
+    from bytecode import compile_package  # beside this file
+
+    compile_package()
     records, big = (20_000, 200_000) if args.quick else (args.records, args.big)
     issue_sizes = ((5_000, 20_000), 100_000) if args.quick else ((50_000, 200_000), 1_000_000)
     started = time.perf_counter()
