@@ -276,13 +276,18 @@ def normalize_timestamp(text: str, default_zone: tzinfo | None = None) -> str:
         raise ValueError(_timestamp_problem(text.strip(), exc)) from None
     if not _HAS_TIME.search(candidate):
         raise ValueError(f"{candidate!r} is a date without a time of day")
+    return _utc_text(moment, default_zone, candidate, "; add one (Z or +02:00) or pass")
+
+
+def _utc_text(moment: datetime, zone: tzinfo | None, candidate: str, advice: str) -> str:
+    """``moment`` as API text in UTC; a naive one is read in ``zone`` (--timezone)."""
     if moment.tzinfo is None:
-        if default_zone is None:
+        if zone is None:
             raise ValueError(
-                f"{candidate!r} has no UTC offset; add one (Z or +02:00) "
-                "or pass --timezone Area/City (e.g. --timezone America/New_York)"
+                f"{candidate!r} has no UTC offset{advice} --timezone Area/City "
+                "(e.g. --timezone America/New_York)"
             )
-        moment = _localize(moment, default_zone, candidate)
+        moment = _localize(moment, zone, candidate)
     try:
         return format_utc(moment)
     except ValueError:
@@ -393,17 +398,7 @@ def normalize_pattern(text: str, pattern: str, zone: tzinfo | None) -> str:
         moment = datetime.strptime(candidate, pattern)
     except ValueError:
         raise ValueError(f"{candidate!r} does not match --timestamp-format {pattern!r}") from None
-    if moment.tzinfo is None:
-        if zone is None:
-            raise ValueError(
-                f"{candidate!r} has no UTC offset in --timestamp-format {pattern!r}; "
-                "pass --timezone Area/City (e.g. --timezone America/New_York)"
-            )
-        moment = _localize(moment, zone, candidate)
-    try:
-        return format_utc(moment)
-    except ValueError:
-        raise ValueError(f"{candidate!r} {_OUT_OF_UTC_RANGE}") from None
+    return _utc_text(moment, zone, candidate, f" in --timestamp-format {pattern!r}; pass")
 
 
 def parse_integer(value: object) -> int:

@@ -62,48 +62,30 @@ class JsonlReader:
                     payload: bytes | str = raw if utf8 or wide else raw.decode(self._encoding)
                     value = orjson.loads(payload)
                 except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
-                    yield RawRow(
-                        self._line,
-                        self._offset,
-                        self._line + 1,
-                        None,
-                        RowProblem("invalid_json", f"not valid JSON: {_short_json_error(exc)}"),
-                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
-                    )
+                    message = f"not valid JSON: {_short_json_error(exc)}"
+                    yield self._problem(RowProblem("invalid_json", message), raw, text_encoding)
                     continue
                 if not isinstance(value, dict):
-                    yield RawRow(
-                        self._line,
-                        self._offset,
-                        self._line + 1,
-                        None,
-                        RowProblem(
-                            "invalid_record", f"holds a JSON {_json_type(value)}, not an object"
-                        ),
-                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
-                    )
+                    message = f"holds a JSON {_json_type(value)}, not an object"
+                    yield self._problem(RowProblem("invalid_record", message), raw, text_encoding)
                     continue
                 # Most records hold only strings and integers: one C-level pass over their types.
                 suspect = not _PLAIN_JSON_TYPES.issuperset(map(type, value.values()))
                 holds_float, too_deep = _scan_json(value) if suspect else (False, False)
                 if too_deep:
-                    yield RawRow(
-                        self._line,
-                        self._offset,
-                        self._line + 1,
-                        None,
-                        RowProblem(
-                            "invalid_record",
-                            f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep",
-                        ),
-                        text=raw.decode(text_encoding, "replace").rstrip("\r\n"),
-                    )
+                    message = f"nests objects or arrays more than {MAX_JSON_DEPTH} levels deep"
+                    yield self._problem(RowProblem("invalid_record", message), raw, text_encoding)
                     continue
                 if holds_float:
                     value = _with_number_texts(payload, value)
                 yield RawRow(self._line, self._offset, self._line + 1, value)
         except DAMAGE as exc:  # the loop's own reads only: nothing is thrown in at yield
             raise damaged(self.source.display_name, self._line, exc) from None
+
+    def _problem(self, problem: RowProblem, raw: bytes, encoding: str) -> RawRow:
+        """The line just read, as a row the record builder rejects (its text is reported)."""
+        text = raw.decode(encoding, "replace").rstrip("\r\n")
+        return RawRow(self._line, self._offset, self._line + 1, None, problem, text=text)
 
 
 class JsonNumber(float):
