@@ -117,3 +117,23 @@ def test_files_finished_together_are_recorded_in_one_write(tmp_path: Path) -> No
         ("a.csv", "tuesday"),
         ("b.csv", "tuesday"),
     ]
+
+
+def test_a_write_by_another_run_is_never_lost_to_what_a_ledger_read_before(
+    tmp_path: Path,
+) -> None:
+    # A run keeps the entries it read or wrote, so that finishing file after file does not
+    # read a year of entries each time; a write by another run in between must still count.
+    account = str(account_of(Target(settings=ApiSettings("https://api.example", DEMO_API_KEY))))
+    path = tmp_path / "ledger.json"
+    ours, theirs = Ledger(path), Ledger(path)
+    files = [write_sends_csv(tmp_path / f"{n}.csv", [send_row(n)]) for n in range(3)]
+    prints = [Fingerprint.of(str(file)) for file in files]
+    ours.record(Entry("import-sends", account, prints[0], str(files[0]), "monday"))
+    theirs.record(Entry("import-sends", account, prints[1], str(files[1]), "monday"))
+    assert ours.find("import-sends", account, prints[1]) is not None
+    ours.record(Entry("import-sends", account, prints[2], str(files[2]), "tuesday"))
+    theirs.record(Entry("import-sends", account, prints[0], str(files[0]), "tuesday"))
+    names = [(Path(e.path).name, e.finished_at) for e in Ledger(path).entries()]
+    assert names == [("1.csv", "monday"), ("2.csv", "tuesday"), ("0.csv", "tuesday")]
+    assert [(Path(e.path).name, e.finished_at) for e in ours.entries()] == names

@@ -75,6 +75,9 @@ def account_of(target: Target) -> str | None:
     return f"{target.settings.base_url.rstrip('/')} key-sha256:{key_hash}"
 
 
+_Key = tuple[str, str, Fingerprint]
+
+
 @dataclass
 class Entry:
     command: str
@@ -85,11 +88,8 @@ class Entry:
     counts: dict[str, int] = field(default_factory=dict)
     errors_report: str | None = None
 
-    def matches(self, command: str, account: str, fingerprint: Fingerprint) -> bool:
-        return self.key == (command, account, fingerprint)
-
     @property
-    def key(self) -> tuple[str, str, Fingerprint]:
+    def key(self) -> _Key:
         return (self.command, self.account, self.fingerprint)
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +101,9 @@ class Ledger:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_ledger_path()
+        # The entries as last read or written here, and the file they are: a run that
+        # finishes files one after the other reads a year of entries once, not after each.
+        self._known: tuple[tuple[int, int, int, int], dict[_Key, Entry]] | None = None
 
     def _lock(self) -> filelock.FileLock:
         try:
@@ -112,13 +115,11 @@ class Ledger:
 
     def entries(self) -> list[Entry]:
         with self._lock():
-            return self._read()
+            return list(self._read().values())
 
     def find(self, command: str, account: str, fingerprint: Fingerprint) -> Entry | None:
-        for entry in self.entries():
-            if entry.matches(command, account, fingerprint):
-                return entry
-        return None
+        with self._lock():
+            return self._read().get((command, account, fingerprint))
 
     def record(self, entry: Entry) -> None:
         """Add ``entry`` (replacing an earlier one for the same file and account)."""
@@ -126,32 +127,55 @@ class Ledger:
 
     def record_all(self, entries: list[Entry]) -> None:
         """Add ``entries`` in one write (a run finishing several files at once)."""
-        replaced = {entry.key for entry in entries}
         with self._lock():
-            kept = [old for old in self._read() if old.key not in replaced]
-            kept.extend(entries)
+            known = dict(self._read())
+            for entry in entries:  # a file imported again goes to the end, as its newest
+                known.pop(entry.key, None)
+                known[entry.key] = entry
+            kept = list(known.values())
             # orjson writes the dataclasses itself: ``asdict`` over a year of nightly entries
             # cost more than the fsync, after every file of a run.
             data = {"version": LEDGER_VERSION, "files": kept}
             write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            self._remember(known)
 
-    def _read(self) -> list[Entry]:
+    def _read(self) -> dict[_Key, Entry]:
+        """The entries by key (hold the lock): those known, if the file is still theirs."""
+        if self._known is not None and self._known[0] == _file_state(self.path):
+            return self._known[1]
         try:
             raw = orjson.loads(self.path.read_bytes())
             if raw.get("version") != LEDGER_VERSION:
                 raise ValueError("unknown version")
-            return [
+            entries = [
                 Entry(**{**item, "fingerprint": Fingerprint(**item["fingerprint"])})
                 for item in raw["files"]
             ]
+            known = {entry.key: entry for entry in entries}
+            self._remember(known)
+            return known
         except FileNotFoundError:
-            return []
+            return {}
         except (OSError, orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
             raise UsageError(
                 f"The ledger {self.path} is not readable ({exc}).",
                 hint="Move it away: the next runs start a new one (--skip-done then skips "
                 "nothing until files are imported again).",
             ) from None
+
+    def _remember(self, entries: dict[_Key, Entry]) -> None:
+        state = _file_state(self.path)
+        self._known = (state, entries) if state is not None else None
+
+
+def _file_state(path: Path) -> tuple[int, int, int, int] | None:
+    """Which file is at ``path``: every write replaces it (a new inode), so another run's
+    write is seen, whatever its size and time."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def now_text() -> str:
