@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,9 @@ class BatchState:
         return self.finished.get(str(Path(path).resolve()))
 
     def save(self, path: Path) -> None:
-        write_atomic(path, orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2))
+        # orjson writes the dataclasses itself (as ``asdict`` would): this runs after every
+        # file of a run, and ``asdict`` copied every finished file's entry each time.
+        write_atomic(path, orjson.dumps(self, option=orjson.OPT_INDENT_2))
 
 
 @dataclass
@@ -208,7 +210,7 @@ class FinishWriter:
         if state is not None and self._state_path is not None:
             for item in batch:
                 report = item.summary.errors_report
-                state.finish(item.path, InputIdentity.of(item.path), item.summary, report)
+                state.finish(item.path, _identity(item), item.summary, report)
                 state.report_size = max(state.report_size, item.report_size)
             self._sync_report()  # the rows the list's checkpoint counts are on disk first
             state.save(self._state_path)
@@ -221,6 +223,22 @@ class FinishWriter:
                 item.checkpoint.remove()
             if item.release is not None:
                 item.release()
+
+
+def _identity(item: _Finished) -> InputIdentity:
+    """The finished file's identity: the one its checkpoint took when the file was opened,
+    if its size and time are still those (hashing its first MiB again would find the same),
+    else taken now."""
+    if item.checkpoint is not None:
+        opened = item.checkpoint.base.identity
+        try:
+            now = Path(opened.path).stat()
+        except OSError:
+            pass  # said by InputIdentity.of
+        else:
+            if (now.st_size, now.st_mtime_ns) == (opened.size, opened.mtime_ns):
+                return opened
+    return InputIdentity.of(item.path)
 
 
 def load_state(path: Path) -> BatchState | None:

@@ -1,0 +1,44 @@
+"""What a finished file of a many-file run leaves in the list's checkpoint (issue 14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.helpers import send_row, write_sends_csv
+from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity
+from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, load_state
+from trackly_migrate.pipeline.ledger import Ledger
+from trackly_migrate.records import Kind
+from trackly_migrate.report import Summary
+
+
+def opened(path: Path, checkpoint: Path) -> CheckpointWriter:
+    """The checkpoint of ``path`` as its opening made it: with its identity then."""
+    base = Checkpoint("import-sends", InputIdentity.of(str(path)), {}, 0, 1, {}, None, 0)
+    return CheckpointWriter(checkpoint, base)
+
+
+def test_the_list_records_each_file_as_it_is_when_it_finished(tmp_path: Path) -> None:
+    unchanged = write_sends_csv(tmp_path / "a.csv", [send_row(i) for i in range(5)])
+    grown = write_sends_csv(tmp_path / "b.csv", [send_row(i) for i in range(5, 10)])
+    checkpoints = [opened(unchanged, tmp_path / "a.ck"), opened(grown, tmp_path / "b.ck")]
+    write_sends_csv(grown, [send_row(i) for i in range(5, 11)])  # written while imported
+    state_path = tmp_path / "list.json"
+    state = BatchState("import-sends", [str(unchanged), str(grown)])
+    writer = FinishWriter(state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry)
+    for path, checkpoint in zip([unchanged, grown], checkpoints, strict=True):
+        writer.finished(str(path), Summary(kind=Kind.SENDS, input=str(path)), 0, checkpoint)
+    writer.close()
+    saved = load_state(state_path)
+    assert saved is not None
+    for path in (unchanged, grown):
+        entry = saved.finished_entry(str(path))
+        assert entry is not None
+        assert entry.identity == InputIdentity.of(str(path))
+    assert checkpoints[0].base.identity == InputIdentity.of(str(unchanged))
+    assert checkpoints[1].base.identity != InputIdentity.of(str(grown))
+    assert not (tmp_path / "a.ck").exists() and not (tmp_path / "b.ck").exists()
+
+
+def no_entry(path: str, summary: Summary) -> None:
+    return None  # nothing for the ledger
