@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
+import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -137,3 +139,35 @@ def test_a_write_by_another_run_is_never_lost_to_what_a_ledger_read_before(
     names = [(Path(e.path).name, e.finished_at) for e in Ledger(path).entries()]
     assert names == [("1.csv", "monday"), ("2.csv", "tuesday"), ("0.csv", "tuesday")]
     assert [(Path(e.path).name, e.finished_at) for e in ours.entries()] == names
+
+
+texts = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=12)
+entries = st.builds(
+    Entry,
+    command=st.sampled_from(["import-sends", "import-clicks"]),
+    account=texts,
+    fingerprint=st.builds(Fingerprint, st.integers(0, 2**40), st.integers(0, 2**62), texts),
+    path=texts,
+    finished_at=texts,
+    counts=st.dictionaries(texts, st.integers(0, 10**9), max_size=3),
+    errors_report=st.none() | texts,
+)
+
+
+@given(st.lists(st.lists(entries, max_size=4), min_size=1, max_size=4))
+def test_the_ledger_file_is_the_json_of_its_entries_whatever_they_hold(
+    writes: list[list[Entry]],
+) -> None:
+    # Each entry is serialised once and kept: the file must still be exactly orjson's.
+    with tempfile.TemporaryDirectory() as folder:
+        ledger = Ledger(Path(folder) / "ledger.json")
+        expected: dict[tuple[str, str, Fingerprint], Entry] = {}
+        for batch in writes:
+            ledger.record_all(batch)
+            for entry in batch:
+                expected.pop(entry.key, None)
+                expected[entry.key] = entry
+            whole = {"version": 1, "files": list(expected.values())}
+            written = ledger.path.read_bytes()
+            assert written == orjson.dumps(whole, option=orjson.OPT_INDENT_2)
+            assert Ledger(ledger.path).entries() == list(expected.values())

@@ -35,6 +35,7 @@ from trackly_migrate.pipeline.request import Target
 
 LEDGER_VERSION = 1
 END_BYTES = 64 * 1024
+INDENT = orjson.OPT_INDENT_2
 LOCK_TIMEOUT_S = 60.0  # a ledger write takes milliseconds; a minute means something is stuck
 
 
@@ -104,6 +105,7 @@ class Ledger:
         # The entries as last read or written here, and the file they are: a run that
         # finishes files one after the other reads a year of entries once, not after each.
         self._known: tuple[tuple[int, int, int, int], dict[_Key, Entry]] | None = None
+        self._texts: dict[_Key, tuple[Entry, bytes]] = {}  # each entry as the file has it
 
     def _lock(self) -> filelock.FileLock:
         try:
@@ -132,12 +134,24 @@ class Ledger:
             for entry in entries:  # a file imported again goes to the end, as its newest
                 known.pop(entry.key, None)
                 known[entry.key] = entry
-            kept = list(known.values())
-            # orjson writes the dataclasses itself: ``asdict`` over a year of nightly entries
-            # cost more than the fsync, after every file of a run.
-            data = {"version": LEDGER_VERSION, "files": kept}
-            write_atomic(self.path, orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            write_atomic(self.path, self._document(known))
             self._remember(known)
+
+    def _document(self, entries: dict[_Key, Entry]) -> bytes:
+        """The ledger's JSON, as ``orjson.dumps`` indents it: each entry is serialised once
+        (a year of nightly entries, after every file of a run, cost more than the fsync)."""
+        texts = {}
+        for key, entry in entries.items():
+            known = self._texts.get(key)
+            if known is None or known[0] is not entry:
+                text = orjson.dumps(entry, option=INDENT)
+                known = (entry, b"    " + text.replace(b"\n", b"\n    "))
+            texts[key] = known
+        self._texts = texts
+        if not texts:
+            return orjson.dumps({"version": LEDGER_VERSION, "files": []}, option=INDENT)
+        body = b",\n".join(text for _, text in texts.values())
+        return b'{\n  "version": %d,\n  "files": [\n%b\n  ]\n}' % (LEDGER_VERSION, body)
 
     def _read(self) -> dict[_Key, Entry]:
         """The entries by key (hold the lock): those known, if the file is still theirs."""
