@@ -105,7 +105,9 @@ class Ledger:
         # The entries as last read or written here, and the file they are: a run that
         # finishes files one after the other reads a year of entries once, not after each.
         self._known: tuple[tuple[int, int, int, int], dict[_Key, Entry]] | None = None
-        self._texts: dict[_Key, tuple[Entry, bytes]] = {}  # each entry as the file has it
+        # The same entries' texts in the file (indented as orjson indents them), kept from
+        # the last write; None after a read.
+        self._texts: dict[_Key, bytes] | None = None
 
     def _lock(self) -> filelock.FileLock:
         try:
@@ -128,30 +130,24 @@ class Ledger:
         self.record_all([entry])
 
     def record_all(self, entries: list[Entry]) -> None:
-        """Add ``entries`` in one write (a run finishing several files at once)."""
+        """Add ``entries`` in one write (a run finishing several files at once).
+
+        Each entry is serialised once, and the file is the join of their texts: a year of
+        nightly entries, serialised again after every file of a run, cost more than the fsync.
+        """
         with self._lock():
             known = dict(self._read())
+            if self._texts is None:  # read, not written, since: the texts of these entries
+                self._texts = {key: _text(entry) for key, entry in known.items()}
+            texts = dict(self._texts)
             for entry in entries:  # a file imported again goes to the end, as its newest
                 known.pop(entry.key, None)
+                texts.pop(entry.key, None)
                 known[entry.key] = entry
-            write_atomic(self.path, self._document(known))
+                texts[entry.key] = _text(entry)
+            write_atomic(self.path, _document(list(texts.values())))
             self._remember(known)
-
-    def _document(self, entries: dict[_Key, Entry]) -> bytes:
-        """The ledger's JSON, as ``orjson.dumps`` indents it: each entry is serialised once
-        (a year of nightly entries, after every file of a run, cost more than the fsync)."""
-        texts = {}
-        for key, entry in entries.items():
-            known = self._texts.get(key)
-            if known is None or known[0] is not entry:
-                text = orjson.dumps(entry, option=INDENT)
-                known = (entry, b"    " + text.replace(b"\n", b"\n    "))
-            texts[key] = known
-        self._texts = texts
-        if not texts:
-            return orjson.dumps({"version": LEDGER_VERSION, "files": []}, option=INDENT)
-        body = b",\n".join(text for _, text in texts.values())
-        return b'{\n  "version": %d,\n  "files": [\n%b\n  ]\n}' % (LEDGER_VERSION, body)
+            self._texts = texts
 
     def _read(self) -> dict[_Key, Entry]:
         """The entries by key (hold the lock): those known, if the file is still theirs."""
@@ -180,6 +176,19 @@ class Ledger:
     def _remember(self, entries: dict[_Key, Entry]) -> None:
         state = _file_state(self.path)
         self._known = (state, entries) if state is not None else None
+        self._texts = None  # until the next write makes them
+
+
+def _text(entry: Entry) -> bytes:
+    """``entry`` as the ledger's file holds it, inside its list."""
+    return b"    " + orjson.dumps(entry, option=INDENT).replace(b"\n", b"\n    ")
+
+
+def _document(texts: list[bytes]) -> bytes:
+    """The ledger's file, byte for byte what ``orjson.dumps`` indents (``_text``)."""
+    if not texts:
+        return orjson.dumps({"version": LEDGER_VERSION, "files": []}, option=INDENT)
+    return b'{\n  "version": %d,\n  "files": [\n%b\n  ]\n}' % (LEDGER_VERSION, b",\n".join(texts))
 
 
 def _file_state(path: Path) -> tuple[int, int, int, int] | None:
