@@ -105,3 +105,19 @@ def test_the_compiled_build_gives_every_record_the_general_outcome(
             record = builder.build(row)
             if isinstance(record, dict):  # the same fields in the same order: the same bytes
                 assert list(record) == list(builder.general_build(row))  # type: ignore[arg-type]
+
+
+def test_builds_of_the_same_columns_share_their_code_but_not_their_values() -> None:
+    # A run over many files compiles its build once, not once a file; each file's defaults
+    # (and converters) stay its own.
+    columns = ["id", "to_number", "timestamp", "message"]
+    first, second = (
+        _builders(Kind.SENDS, columns, {"list_number": number})[0]
+        for number in ("+14155551234", "+14155554321")
+    )
+    assert first.build.__code__ is second.build.__code__
+    row = RawRow(2, 0, 3, ["t_1", "+14155550123", "2023-01-01T00:00:08Z", "hi"])
+    assert [builder.build(row)["list_number"] for builder in (first, second)] == [  # type: ignore[index]
+        "+14155551234",
+        "+14155554321",
+    ]

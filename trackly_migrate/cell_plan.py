@@ -13,8 +13,10 @@ the same converters, so a record's outcome is the same whichever path produced i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from types import CodeType
 from typing import Any
 
 RowBuild = Callable[[Any], Any]  # a ``RawRow`` in, a record or a ``Rejection`` out
@@ -63,6 +65,12 @@ _OPTIONAL_FIRST = {
     "elif {v} and not {v}.isspace():\n"
     "    record[{name!r}] = {c}({v})",
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(source: str) -> CodeType:
+    """The files of a run over many share their columns, so their builds share one code."""
+    return compile(source, "<trackly_migrate.cell_plan>", "exec")
 
 
 def compile_cells_build(
@@ -134,6 +142,6 @@ def compile_cells_build(
     # The source is built from this module's fragments, field names from the FIELDS table and
     # integer positions only; input values (defaults) are passed in the namespace, never
     # written into the code.
-    exec(compile(source, "<trackly_migrate.cell_plan>", "exec"), namespace)  # noqa: S102
+    exec(_compiled(source), namespace)  # noqa: S102
     build: RowBuild = namespace["build"]
     return build
