@@ -108,14 +108,19 @@ class Ledger:
         # The same entries' texts in the file (indented as orjson indents them), kept from
         # the last write; None after a read.
         self._texts: dict[_Key, bytes] | None = None
+        self._file_lock: filelock.FileLock | None = None
 
     def _lock(self) -> filelock.FileLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            where = self.path.parent
-            raise UsageError(f"Cannot keep the ledger in {where}: {exc.strerror}.") from None
-        return filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        # One lock for the ledger's life: a new one (and its folder made) for each of a
+        # run's writes cost a millisecond each, on the thread that records finished files.
+        if self._file_lock is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            except OSError as exc:
+                where = self.path.parent
+                raise UsageError(f"Cannot keep the ledger in {where}: {exc.strerror}.") from None
+            self._file_lock = filelock.FileLock(str(self.path) + ".lock", timeout=LOCK_TIMEOUT_S)
+        return self._file_lock
 
     def entries(self) -> list[Entry]:
         with self._lock():
