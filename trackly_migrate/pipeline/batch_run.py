@@ -124,12 +124,12 @@ def _done_before(
     ledger: Ledger, request: ImportRequest, files: list[str], account: str | None
 ) -> list[tuple[str, Entry]]:
     assert account is not None
-    command = WORDS[request.kind].command
+    done = ledger.done(WORDS[request.kind].command, account)
     found = []
     for path in files:
         if path == STDIN:
             continue
-        entry = ledger.find(command, account, Fingerprint.of(path))
+        entry = done.get(Fingerprint.of(path))
         if entry is not None:
             found.append((path, entry))
     return found
