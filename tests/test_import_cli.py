@@ -93,6 +93,24 @@ def test_a_clean_file_exits_zero_and_writes_no_report(
     )
 
 
+def test_errors_naming_a_folder_puts_the_default_report_in_it(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    rows = [send_row(i) for i in range(5)]
+    rows[2]["to_number"] = "+1 555"  # rejected locally, line 4
+    source = write_sends_csv(tmp_path / "export.csv", rows)
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    args = ["import-sends", str(source), "--json", "--errors", str(reports)]
+    result = invoke(args, sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    made = reports / "export.errors.csv"
+    assert summary_of(result.stdout)["errors_report"] == str(made)
+    assert [(row["_line"], row["id"]) for row in read_report(made)] == [("4", "t_000002")]
+    assert stat.S_IMODE(made.stat().st_mode) == 0o600
+    assert not (tmp_path / "export.errors.csv").exists()
+
+
 def test_jsonl_from_stdin_and_gzip(sandbox: RunningSandbox, tmp_path: Path) -> None:
     lines = "\n".join(json.dumps(send_row(i)) for i in range(30)) + "\n"
     piped = invoke(

@@ -70,3 +70,27 @@ def test_the_next_file_is_sent_while_the_last_answers_of_one_before_are_awaited(
     assert [entry["records"] for _, entry in spans] == [50, 50, 50]  # a batch never spans files
     for (start, entry), (next_start, _) in pairwise(spans):
         assert next_start < start + entry["duration_ms"] / 1000, spans
+
+
+def test_the_run_s_time_is_its_wall_clock_not_the_files_overlapping_times(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    # Twelve one-batch files, each answer held 0.5 s, up to eight in flight: the files' times
+    # overlap, and added up they made a run of about 2 s report 6 s or more (and a third of
+    # its real rate). Each file's time now starts where the one before it ended.
+    import time
+
+    from tests.helpers import run_cli
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for part in range(12):
+        write_sends_csv(folder / f"sends-{part:02d}.csv", [send_row(part)])
+    sandbox = sandbox_factory(latency=(0.5, 0.5))
+    began = time.monotonic()
+    result = run_cli(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
+    wall = time.monotonic() - began
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result.stdout)
+    assert summary["imported"] == 12
+    assert 0.5 <= summary["elapsed_s"] <= wall  # measured inside the process: less than its life

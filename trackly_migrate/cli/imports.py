@@ -247,8 +247,9 @@ def import_command(kind_name: str) -> Callable[..., None]:
             typer.Option(
                 "--errors",
                 metavar="PATH",
-                help="Errors report (.csv or .jsonl); default <input name>.errors.csv here. "
-                "Several files: one report for the run (named for it; PATH a folder: in it).",
+                help="Errors report (.csv or .jsonl), or the folder to write it in; default "
+                "<input name>.errors.csv here. Several files: one report for the run, named "
+                "for it.",
             ),
         ] = None,
         force: ForceOpt = False,

@@ -7,22 +7,19 @@ throughput of one file, whatever their number). Each file keeps the checkpoint i
 keep alone; the list keeps which files are finished (``batch_state.py``). The run stops at
 the first file that does not complete: its status, error and exit code are the run's.
 
-Locks: the list's checkpoint, and each file (per account) for the whole run, are taken
-before anything is sent, so a second run over the same files, or a drop folder's next
-night starting while this one still runs, is refused at once (exit 2).
+Locks: the list's checkpoint is locked, and each file (per account) claimed for the whole
+run (``input_claims.py``), before anything is sent, so a second run over the same files, or a
+drop folder's next night starting while this one still runs, is refused at once (exit 2).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import filelock
 import platformdirs
 
 from trackly_migrate.checkpoint import InputIdentity, discard, load
@@ -37,6 +34,7 @@ from trackly_migrate.pipeline.batch_state import (
     load_state,
 )
 from trackly_migrate.pipeline.chain import Chain, run_chain
+from trackly_migrate.pipeline.input_claims import claimed
 from trackly_migrate.pipeline.inputs import Inputs, expand
 from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of, now_text
 from trackly_migrate.pipeline.ports import Observer
@@ -101,7 +99,7 @@ def run_files(
     if not plan.files:
         return _nothing_new(request, plan)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(_input_locks(request, plan.files, account))
+        stack.enter_context(_input_claims(request, plan.files, account))
         opened = _open_state(plan, stack)
         return _run_plan(plan, opened, observer, events, ledger)
 
@@ -126,12 +124,12 @@ def _done_before(
     ledger: Ledger, request: ImportRequest, files: list[str], account: str | None
 ) -> list[tuple[str, Entry]]:
     assert account is not None
-    command = WORDS[request.kind].command
+    done = ledger.done(WORDS[request.kind].command, account)
     found = []
     for path in files:
         if path == STDIN:
             continue
-        entry = ledger.find(command, account, Fingerprint.of(path))
+        entry = done.get(Fingerprint.of(path))
         if entry is not None:
             found.append((path, entry))
     return found
@@ -147,29 +145,14 @@ def _nothing_new(request: ImportRequest, plan: _Plan) -> ImportOutcome:
 
 
 @contextlib.contextmanager
-def _input_locks(request: ImportRequest, files: list[str], account: str | None) -> Iterator[None]:
-    """Hold every input file (for this account) until the run ends; refuse a locked one."""
+def _input_claims(request: ImportRequest, files: list[str], account: str | None) -> Iterator[None]:
+    """Claim every input file (for this account) until the run ends; refuse a claimed one."""
     if account is None:
         yield
         return
     folder = platformdirs.user_state_path("trackly-migrate") / "locks"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    command = WORDS[request.kind].command
-    with contextlib.ExitStack() as stack:
-        for path in files:
-            if path == STDIN:
-                continue
-            key = hashlib.sha256(f"{command}\n{account}\n{os.path.realpath(path)}".encode())
-            lock = filelock.FileLock(str(folder / f"{key.hexdigest()[:24]}.lock"), timeout=0)
-            try:
-                lock.acquire()
-            except filelock.Timeout:
-                raise UsageError(
-                    f"Another trackly-migrate run is importing {path} into this account.",
-                    hint="Wait for it to finish (or stop it): two runs would send the same "
-                    "records twice. In cron, run the job under `flock -n`.",
-                ) from None
-            stack.callback(lock.release)
+    paths = [path for path in files if path != STDIN]
+    with claimed(folder, WORDS[request.kind].command, account, paths):
         yield
 
 

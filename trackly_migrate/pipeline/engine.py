@@ -295,6 +295,11 @@ class EngineRun:
         """The part's last segment settled: its counts are final (``finished`` hears it)."""
         part.update_elapsed()
         self._open.remove(part)
+        # The next parts were begun while this one's last answers were awaited: their time
+        # starts now, so that the parts' times add up to the run's instead of overlapping.
+        now = time.monotonic()
+        for later in self._open:
+            later.started = max(later.started, now)
         self._done_counts.add(part.summary.counts)
         self._done_bytes += part.source.bytes_read()
         if self._finished is not None:

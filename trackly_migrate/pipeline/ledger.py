@@ -1,8 +1,14 @@
 """The ledger: which files each account has imported completely, for ``--skip-done``.
 
-One JSON file in the user's state folder (beside the checkpoints), one entry per file that an
-import finished, written atomically (temp file, fsync, rename) under a ``filelock`` so that
-concurrent runs never lose each other's entries.
+One JSON Lines file in the user's state folder (beside the checkpoints), one entry per file
+that an import finished, appended (and fsynced) under a ``filelock`` so that concurrent runs
+never lose each other's entries. A later line for the same file and account replaces an
+earlier one. Appending costs the same for the first entry and the forty-thousandth (a year of
+nightly drop folders): rewriting the whole file at that size cost 0.6 s of CPU per write, on
+the thread that records finished files while the next ones are read. When most lines are
+replaced ones, a read compacts the file (a whole new file, renamed into place). A line cut
+short by a crash (never fsynced whole) is left out, and cut off before the next append.
+Version 1 (``ledger.json``, one document rewritten at each write) is converted on first use.
 
 An entry is keyed by three things, never by the file's name alone:
 
@@ -18,29 +24,32 @@ An entry is keyed by three things, never by the file's name alone:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import filelock
 import orjson
 import platformdirs
 
 from trackly_migrate.checkpoint import write_atomic
-from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.errors import InputError, OutputError, UsageError
 from trackly_migrate.pipeline.request import Target
 
-LEDGER_VERSION = 1
+LEDGER_VERSION = 2
+LEGACY_NAME = "ledger.json"  # version 1
+_HEADER = orjson.dumps({"trackly_migrate_ledger": LEDGER_VERSION}) + b"\n"
+_TAIL_BYTES = 64 * 1024  # an entry is well under this: the last newline is within it
 END_BYTES = 64 * 1024
-INDENT = orjson.OPT_INDENT_2
 LOCK_TIMEOUT_S = 60.0  # a ledger write takes milliseconds; a minute means something is stuck
 
 
 def default_ledger_path() -> Path:
-    return platformdirs.user_state_path("trackly-migrate") / "ledger.json"
+    return platformdirs.user_state_path("trackly-migrate") / "ledger.jsonl"
 
 
 @dataclass(frozen=True)
@@ -76,9 +85,6 @@ def account_of(target: Target) -> str | None:
     return f"{target.settings.base_url.rstrip('/')} key-sha256:{key_hash}"
 
 
-_Key = tuple[str, str, Fingerprint]
-
-
 @dataclass
 class Entry:
     command: str
@@ -90,7 +96,7 @@ class Entry:
     errors_report: str | None = None
 
     @property
-    def key(self) -> _Key:
+    def key(self) -> tuple[str, str, Fingerprint]:
         return (self.command, self.account, self.fingerprint)
 
     def to_json(self) -> dict[str, Any]:
@@ -98,16 +104,11 @@ class Entry:
 
 
 class Ledger:
-    """The ledger file at ``path``; every read and write holds its lock."""
+    """The ledger file at ``path`` (see the module docstring); every read and write holds its
+    lock."""
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or default_ledger_path()
-        # The entries as last read or written here, and the file they are: a run that
-        # finishes files one after the other reads a year of entries once, not after each.
-        self._known: tuple[tuple[int, int, int, int], dict[_Key, Entry]] | None = None
-        # The same entries' texts in the file (indented as orjson indents them), kept from
-        # the last write; None after a read.
-        self._texts: dict[_Key, bytes] | None = None
         self._file_lock: filelock.FileLock | None = None
 
     def _lock(self) -> filelock.FileLock:
@@ -124,86 +125,123 @@ class Ledger:
 
     def entries(self) -> list[Entry]:
         with self._lock():
-            return list(self._read().values())
+            return self._read()
 
     def find(self, command: str, account: str, fingerprint: Fingerprint) -> Entry | None:
-        with self._lock():
-            return self._read().get((command, account, fingerprint))
+        return self.done(command, account).get(fingerprint)
+
+    def done(self, command: str, account: str) -> dict[Fingerprint, Entry]:
+        """The files ``command`` finished into ``account``, by fingerprint, in one read: a
+        drop folder is looked up in it, not the whole ledger read again for each file."""
+        return {
+            entry.fingerprint: entry
+            for entry in self.entries()
+            if entry.command == command and entry.account == account
+        }
 
     def record(self, entry: Entry) -> None:
         """Add ``entry`` (replacing an earlier one for the same file and account)."""
         self.record_all([entry])
 
     def record_all(self, entries: list[Entry]) -> None:
-        """Add ``entries`` in one write (a run finishing several files at once).
-
-        Each entry is serialised once, and the file is the join of their texts: a year of
-        nightly entries, serialised again after every file of a run, cost more than the fsync.
-        """
+        """Add ``entries`` in one append and one fsync (a run finishing several files)."""
+        lines = b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
         with self._lock():
-            known = dict(self._read())
-            if self._texts is None:  # read, not written, since: the texts of these entries
-                self._texts = {key: _text(entry) for key, entry in known.items()}
-            texts = dict(self._texts)
-            for entry in entries:  # a file imported again goes to the end, as its newest
-                known.pop(entry.key, None)
-                texts.pop(entry.key, None)
-                known[entry.key] = entry
-                texts[entry.key] = _text(entry)
-            write_atomic(self.path, _document(list(texts.values())))
-            self._remember(known)
-            self._texts = texts
+            self._convert_legacy()
+            try:
+                if not self.path.exists():
+                    self._replace([])
+                with self.path.open("r+b") as handle:
+                    handle.truncate(_complete_size(handle))
+                    handle.seek(0, os.SEEK_END)
+                    handle.write(lines)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            except OSError as exc:
+                raise _unwritable(self.path, exc) from None
 
-    def _read(self) -> dict[_Key, Entry]:
-        """The entries by key (hold the lock): those known, if the file is still theirs."""
-        if self._known is not None and self._known[0] == _file_state(self.path):
-            return self._known[1]
+    def _read(self) -> list[Entry]:
+        """The entries, the latest line for each file and account; compacts the file when
+        most of its lines are replaced ones."""
+        self._convert_legacy()
         try:
-            raw = orjson.loads(self.path.read_bytes())
-            if raw.get("version") != LEDGER_VERSION:
-                raise ValueError("unknown version")
-            entries = [
-                Entry(**{**item, "fingerprint": Fingerprint(**item["fingerprint"])})
-                for item in raw["files"]
-            ]
-            known = {entry.key: entry for entry in entries}
-            self._remember(known)
-            return known
+            data = self.path.read_bytes()
         except FileNotFoundError:
-            return {}
+            return []
+        except OSError as exc:
+            raise self._unreadable(exc.strerror or str(exc)) from None
+        lines = data.split(b"\n")
+        lines.pop()  # after the last newline: nothing, or a line a crash cut short
+        if not lines or lines[0] != _HEADER.rstrip(b"\n"):
+            raise self._unreadable("not a ledger of this version")
+        latest: dict[tuple[str, str, Fingerprint], Entry] = {}
+        for number, line in enumerate(lines[1:], start=2):
+            try:
+                entry = _entry_of(orjson.loads(line))
+            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+                raise self._unreadable(f"line {number}: {exc}") from None
+            latest.pop(entry.key, None)  # the newest comes last, as it was recorded
+            latest[entry.key] = entry
+        found = list(latest.values())
+        if len(lines) - 1 > 2 * len(found) + 100:
+            self._replace(found)
+        return found
+
+    def _replace(self, entries: list[Entry]) -> None:
+        body = _HEADER + b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
+        try:
+            write_atomic(self.path, body)
+        except OutputError:
+            raise _unwritable(self.path, None) from None
+
+    def _convert_legacy(self) -> None:
+        """A version 1 ledger beside this one becomes this one (under the lock)."""
+        legacy = self.path.with_name(LEGACY_NAME)
+        if legacy == self.path or self.path.exists() or not legacy.exists():
+            return
+        try:
+            raw = orjson.loads(legacy.read_bytes())
+            if raw.get("version") != 1:
+                raise ValueError("unknown version")
+            entries = [_entry_of(item) for item in raw["files"]]
         except (OSError, orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
             raise UsageError(
-                f"The ledger {self.path} is not readable ({exc}).",
+                f"The ledger {legacy} is not readable ({exc}).",
                 hint="Move it away: the next runs start a new one (--skip-done then skips "
                 "nothing until files are imported again).",
             ) from None
+        self._replace(entries)
+        with contextlib.suppress(OSError):
+            legacy.unlink()
 
-    def _remember(self, entries: dict[_Key, Entry]) -> None:
-        state = _file_state(self.path)
-        self._known = (state, entries) if state is not None else None
-        self._texts = None  # until the next write makes them
-
-
-def _text(entry: Entry) -> bytes:
-    """``entry`` as the ledger's file holds it, inside its list."""
-    return b"    " + orjson.dumps(entry, option=INDENT).replace(b"\n", b"\n    ")
-
-
-def _document(texts: list[bytes]) -> bytes:
-    """The ledger's file, byte for byte what ``orjson.dumps`` indents (``_text``)."""
-    if not texts:
-        return orjson.dumps({"version": LEDGER_VERSION, "files": []}, option=INDENT)
-    return b'{\n  "version": %d,\n  "files": [\n%b\n  ]\n}' % (LEDGER_VERSION, b",\n".join(texts))
+    def _unreadable(self, why: str) -> UsageError:
+        return UsageError(
+            f"The ledger {self.path} is not readable ({why}).",
+            hint="Move it away: the next runs start a new one (--skip-done then skips "
+            "nothing until files are imported again).",
+        )
 
 
-def _file_state(path: Path) -> tuple[int, int, int, int] | None:
-    """Which file is at ``path``: every write replaces it (a new inode), so another run's
-    write is seen, whatever its size and time."""
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+def _entry_of(item: dict[str, Any]) -> Entry:
+    return Entry(**{**item, "fingerprint": Fingerprint(**item["fingerprint"])})
+
+
+def _complete_size(handle: BinaryIO) -> int:
+    """The file's size up to its last newline: what a crash did not cut short."""
+    size = handle.seek(0, os.SEEK_END)
+    start = max(0, size - _TAIL_BYTES)
+    handle.seek(start)
+    last_newline = handle.read().rfind(b"\n")
+    return start + last_newline + 1 if last_newline >= 0 else size
+
+
+def _unwritable(path: Path, error: OSError | None) -> OutputError:
+    why = f": {error.strerror}" if error is not None else ""
+    return OutputError(
+        f"Cannot write the ledger {path}{why}.",
+        hint="Free some disk space there; the files imported so far are imported, and "
+        "--skip-done would import them again as duplicates if their entries are missing.",
+    )
 
 
 def now_text() -> str:

@@ -118,9 +118,7 @@ def run_import(
         )
         source, checkpoint, columns = opened.source, opened.checkpoint, opened.columns
         mapping = opened.mapping
-        report_path = request.output.errors_path or default_report_path(
-            source_options.path, str(request.kind)
-        )
+        report_path = _report_place(request.output.errors_path, source_options.path, request)
         check_writable(report_path)
         refuse_overwriting_input(source_options.path, report_path, "--errors")
         summary_path = request.output.summary_path
@@ -220,3 +218,11 @@ def _outcome(run: ImportRun, report: ErrorReport) -> ImportOutcome:
     if report.has_rows:
         summary.errors_report = str(report.path)
     return outcome
+
+
+def _report_place(errors: Path | None, input_path: str, request: ImportRequest) -> Path:
+    """``--errors FILE`` as it is; ``--errors DIR``: the default name, in that folder."""
+    default = default_report_path(input_path, str(request.kind))
+    if errors is None:
+        return default
+    return errors / default.name if errors.is_dir() else errors
