@@ -312,6 +312,42 @@ def test_answers_agree_with_the_contract_over_many_mixed_requests(
     assert sends == with_list
 
 
+def test_stored_values_keep_their_sql_types_on_both_paths(sandbox: RunningSandbox) -> None:
+    # bool and None are bound through registered adapters (store.py), by the bulk insert
+    # and by the one-by-one path alike: true/false become 1/0, an absent field NULL.
+    assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)] is int
+    assert sandbox.db_path is not None
+    api = Api(sandbox)
+    try:
+        records = [
+            send("typed_1", delivered=True, length=12, creative_id=7, message="hi"),
+            send("typed_2", delivered=False, list_id=None, send_type=""),
+        ]
+        api.ok(api.sends(records))
+        _failing_insert(sandbox.db_path, "typed_x")  # the next request is stored one by one
+        api.ok(api.sends([send("typed_3", delivered=True), send("typed_x")]))
+    finally:
+        api.close()
+    where = " FROM messages WHERE id LIKE 'typed_%' ORDER BY id"
+    values = query(
+        sandbox, "SELECT id, list_id, delivered, length, creative_id, message, send_type" + where
+    )
+    assert values == [
+        ("typed_1", 42, 1, 12, 7, "hi", None),
+        ("typed_2", None, 0, None, None, None, None),
+        ("typed_3", 42, 1, None, None, None, None),
+    ]
+    types = query(
+        sandbox,
+        "SELECT typeof(list_id), typeof(delivered), typeof(length), typeof(creative_id)" + where,
+    )
+    assert types == [
+        ("integer", "integer", "integer", "integer"),
+        ("null", "integer", "null", "null"),
+        ("integer", "integer", "null", "null"),
+    ]
+
+
 def _phonenumbers_says(value: str) -> bool:
     try:
         return bool(phonenumbers.is_valid_number(phonenumbers.parse(value, None)))

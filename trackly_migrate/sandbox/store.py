@@ -81,6 +81,18 @@ class ClickRow(NamedTuple):
     send_timestamp: str | None
 
 
+def _bind_null(value: None) -> None:
+    return value
+
+
+# How sqlite3 binds a bool (as its int) and None (as NULL) stays the same; registered, they
+# are found in its adapter table at once. Unregistered, each one first costs CPython a failed
+# attribute look-up that formats an AttributeError message and throws it away: a third of
+# the binding of a typical send row, where ``delivered`` is a bool and fields are absent.
+sqlite3.register_adapter(bool, int)
+sqlite3.register_adapter(type(None), _bind_null)
+
+
 _INSERT_MESSAGE = (
     "INSERT INTO messages (account_id, id, list_id, to_number, timestamp, imported,"
     " message, send_type, delivered, length, creative_id)"

@@ -171,6 +171,9 @@ def normalize_timestamp(value: str) -> str | None:
     commonest shapes (``_UTC_WHOLE_SECOND``, then ``_UTC_TO_THE_SECOND``) are checked
     first, their date looked up in a cache.
     """
+    # "YYYY-MM-DDTHH" + ":MM:SSZ": the hour looked up in a cache, the rest in a set.
+    if len(value) == 20 and value[13:] in _MINUTE_SECOND_Z and _hour_exists(value[:13]):
+        return value[:19] + ".000000Z"
     if _UTC_WHOLE_SECOND.fullmatch(value) is not None:  # the ranges are in the pattern
         return value[:19] + ".000000Z" if _date_exists(value[:10]) else None
     plain = _UTC_TO_THE_SECOND.fullmatch(value)
@@ -193,6 +196,18 @@ def normalize_timestamp(value: str) -> str | None:
         return None
     digits = (fraction or "")[:6].ljust(6, "0")
     return f"{year}-{month}-{day}T{hour}:{minute}:{second or '00'}.{digits}Z"
+
+
+# Every ":MM:SSZ" of a UTC time to the whole second.
+_MINUTE_SECOND_Z = frozenset(f":{m:02d}:{s:02d}Z" for m in range(60) for s in range(60))
+_HOUR = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3])")
+
+
+@lru_cache(maxsize=65536)
+def _hour_exists(hour: str) -> bool:
+    """True for a "YYYY-MM-DDTHH" of a real day and hour (a migration's records fall in a
+    few thousand hours, so this is nearly always a cache hit)."""
+    return _HOUR.fullmatch(hour) is not None and _date_exists(hour[:10])
 
 
 @lru_cache(maxsize=4096)
