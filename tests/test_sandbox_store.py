@@ -422,11 +422,41 @@ def test_e164_check_agrees_on_codes_that_regions_share(value: str) -> None:
     assert is_valid_e164(value) == expected
 
 
-def test_a_north_american_number_is_checked_against_its_region_once(
+def _example_numbers() -> list[str]:
+    """libphonenumber's example of each type of each region and non-geographic code, and
+    near misses of each: a digit changed, dropped or added."""
+    examples = [
+        phonenumbers.example_number_for_type(region, kind)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in phonenumbers.PhoneNumberType.values()
+    ]
+    examples += [
+        phonenumbers.example_number_for_non_geo_entity(code)
+        for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    ]
+    numbers = set()
+    for example in examples:
+        if example is None:
+            continue
+        text = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        last = str((int(text[-1]) + 1) % 10)
+        numbers.update({text, text[:-1] + last, text[:-1], text + last})
+    return sorted(numbers)
+
+
+def test_e164_check_agrees_on_every_example_number_and_its_near_misses() -> None:
+    numbers = _example_numbers()
+    assert len(numbers) > 4000
+    is_valid_e164.cache_clear()
+    disagree = [n for n in numbers if is_valid_e164(n) != (len(n) <= 16 and _phonenumbers_says(n))]
+    assert disagree == []
+
+
+def test_a_north_american_number_skips_libphonenumbers_search_of_its_type(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Guards the speed of the common case: libphonenumber's is_valid_number matches a US
-    # number against the US patterns twice.
+    # number against ten patterns of the US, twice (validation._is_valid_number).
     from phonenumbers import phonenumberutil
 
     calls: list[str] = []
@@ -440,7 +470,8 @@ def test_a_north_american_number_is_checked_against_its_region_once(
     is_valid_e164.cache_clear()
     assert is_valid_e164("+12025550143")
     assert is_valid_e164("+16135550123")  # Canada: after the US's patterns, its own
-    assert len(calls) == 3
+    assert not is_valid_e164("+12025550")
+    assert calls == []
 
 
 def _slow_normalize(value: str) -> str | None:

@@ -66,29 +66,72 @@ def is_valid_e164(value: str) -> bool:
 
 
 def _is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
-    """``phonenumbers.is_valid_number``, without its second look at a shared country code.
+    """``phonenumbers.is_valid_number``, with less matching of the same patterns.
 
-    For a code that several regions share (+1: the US, Canada and the Caribbean), it
-    first finds the number's region, which for a region without leading digits means
-    checking the number against the region's patterns, and then checks it against that
-    same region's patterns again. Here the first check is the answer: half the work for
-    most North American numbers, which are most numbers of most migrations.
+    libphonenumber asks which type a number is and calls it valid unless the answer is
+    "unknown": that is, when its region's general pattern and any one type's pattern match.
+    It tries the rare types first (premium rate, toll free, ... voicemail), so a common
+    fixed-line or mobile number is matched against ten patterns; here the common types come
+    first, so against two. For a country code that several regions share (+1 above all),
+    it matches the number against its region's patterns once to find the region and again
+    to validate it there; here the first time is the answer. The non-geographic codes are
+    left to libphonenumber itself.
     """
     code = number.country_code
     regions = None if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
-    if regions is None or len(regions) == 1:
+    if regions is None:
+        return False
+    if regions == (phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY,):
         return bool(phonenumbers.is_valid_number(number))
     national = phonenumbers.national_significant_number(number)
+    if len(regions) == 1:
+        metadata = PhoneMetadata.metadata_for_region(regions[0].upper(), None)
+        return metadata is not None and _is_some_type(national, metadata)
     for region in regions:  # in libphonenumber's order, as region_code_for_number
         metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
         if metadata is None:
             continue
         if metadata.leading_digits is not None:
             if re.match(metadata.leading_digits, national):
-                return bool(phonenumbers.is_valid_number_for_region(number, region))
-        elif phonenumbers.is_valid_number_for_region(number, region):
+                return _is_some_type(national, metadata)
+        elif _is_some_type(national, metadata):
             return True  # the region of the number, and valid there
     return False
+
+
+# Every type libphonenumber's number_type knows, the commonest first (the order of the
+# checks changes nothing but their number: a number is valid when any of them matches).
+_NUMBER_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+def _is_some_type(national: str, metadata: PhoneMetadata) -> bool:
+    """libphonenumber's ``number_type(...) != UNKNOWN`` for a region's metadata."""
+    if not _matches_desc(national, metadata.general_desc):
+        return False
+    return any(_matches_desc(national, getattr(metadata, name)) for name in _NUMBER_TYPES)
+
+
+def _matches_desc(national: str, desc: phonenumbers.PhoneNumberDesc | None) -> bool:
+    """As libphonenumber matches a number against one of its patterns: the possible lengths
+    (when listed) first, then the whole number against the pattern."""
+    if desc is None:
+        return False
+    lengths = desc.possible_length
+    if lengths and len(national) not in lengths:
+        return False
+    pattern = desc.national_number_pattern
+    return pattern is not None and pattern != "" and re.fullmatch(pattern, national) is not None
 
 
 def _split_e164(value: str) -> phonenumbers.PhoneNumber | None:
