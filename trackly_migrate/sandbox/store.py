@@ -4,9 +4,10 @@ One connection, guarded by one lock: SQLite serializes writers anyway, and a sin
 connection works for ``:memory:`` too (each new connection to ``:memory:`` would be a new,
 empty database). Every API request runs inside one ``transaction()`` (an import request
 in a savepoint of one that several waiting imports share, see ``importer.py``): either all
-of its effects are committed or none. A request's records are looked up and written in bulk (one
-query for the ids already stored, one ``executemany`` per table): per-record statements cost
-more than the writes themselves.
+of its effects are committed or none. A request's records are written in bulk (one
+``executemany`` per table; the ids already stored are looked up in one query, and only when
+the insert meets one, see ``insert_new_sends``): per-record statements cost more than the
+writes themselves.
 """
 
 from __future__ import annotations
