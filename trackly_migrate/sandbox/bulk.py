@@ -50,17 +50,30 @@ def store_sends(
     checked: list[Checked],
     fail_at: Collection[int] = (),
 ) -> BulkOutcome:
-    """Dedup, resolve lists, then store every good record in one bulk insert.
+    """Dedup, resolve lists, then store every good record in one bulk insert (in the common
+    case, without looking up which ids exist: see ``Transaction.insert_new_sends``).
 
     ``fail_at``: indexes whose record is answered ``save_error`` instead of stored (an
     injected fault, see ``scripted.py``).
     """
     lists = _ListResolver(tx, account_id)
+    ready: list[SendValues] = []
+    # First as if none of the ids existed yet (nearly every request of a migration), which
+    # saves looking them all up. That answer stands when none of the ids it stored or
+    # failed exists: the insert checks the stored ones (and stores nothing if one exists),
+    # one look-up the few failed ones (an id that exists makes its record a duplicate,
+    # whatever else is wrong with it).
+    outcome = _judge_sends(checked, set(), lists, fail_at, ready.append)
+    failed = [checked[index] for index, _ in outcome.errors]
+    failed_ids = [item[0] for item in failed if not isinstance(item, Rejected)]
+    failed_are_new = not (failed_ids and tx.stored_message_ids(account_id, failed_ids))
+    if failed_are_new and tx.insert_new_sends(account_id, ready):
+        return outcome
+    ready = []
     # A candidate and a plain row both hold the record's id first.
     existing = tx.stored_message_ids(
         account_id, [item[0] for item in checked if not isinstance(item, Rejected)]
     )
-    ready: list[SendValues] = []
     outcome = _judge_sends(checked, existing, lists, fail_at, ready.append)
     if tx.insert_sends(account_id, ready):
         return outcome

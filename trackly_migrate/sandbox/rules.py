@@ -180,12 +180,14 @@ def _good_plain_send(record: Any) -> SendValues | None:
     message_id, to_number, timestamp = get("id"), get("to_number"), get("timestamp")
     list_id, message, send_type = get("list_id"), get("message"), get("send_type")
     delivered, length, creative_id = get("delivered"), get("length"), get("creative_id")
-    types = (type(message_id), type(to_number), type(timestamp), type(list_id), type(message))
+    types = (
+        type(message_id), type(to_number), type(timestamp), type(list_id), type(message),
+        type(send_type), type(delivered), type(length), type(creative_id),
+    )  # fmt: skip
     if (
-        (*types, type(send_type), type(delivered), type(length), type(creative_id))
-        not in _PLAIN_SEND_TYPES
+        types not in _PLAIN_SEND_TYPES
         or not message_id
-        or get("list_number") is not None
+        or ("list_number" in record and get("list_number") is not None)  # mostly absent
         or not -_INT64 <= (list_id or 0) < _INT64
         or not -_INT64 <= (length or 0) < _INT64
         or not -_INT64 <= (creative_id or 0) < _INT64

@@ -4,9 +4,10 @@ One connection, guarded by one lock: SQLite serializes writers anyway, and a sin
 connection works for ``:memory:`` too (each new connection to ``:memory:`` would be a new,
 empty database). Every API request runs inside one ``transaction()`` (an import request
 in a savepoint of one that several waiting imports share, see ``importer.py``): either all
-of its effects are committed or none. A request's records are looked up and written in bulk (one
-query for the ids already stored, one ``executemany`` per table): per-record statements cost
-more than the writes themselves.
+of its effects are committed or none. A request's records are written in bulk (one
+``executemany`` per table; the ids already stored are looked up in one query, and only when
+the insert meets one, see ``insert_new_sends``): per-record statements cost more than the
+writes themselves.
 """
 
 from __future__ import annotations
@@ -81,6 +82,18 @@ class ClickRow(NamedTuple):
     send_timestamp: str | None
 
 
+def _bind_null(value: None) -> None:
+    return value
+
+
+# How sqlite3 binds a bool (as its int) and None (as NULL) stays the same; registered, they
+# are found in its adapter table at once. Unregistered, each one first costs CPython a failed
+# attribute look-up that formats an AttributeError message and throws it away: a third of
+# the binding of a typical send row, where ``delivered`` is a bool and fields are absent.
+sqlite3.register_adapter(bool, int)
+sqlite3.register_adapter(type(None), _bind_null)
+
+
 _INSERT_MESSAGE = (
     "INSERT INTO messages (account_id, id, list_id, to_number, timestamp, imported,"
     " message, send_type, delivered, length, creative_id)"
@@ -101,6 +114,9 @@ _UPSERT_CONTACT = (
     "INSERT INTO list_contacts (list_id, phone, active, send_count) VALUES (?, ?, 1, 1)"
     " ON CONFLICT (list_id, phone) DO UPDATE SET send_count = send_count + 1"
 )
+# DO NOTHING: an id that exists already is not an error here; insert_new_sends counts the
+# rows stored instead (one look-up of the primary key, which the insert makes anyway).
+_INSERT_MESSAGE_ROWS_NEW = _INSERT_MESSAGE_ROWS + " ON CONFLICT DO NOTHING"
 _INSERT_CLICK = (
     "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp, send_timestamp)"
     " VALUES (?, ?, ?, ?, ?, ?)"
@@ -114,6 +130,10 @@ _COUNT_CLICK = (
 
 def _click_params(account_id: int, row: ClickRow) -> tuple[Any, ...]:
     return (account_id, row.message_id, row.offer_id, row.phone, row.timestamp, row.send_timestamp)
+
+
+class _NotAllNew(Exception):
+    """Raised inside insert_new_sends' savepoint to undo it: an id already existed."""
 
 
 class Transaction:
@@ -186,6 +206,33 @@ class Transaction:
             self._conn.executemany(_UPSERT_CONTACT, contacts)
 
         return self._all_or_nothing(bulk)
+
+    def insert_new_sends(self, account_id: int, rows: Sequence[SendValues]) -> bool:
+        """Store checked sends whose ids the account should not hold yet, in one go.
+
+        True when every row was stored. False when nothing was stored: one of the ids exists
+        already, or a row cannot be saved; the caller then takes the exact path
+        (``stored_message_ids``, then ``insert_sends``). Most requests of a migration hold
+        only new ids, so they skip the look-up of existing ids altogether.
+        """
+        insert = _INSERT_MESSAGE_ROWS_NEW.format(account_id=int(account_id))
+        contacts = [(row[1], row[2]) for row in rows if row[1] is not None]
+        conn = self._conn
+
+        def bulk() -> None:
+            if conn.executemany(insert, rows).rowcount != len(rows):
+                raise _NotAllNew  # undoes the savepoint: nothing of the request is stored
+            conn.executemany(_UPSERT_CONTACT, contacts)
+
+        try:
+            with self.savepoint():
+                bulk()
+        except _NotAllNew:
+            return False
+        except sqlite3.Error:
+            logger.info("a bulk insert of new sends failed; judging the request again")
+            return False
+        return True
 
     def insert_clicks(
         self, account_id: int, clicks: Sequence[tuple[ClickRow, int | None, str | None]]
