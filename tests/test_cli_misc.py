@@ -174,8 +174,9 @@ def test_an_unwritable_report_place_is_refused_before_sending(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
-    for place in (str(tmp_path / "missing" / "e.csv"), str(tmp_path)):
-        result = invoke(["import-sends", str(source), "--errors", place], sandbox=sandbox)
-        assert result.returncode == 2
-        assert "Cannot write the errors report" in result.stderr
+    # (A folder that exists is a place: the report goes into it, see test_import_cli.py.)
+    place = str(tmp_path / "missing" / "e.csv")
+    result = invoke(["import-sends", str(source), "--errors", place], sandbox=sandbox)
+    assert result.returncode == 2
+    assert "Cannot write the errors report" in result.stderr
     assert requests_to(sandbox, "POST /api/v2/history/sends") == 0
