@@ -102,7 +102,19 @@ def default_checkpoint_path(command: str, identity: InputIdentity) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once (temp file, fsync, rename), mode 0600."""
+    """``replace_atomically`` for a checkpoint: a failure says what to do about it."""
+    try:
+        replace_atomically(path, data)
+    except OSError as exc:
+        raise OutputError(
+            f"Cannot write the checkpoint {path}: {exc.strerror}.",
+            hint="Free some disk space, or choose another place with --checkpoint PATH.",
+        ) from None
+
+
+def replace_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all at once (temp file, fsync, rename), mode 0600; a
+    failure leaves the old file whole, removes the temporary one and raises ``OSError``."""
     temporary: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -112,14 +124,11 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         Path(temporary).replace(path)
-    except OSError as exc:
+    except OSError:
         if temporary is not None:
             with contextlib.suppress(OSError):
                 Path(temporary).unlink()
-        raise OutputError(
-            f"Cannot write the checkpoint {path}: {exc.strerror}.",
-            hint="Free some disk space, or choose another place with --checkpoint PATH.",
-        ) from None
+        raise
 
 
 def read_bytes(path: Path) -> bytes | None:

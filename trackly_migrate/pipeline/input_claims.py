@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import filelock
 import orjson
 
+from trackly_migrate.checkpoint import replace_atomically
 from trackly_migrate.errors import UsageError
 
 # Other runs hold the registry's lock only while they read and rewrite it (milliseconds).
@@ -121,15 +121,7 @@ def _load(folder: Path) -> Runs:
 
 
 def _save(folder: Path, runs: Runs) -> None:
-    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=_REGISTRY, suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(orjson.dumps(runs))
-        Path(temporary).replace(folder / _REGISTRY)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            Path(temporary).unlink()
-        raise
+    replace_atomically(folder / _REGISTRY, orjson.dumps(runs))
 
 
 def _alive(folder: Path, run_id: str) -> bool:

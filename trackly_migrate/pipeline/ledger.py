@@ -36,7 +36,7 @@ import filelock
 import orjson
 import platformdirs
 
-from trackly_migrate.checkpoint import write_atomic
+from trackly_migrate.checkpoint import replace_atomically
 from trackly_migrate.errors import InputError, OutputError, UsageError
 from trackly_migrate.pipeline.request import Target
 
@@ -190,9 +190,9 @@ class Ledger:
     def _replace(self, entries: list[Entry]) -> None:
         body = _HEADER + b"".join(orjson.dumps(entry) + b"\n" for entry in entries)
         try:
-            write_atomic(self.path, body)
-        except OutputError:
-            raise _unwritable(self.path, None) from None
+            replace_atomically(self.path, body)
+        except OSError as exc:
+            raise _unwritable(self.path, exc) from None
 
     def _convert_legacy(self) -> None:
         """A version 1 ledger beside this one becomes this one (under the lock)."""
@@ -235,10 +235,9 @@ def _complete_size(handle: BinaryIO) -> int:
     return start + last_newline + 1 if last_newline >= 0 else size
 
 
-def _unwritable(path: Path, error: OSError | None) -> OutputError:
-    why = f": {error.strerror}" if error is not None else ""
+def _unwritable(path: Path, error: OSError) -> OutputError:
     return OutputError(
-        f"Cannot write the ledger {path}{why}.",
+        f"Cannot write the ledger {path}: {error.strerror}.",
         hint="Free some disk space there; the files imported so far are imported, and "
         "--skip-done would import them again as duplicates if their entries are missing.",
     )

@@ -118,7 +118,9 @@ def run_import(
         )
         source, checkpoint, columns = opened.source, opened.checkpoint, opened.columns
         mapping = opened.mapping
-        report_path = _report_place(request.output.errors_path, source_options.path, request)
+        report_path = _report_place(
+            request.output.errors_path, source_options.path, str(request.kind)
+        )
         check_writable(report_path)
         refuse_overwriting_input(source_options.path, report_path, "--errors")
         summary_path = request.output.summary_path
@@ -220,9 +222,9 @@ def _outcome(run: ImportRun, report: ErrorReport) -> ImportOutcome:
     return outcome
 
 
-def _report_place(errors: Path | None, input_path: str, request: ImportRequest) -> Path:
+def _report_place(errors: Path | None, input_path: str, kind: str) -> Path:
     """``--errors FILE`` as it is; ``--errors DIR``: the default name, in that folder."""
-    default = default_report_path(input_path, str(request.kind))
+    default = default_report_path(input_path, kind)
     if errors is None:
         return default
     return errors / default.name if errors.is_dir() else errors
