@@ -382,7 +382,7 @@ def test_e164_check_is_libphonenumbers_answer(value: str) -> None:
 
 
 # Every region of a country code that several regions share (+1, +7, +44, ...), and the
-# kinds of number their metadata has examples of: the shortcut in validation._is_valid_number
+# kinds of number their metadata has examples of: the shortcut in normalize.is_valid_number
 # decides which region a number is from, so each region's own numbers are drawn here.
 _SHARED_REGIONS = sorted(
     region
@@ -456,7 +456,7 @@ def test_a_north_american_number_skips_libphonenumbers_search_of_its_type(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Guards the speed of the common case: libphonenumber's is_valid_number matches a US
-    # number against ten patterns of the US, twice (validation._is_valid_number).
+    # number against ten patterns of the US, twice (normalize.is_valid_number).
     from phonenumbers import phonenumberutil
 
     calls: list[str] = []

@@ -16,14 +16,9 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
+from phonenumbers import PhoneMetadata
 
 from trackly_migrate.errors import UsageError
-
-# phonenumbers' own step of ``is_valid_number`` (see ``is_valid_number`` here); a version
-# without it gets the public function instead.
-_number_type_helper: Callable[[str, object], object] | None = getattr(
-    phonenumbers.phonenumberutil, "_number_type_helper", None
-)
 
 # Bounded so that memory stays flat when every number in a file is distinct: 8 MB of slots.
 # At 2**18 one-way slots, 100,000 distinct numbers over 1M rows missed 242,000 times (each
@@ -189,29 +184,73 @@ def _parse_e164(text: str) -> phonenumbers.PhoneNumber | None:
 
 
 def is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
-    """``phonenumbers.is_valid_number``, without its second look at the region it found.
+    """``phonenumbers.is_valid_number``, with less matching of the same patterns.
 
-    For a calling code shared by several regions (+1: 25 of them), phonenumbers finds the
-    number's region by matching it against each region's number types, then checks it against
-    that region's types again: the second check cannot fail, and it is half the cost of
-    validating a North American number (the first validation of each distinct number is
-    issue 13's largest single cost). The same steps, once; any other number goes to
-    phonenumbers itself. ``tests/test_phone_validity.py`` holds the two to the same answers.
+    libphonenumber asks which type a number is and calls it valid unless the answer is
+    "unknown": that is, when its region's general pattern and any one type's pattern match.
+    It tries the rare types first (premium rate, toll free, ... voicemail), so a common
+    fixed-line or mobile number is matched against ten patterns; here the common types come
+    first, so against two. For a country code that several regions share (+1 above all),
+    it matches the number against its region's patterns once to find the region and again
+    to validate it there; here the first time is the answer. The non-geographic codes are
+    left to libphonenumber itself. ``tests/test_phone_validity.py`` and the sandbox's tests
+    (every example number of every region, and near misses) hold it to the same answers.
     """
-    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(number.country_code or 0)
-    if _number_type_helper is None or regions is None or len(regions) == 1:
+    code = number.country_code
+    regions = None if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
+    if regions is None:
+        return False
+    if regions == (phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY,):
         return bool(phonenumbers.is_valid_number(number))
     national = phonenumbers.national_significant_number(number)
-    for region in regions:
-        metadata = phonenumbers.PhoneMetadata.metadata_for_region(region.upper(), None)
+    if len(regions) == 1:
+        metadata = PhoneMetadata.metadata_for_region(regions[0].upper(), None)
+        return metadata is not None and _is_some_type(national, metadata)
+    for region in regions:  # in libphonenumber's order, as region_code_for_number
+        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
         if metadata is None:
             continue
         if metadata.leading_digits is not None:
             if re.match(metadata.leading_digits, national):
-                return bool(phonenumbers.is_valid_number_for_region(number, region))
-        elif _number_type_helper(national, metadata) != phonenumbers.PhoneNumberType.UNKNOWN:
-            return True  # the region's own check, which is_valid_number_for_region repeats
+                return _is_some_type(national, metadata)
+        elif _is_some_type(national, metadata):
+            return True  # the region of the number, and valid there
     return False
+
+
+# Every type libphonenumber's number_type knows, the commonest first (the order of the
+# checks changes nothing but their number: a number is valid when any of them matches).
+_NUMBER_TYPES = (
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+)
+
+
+def _is_some_type(national: str, metadata: PhoneMetadata) -> bool:
+    """libphonenumber's ``number_type(...) != UNKNOWN`` for a region's metadata."""
+    if not _matches_desc(national, metadata.general_desc):
+        return False
+    return any(_matches_desc(national, getattr(metadata, name)) for name in _NUMBER_TYPES)
+
+
+def _matches_desc(national: str, desc: phonenumbers.PhoneNumberDesc | None) -> bool:
+    """As libphonenumber matches a number against one of its patterns: the possible lengths
+    (when listed) first, then the whole number against the pattern."""
+    if desc is None:
+        return False
+    lengths = desc.possible_length
+    if lengths and len(national) not in lengths:
+        return False
+    pattern = desc.national_number_pattern
+    return pattern is not None and pattern != "" and re.fullmatch(pattern, national) is not None
 
 
 def normalize_phone(text: str, region: str | None = None) -> str:

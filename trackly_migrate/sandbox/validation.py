@@ -15,6 +15,8 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
+from trackly_migrate.normalize import is_valid_number
+
 # E.164: "+", a country code that does not start with 0, at most 15 digits in all. The regex
 # runs first because ``phonenumbers.parse`` is lenient (it accepts spaces, dashes, letters).
 _E164_SHAPE = re.compile(r"\+[1-9][0-9]{1,14}")
@@ -33,12 +35,6 @@ _ISO_8601 = re.compile(
 # The shape of nearly every timestamp a migration sends: UTC ("Z"), to the second or finer.
 _UTC_TO_THE_SECOND = re.compile(
     r"([0-9]{4}-[0-9]{2}-[0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]{1,9}))?Z"
-)
-
-# The commonest of all, checked in one match (hour, minute and second ranges included):
-# UTC to the whole second, as most exports write it.
-_UTC_WHOLE_SECOND = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z"
 )
 
 # The API key format: "trk_" and 32 ASCII letters or digits (one vendor page says hex, which
@@ -62,76 +58,7 @@ def is_valid_e164(value: str) -> bool:
             parsed = phonenumbers.parse(value, None)
         except phonenumbers.NumberParseException:
             return False
-    return _is_valid_number(parsed)
-
-
-def _is_valid_number(number: phonenumbers.PhoneNumber) -> bool:
-    """``phonenumbers.is_valid_number``, with less matching of the same patterns.
-
-    libphonenumber asks which type a number is and calls it valid unless the answer is
-    "unknown": that is, when its region's general pattern and any one type's pattern match.
-    It tries the rare types first (premium rate, toll free, ... voicemail), so a common
-    fixed-line or mobile number is matched against ten patterns; here the common types come
-    first, so against two. For a country code that several regions share (+1 above all),
-    it matches the number against its region's patterns once to find the region and again
-    to validate it there; here the first time is the answer. The non-geographic codes are
-    left to libphonenumber itself.
-    """
-    code = number.country_code
-    regions = None if code is None else phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(code)
-    if regions is None:
-        return False
-    if regions == (phonenumbers.REGION_CODE_FOR_NON_GEO_ENTITY,):
-        return bool(phonenumbers.is_valid_number(number))
-    national = phonenumbers.national_significant_number(number)
-    if len(regions) == 1:
-        metadata = PhoneMetadata.metadata_for_region(regions[0].upper(), None)
-        return metadata is not None and _is_some_type(national, metadata)
-    for region in regions:  # in libphonenumber's order, as region_code_for_number
-        metadata = PhoneMetadata.metadata_for_region(region.upper(), None)
-        if metadata is None:
-            continue
-        if metadata.leading_digits is not None:
-            if re.match(metadata.leading_digits, national):
-                return _is_some_type(national, metadata)
-        elif _is_some_type(national, metadata):
-            return True  # the region of the number, and valid there
-    return False
-
-
-# Every type libphonenumber's number_type knows, the commonest first (the order of the
-# checks changes nothing but their number: a number is valid when any of them matches).
-_NUMBER_TYPES = (
-    "fixed_line",
-    "mobile",
-    "toll_free",
-    "premium_rate",
-    "shared_cost",
-    "voip",
-    "personal_number",
-    "pager",
-    "uan",
-    "voicemail",
-)
-
-
-def _is_some_type(national: str, metadata: PhoneMetadata) -> bool:
-    """libphonenumber's ``number_type(...) != UNKNOWN`` for a region's metadata."""
-    if not _matches_desc(national, metadata.general_desc):
-        return False
-    return any(_matches_desc(national, getattr(metadata, name)) for name in _NUMBER_TYPES)
-
-
-def _matches_desc(national: str, desc: phonenumbers.PhoneNumberDesc | None) -> bool:
-    """As libphonenumber matches a number against one of its patterns: the possible lengths
-    (when listed) first, then the whole number against the pattern."""
-    if desc is None:
-        return False
-    lengths = desc.possible_length
-    if lengths and len(national) not in lengths:
-        return False
-    pattern = desc.national_number_pattern
-    return pattern is not None and pattern != "" and re.fullmatch(pattern, national) is not None
+    return is_valid_number(parsed)
 
 
 def _split_e164(value: str) -> phonenumbers.PhoneNumber | None:
@@ -211,14 +138,12 @@ def normalize_timestamp(value: str) -> str | None:
 
     A time already in UTC (most exports) is written out from its own digits once the date is
     known to exist: formatting a datetime costs more than all the checks of a record. The
-    commonest shapes (``_UTC_WHOLE_SECOND``, then ``_UTC_TO_THE_SECOND``) are checked
+    commonest shapes (UTC to the whole second, then ``_UTC_TO_THE_SECOND``) are checked
     first, their date looked up in a cache.
     """
     # "YYYY-MM-DDTHH" + ":MM:SSZ": the hour looked up in a cache, the rest in a set.
     if len(value) == 20 and value[13:] in _MINUTE_SECOND_Z and _hour_exists(value[:13]):
         return value[:19] + ".000000Z"
-    if _UTC_WHOLE_SECOND.fullmatch(value) is not None:  # the ranges are in the pattern
-        return value[:19] + ".000000Z" if _date_exists(value[:10]) else None
     plain = _UTC_TO_THE_SECOND.fullmatch(value)
     if plain is not None:
         date, hour, minute, second, fraction = plain.groups()
