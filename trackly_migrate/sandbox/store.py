@@ -195,17 +195,7 @@ class Transaction:
         On False nothing of them is stored: the caller stores them one by one instead, so
         that a record that cannot be saved fails alone (``bulk.py``).
         """
-        # By position: the rows are SendRows or plain tuples (SendValues) of the same fields.
-        contacts = [(row[1], row[2]) for row in rows if row[1] is not None]
-        # The rows are the statement's parameters as they are (no tuple built per record):
-        # the account, the same for all, is written into the statement (an int, never text).
-        insert = _INSERT_MESSAGE_ROWS.format(account_id=int(account_id))
-
-        def bulk() -> None:
-            self._conn.executemany(insert, rows)
-            self._conn.executemany(_UPSERT_CONTACT, contacts)
-
-        return self._all_or_nothing(bulk)
+        return self._bulk_sends(_INSERT_MESSAGE_ROWS, account_id, rows, all_new=False)
 
     def insert_new_sends(self, account_id: int, rows: Sequence[SendValues]) -> bool:
         """Store checked sends whose ids the account should not hold yet, in one go.
@@ -215,24 +205,24 @@ class Transaction:
         (``stored_message_ids``, then ``insert_sends``). Most requests of a migration hold
         only new ids, so they skip the look-up of existing ids altogether.
         """
-        insert = _INSERT_MESSAGE_ROWS_NEW.format(account_id=int(account_id))
+        return self._bulk_sends(_INSERT_MESSAGE_ROWS_NEW, account_id, rows, all_new=True)
+
+    def _bulk_sends(
+        self, statement: str, account_id: int, rows: Sequence[SendValues], *, all_new: bool
+    ) -> bool:
+        # By position: the rows are SendRows or plain tuples (SendValues) of the same fields.
         contacts = [(row[1], row[2]) for row in rows if row[1] is not None]
+        # The rows are the statement's parameters as they are (no tuple built per record):
+        # the account, the same for all, is written into the statement (an int, never text).
+        insert = statement.format(account_id=int(account_id))
         conn = self._conn
 
         def bulk() -> None:
-            if conn.executemany(insert, rows).rowcount != len(rows):
+            if conn.executemany(insert, rows).rowcount != len(rows) and all_new:
                 raise _NotAllNew  # undoes the savepoint: nothing of the request is stored
             conn.executemany(_UPSERT_CONTACT, contacts)
 
-        try:
-            with self.savepoint():
-                bulk()
-        except _NotAllNew:
-            return False
-        except sqlite3.Error:
-            logger.info("a bulk insert of new sends failed; judging the request again")
-            return False
-        return True
+        return self._all_or_nothing(bulk)
 
     def insert_clicks(
         self, account_id: int, clicks: Sequence[tuple[ClickRow, int | None, str | None]]
@@ -256,8 +246,10 @@ class Transaction:
         try:
             with self.savepoint():
                 bulk()
+        except _NotAllNew:
+            return False  # expected now and then: the caller looks the ids up
         except sqlite3.Error:
-            logger.warning("a bulk insert failed; saving the records one by one")
+            logger.warning("a bulk insert failed; the records are judged or saved one by one")
             return False
         return True
 
