@@ -42,6 +42,7 @@ from trackly_migrate.pipeline.ports import (
 from trackly_migrate.pipeline.request import MAX_BATCH_SIZE, Limits
 from trackly_migrate.pipeline.settle import Settlement
 from trackly_migrate.pipeline.signals import StopEvents
+from trackly_migrate.pipeline.switching import prompt_switches
 from trackly_migrate.readers import RawRow
 from trackly_migrate.records import Kind, Rejection
 from trackly_migrate.report import ErrorReport, ReportRow, Stage, Summary
@@ -103,7 +104,7 @@ class EngineRun:
 
     def run(self) -> None:
         try:
-            with tuned_for_bulk():
+            with tuned_for_bulk(), prompt_switches():
                 damage = self._read_and_submit()
             self._drain()
             if damage is not None:
