@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import send_row, write_sends_csv
-from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity
-from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, load_state
+from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity, write_atomic
+from trackly_migrate.pipeline import batch_state
+from trackly_migrate.pipeline.batch_state import (
+    MAX_UNWRITTEN,
+    BatchState,
+    FinishWriter,
+    load_state,
+)
 from trackly_migrate.pipeline.ledger import Ledger
 from trackly_migrate.records import Kind
 from trackly_migrate.report import Summary
@@ -42,3 +51,38 @@ def test_the_list_records_each_file_as_it_is_when_it_finished(tmp_path: Path) ->
 
 def no_entry(path: str, summary: Summary) -> None:
     return None  # nothing for the ledger
+
+
+def test_files_that_finish_close_together_are_recorded_together(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = [write_sends_csv(tmp_path / f"{n}.csv", [send_row(n)]) for n in range(FILES_AT_ONCE)]
+    state_path = tmp_path / "list.json"
+    state = BatchState("import-sends", [str(path) for path in paths])
+    saves: list[Path] = []
+    first_saved = threading.Event()
+
+    def counted(path: Path, data: bytes) -> None:
+        write_atomic(path, data)
+        saves.append(path)
+        first_saved.set()
+
+    monkeypatch.setattr(batch_state, "write_atomic", counted)
+    # An interval no test outlasts: what is not written at once waits for close().
+    writer = FinishWriter(
+        state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry, interval=3600
+    )
+    summaries = [Summary(kind=Kind.SENDS, input=str(path)) for path in paths]
+    writer.finished(str(paths[0]), summaries[0], 0, None)
+    assert first_saved.wait(60)  # the first file is recorded at once
+    for path, summary in zip(paths[1:], summaries[1:], strict=True):
+        writer.finished(str(path), summary, 0, None)
+    writer.close()  # the others, together, at once
+    assert len(saves) == 2
+    saved = load_state(state_path)
+    assert saved is not None
+    assert all(saved.finished_entry(str(path)) is not None for path in paths)
+
+
+FILES_AT_ONCE = 6  # below MAX_UNWRITTEN // 2, where the writer stops waiting out its interval
+assert FILES_AT_ONCE < MAX_UNWRITTEN // 2
