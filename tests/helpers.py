@@ -37,6 +37,16 @@ from typer._click import formatting as click_formatting
 from typer.testing import CliRunner
 
 from trackly_migrate.cli import app
+from trackly_migrate.pipeline import (
+    ImportOutcome,
+    ImportRequest,
+    Output,
+    Source,
+    Target,
+    run_import,
+)
+from trackly_migrate.pipeline.ports import Observer
+from trackly_migrate.records import Kind
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
@@ -533,3 +543,14 @@ def file_offset(checkpoint: Path, name: str) -> int:
         except (FileNotFoundError, ValueError):
             return 0
     return 0
+
+
+def dry_run_sends(source: Path, observer: Observer) -> ImportOutcome:
+    """A dry run of a sends file through the core (no CLI, nothing sent), report beside it."""
+    request = ImportRequest(
+        kind=Kind.SENDS,
+        source=Source(str(source)),
+        target=Target(dry_run=True),
+        output=Output(source.with_name(source.name + ".errors.csv")),
+    )
+    return run_import(request, observer)

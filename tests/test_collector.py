@@ -9,11 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import send_row, write_sends_csv
+from tests.helpers import dry_run_sends, send_row, write_sends_csv
 from tests.test_core_api import Recorder
-from trackly_migrate.pipeline import ImportRequest, Output, Source, Target, run_import
 from trackly_migrate.pipeline.collector import BULK_THRESHOLD, tuned_for_bulk
-from trackly_migrate.records import Kind
 
 
 def test_tuned_for_bulk_raises_the_threshold_freezes_and_restores() -> None:
@@ -64,15 +62,7 @@ def test_a_dry_run_of_20000_rows_collects_rarely(tmp_path: Path, collections: li
     # 100 times, and 26 times tuned, some of them before the reading loop; the count is of
     # allocations, not of time, so it is the same on a loaded machine.
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(20_000)])
-    outcome = run_import(
-        ImportRequest(
-            kind=Kind.SENDS,
-            source=Source(str(source)),
-            target=Target(dry_run=True),
-            output=Output(tmp_path / "s.errors.csv"),
-        ),
-        Recorder(),
-    )
+    outcome = dry_run_sends(source, Recorder())
     assert outcome.summary.counts.read == 20_000
     assert collections[2] == 0
     assert collections[0] < 50

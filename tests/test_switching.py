@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import send_row, write_sends_csv
+from tests.helpers import dry_run_sends, send_row, write_sends_csv
 from tests.test_core_api import Recorder
-from trackly_migrate.pipeline import ImportRequest, Output, Source, Target, run_import
 from trackly_migrate.pipeline.ports import ProgressState
 from trackly_migrate.pipeline.switching import SWITCH_INTERVAL_S, prompt_switches
-from trackly_migrate.records import Kind
 
 
 def about(seconds: float) -> object:
@@ -69,15 +67,7 @@ def test_an_import_reads_with_the_short_interval_and_restores_it(
 ) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(3_000)])
     observer = IntervalRecorder()
-    outcome = run_import(
-        ImportRequest(
-            kind=Kind.SENDS,
-            source=Source(str(source)),
-            target=Target(dry_run=True),
-            output=Output(tmp_path / "s.errors.csv"),
-        ),
-        observer,
-    )
+    outcome = dry_run_sends(source, observer)
     assert outcome.summary.counts.read == 3_000
     assert SWITCH_INTERVAL_S in [about(seen) for seen in observer.intervals]
     assert sys.getswitchinterval() == about(default_interval)
