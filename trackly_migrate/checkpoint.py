@@ -222,12 +222,13 @@ def _refuse_unusable_place(lock_path: Path) -> None:
 
 
 class CheckpointWriter:
-    """Writes the checkpoint whenever a batch is sent or the watermark moves.
+    """Writes the checkpoint when a batch is sent or the watermark moves, at most once per
+    ``MIN_WRITE_INTERVAL_S`` (the changes meanwhile go into the next write).
 
     The writes (fsync included) happen on a thread of their own so the reading loop never
     waits for the disk; the newest state is always the one written next, and ``flush()``
-    waits until it is on disk. ``before_write`` runs first (the errors report's fsync), so a
-    checkpoint never counts report rows that are not on disk yet.
+    writes it at once and waits until it is on disk. ``before_write`` runs first (the errors
+    report's fsync), so a checkpoint never counts report rows that are not on disk yet.
     """
 
     def __init__(
