@@ -102,42 +102,42 @@ def _judge_sends(
     outcome = BulkOutcome()
     stored: set[str] = set()  # ids stored by this request so far
     for index, item in enumerate(checked):
+        row: SendValues
         if type(item) is tuple:  # a good plain record: its row, no list_number
             row = cast(SendValues, item)
-            record_id, list_id = row[0], row[1]
+            record_id = row[0]
             if record_id in stored or record_id in existing:
                 outcome.duplicates += 1  # as below
-            elif list_id is not None and not lists.id_exists(list_id):
-                outcome.fail(index, Rejected("list_not_found", _LIST_NOT_FOUND, record_id))
-            elif index in fail_at:
-                logger.info("injected save_error for send record %d", index)
-                outcome.fail(index, _save_error(record_id))
-            elif save(row) is False:
-                outcome.fail(index, _save_error(record_id))
-            else:
-                outcome.success += 1
-                stored.add(record_id)
+                continue
+            found = row[1] is None or lists.list_of_id(row[1]) is not None
         elif isinstance(item, Rejected):
             outcome.fail(index, item)
-        elif (item := cast(SendCandidate, item)).id in stored or item.id in existing:
-            # CONTRACT.md: a duplicate is a record whose id already exists. An earlier record
-            # of this request that failed left nothing under its id: this one is judged on
-            # its own, so a valid record is never lost as a "duplicate".
-            outcome.duplicates += 1
-        elif item.problem is not None or item.row is None:
-            outcome.fail(index, item.problem or Rejected("save_error", "Unexpected.", item.id))
+            continue
         else:
-            found, list_id = lists.resolve(item.list_id, item.list_number)
-            if not found:
-                outcome.fail(index, Rejected("list_not_found", _LIST_NOT_FOUND, item.id))
-            elif index in fail_at:
-                logger.info("injected save_error for send record %d", index)
-                outcome.fail(index, _save_error(item.id))
-            elif save(_with_list(item.row, list_id)) is False:
-                outcome.fail(index, _save_error(item.id))
-            else:
-                outcome.success += 1
-                stored.add(item.id)
+            candidate = cast(SendCandidate, item)
+            record_id = candidate.id
+            if record_id in stored or record_id in existing:
+                # CONTRACT.md: a duplicate is a record whose id already exists. An earlier
+                # record of this request that failed left nothing under its id: this one is
+                # judged on its own, so a valid record is never lost as a "duplicate".
+                outcome.duplicates += 1
+                continue
+            if candidate.problem is not None or candidate.row is None:
+                unexpected = Rejected("save_error", "Unexpected.", record_id)
+                outcome.fail(index, candidate.problem or unexpected)
+                continue
+            found, list_id = lists.resolve(candidate.list_id, candidate.list_number)
+            row = _with_list(candidate.row, list_id)
+        if not found:
+            outcome.fail(index, Rejected("list_not_found", _LIST_NOT_FOUND, record_id))
+        elif index in fail_at:
+            logger.info("injected save_error for send record %d", index)
+            outcome.fail(index, _save_error(record_id))
+        elif save(row) is False:
+            outcome.fail(index, _save_error(record_id))
+        else:
+            outcome.success += 1
+            stored.add(record_id)
     return outcome
 
 
@@ -196,26 +196,26 @@ class _ListResolver:
         self.by_id: dict[int, int | None] = {}
         self.by_number: dict[str, int | None] = {}
 
-    def id_exists(self, list_id: int) -> bool:
-        """True when ``list_id`` is a list of the account."""
+    def list_of_id(self, list_id: int) -> int | None:
+        """``list_id`` when it is a list of the account, else None (looked up once)."""
         found = self.by_id.get(list_id, _UNKNOWN)
         if found is _UNKNOWN:
             found = self.by_id[list_id] = self.tx.list_by_id(self.account_id, list_id)
-        return found is not None
+        return cast(int | None, found)
 
     def resolve(self, list_id: int | None, list_number: str | None) -> tuple[bool, int | None]:
         """(found, list id). No list given is fine: (True, None). Both given: same list."""
         from_id = from_number = None
         if list_id is not None:
-            if list_id not in self.by_id:
-                self.by_id[list_id] = self.tx.list_by_id(self.account_id, list_id)
-            from_id = self.by_id[list_id]
+            from_id = self.list_of_id(list_id)
             if from_id is None:
                 return False, None
         if list_number is not None:
-            if list_number not in self.by_number:
-                self.by_number[list_number] = self.tx.list_by_number(self.account_id, list_number)
-            from_number = self.by_number[list_number]
+            from_number = self.by_number.get(list_number, _UNKNOWN)
+            if from_number is _UNKNOWN:
+                from_number = self.by_number[list_number] = self.tx.list_by_number(
+                    self.account_id, list_number
+                )
             if from_number is None:
                 return False, None
         if from_id is not None and from_number is not None and from_id != from_number:
