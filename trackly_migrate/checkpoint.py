@@ -221,6 +221,16 @@ def _refuse_unusable_place(lock_path: Path) -> None:
         ) from None
 
 
+def wait_out(condition: threading.Condition, until: float, now_please: Callable[[], bool]) -> None:
+    """Wait on ``condition`` (held) until the monotonic time ``until``, or sooner once
+    ``now_please()`` (checked at each wake-up): how a writer coalesces what comes meanwhile."""
+    while not now_please():
+        remaining = until - time.monotonic()
+        if remaining <= 0:
+            return
+        condition.wait(remaining)
+
+
 class CheckpointWriter:
     """Writes the checkpoint when a batch is sent or the watermark moves, at most once per
     ``MIN_WRITE_INTERVAL_S`` (the changes meanwhile go into the next write).
@@ -335,11 +345,11 @@ class CheckpointWriter:
                 while not self._pending() and not self._closing:
                     self._condition.wait()
                 self._idle = False
-                while not (self._flushing or self._closing):
-                    remaining = last_write + MIN_WRITE_INTERVAL_S - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._condition.wait(remaining)
+                wait_out(
+                    self._condition,
+                    last_write + MIN_WRITE_INTERVAL_S,
+                    lambda: bool(self._flushing or self._closing),
+                )
                 if not self._pending() or self._discarding:
                     self._stopped = True
                     self._condition.notify_all()

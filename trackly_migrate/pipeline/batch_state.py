@@ -30,6 +30,7 @@ from trackly_migrate.checkpoint import (
     InputIdentity,
     default_checkpoint_path,
     read_bytes,
+    wait_out,
     write_atomic,
 )
 from trackly_migrate.counts import Counts, from_totals, to_totals
@@ -198,11 +199,11 @@ class FinishWriter:
                 while not self._queue and not self._closing:
                     self._condition.wait()
                 # Half the limit at most: the reader waits only once MAX_UNWRITTEN are queued.
-                while not self._closing and len(self._queue) < MAX_UNWRITTEN // 2:
-                    remaining = last_write + self._interval - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._condition.wait(remaining)
+                wait_out(
+                    self._condition,
+                    last_write + self._interval,
+                    lambda: self._closing or len(self._queue) >= MAX_UNWRITTEN // 2,
+                )
                 if not self._queue:
                     return
                 batch, self._queue = self._queue, []

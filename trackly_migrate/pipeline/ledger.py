@@ -169,17 +169,17 @@ class Ledger:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise self._unreadable(exc.strerror or str(exc)) from None
+            raise _unreadable(self.path, exc.strerror or str(exc)) from None
         lines = data.split(b"\n")
         lines.pop()  # after the last newline: nothing, or a line a crash cut short
         if not lines or lines[0] != _HEADER.rstrip(b"\n"):
-            raise self._unreadable("not a ledger of this version")
+            raise _unreadable(self.path, "not a ledger of this version")
         latest: dict[tuple[str, str, Fingerprint], Entry] = {}
         for number, line in enumerate(lines[1:], start=2):
             try:
                 entry = _entry_of(orjson.loads(line))
             except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-                raise self._unreadable(f"line {number}: {exc}") from None
+                raise _unreadable(self.path, f"line {number}: {exc}") from None
             latest.pop(entry.key, None)  # the newest comes last, as it was recorded
             latest[entry.key] = entry
         found = list(latest.values())
@@ -205,21 +205,10 @@ class Ledger:
                 raise ValueError("unknown version")
             entries = [_entry_of(item) for item in raw["files"]]
         except (OSError, orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
-            raise UsageError(
-                f"The ledger {legacy} is not readable ({exc}).",
-                hint="Move it away: the next runs start a new one (--skip-done then skips "
-                "nothing until files are imported again).",
-            ) from None
+            raise _unreadable(legacy, str(exc)) from None
         self._replace(entries)
         with contextlib.suppress(OSError):
             legacy.unlink()
-
-    def _unreadable(self, why: str) -> UsageError:
-        return UsageError(
-            f"The ledger {self.path} is not readable ({why}).",
-            hint="Move it away: the next runs start a new one (--skip-done then skips "
-            "nothing until files are imported again).",
-        )
 
 
 def _entry_of(item: dict[str, Any]) -> Entry:
@@ -233,6 +222,14 @@ def _complete_size(handle: BinaryIO) -> int:
     handle.seek(start)
     last_newline = handle.read().rfind(b"\n")
     return start + last_newline + 1 if last_newline >= 0 else size
+
+
+def _unreadable(path: Path, why: str) -> UsageError:
+    return UsageError(
+        f"The ledger {path} is not readable ({why}).",
+        hint="Move it away: the next runs start a new one (--skip-done then skips "
+        "nothing until files are imported again).",
+    )
 
 
 def _unwritable(path: Path, error: OSError) -> OutputError:
