@@ -5,9 +5,9 @@ connection works for ``:memory:`` too (each new connection to ``:memory:`` would
 empty database). Every API request runs inside one ``transaction()`` (an import request
 in a savepoint of one that several waiting imports share, see ``importer.py``): either all
 of its effects are committed or none. A request's records are written in bulk (one
-``executemany`` per table; the ids already stored are looked up in one query, and only when
-the insert meets one, see ``insert_new_sends``): per-record statements cost more than the
-writes themselves.
+multi-row INSERT per table, see ``multirow.py``; the ids already stored are looked up in one
+query, and only when the insert meets one, see ``insert_new_sends``): per-record statements
+cost more than the writes themselves.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from trackly_migrate.sandbox.multirow import RowsInsert
 from trackly_migrate.sandbox.schema import (
     APPLICATION_ID,
     SCHEMA,
@@ -100,11 +101,11 @@ _INSERT_MESSAGE = (
     " VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)"
 )
 # The columns in SendRow's field order, so that a SendRow is the parameters of a row.
-_INSERT_MESSAGE_ROWS = (
+_MESSAGE_ROWS_HEAD = (
     "INSERT INTO messages (account_id, imported, id, list_id, to_number, timestamp,"
-    " message, send_type, delivered, length, creative_id)"
-    " VALUES ({account_id}, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " message, send_type, delivered, length, creative_id) VALUES"
 )
+_MESSAGE_ROW = "({account_id}, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 assert SendRow._fields == (
     "id", "list_id", "to_number", "timestamp", "message", "send_type", "delivered", "length",
     "creative_id",
@@ -114,12 +115,22 @@ _UPSERT_CONTACT = (
     "INSERT INTO list_contacts (list_id, phone, active, send_count) VALUES (?, ?, 1, 1)"
     " ON CONFLICT (list_id, phone) DO UPDATE SET send_count = send_count + 1"
 )
+_UPSERT_CONTACTS = RowsInsert(
+    "INSERT INTO list_contacts (list_id, phone, active, send_count) VALUES",
+    "(?, ?, 1, 1)",
+    " ON CONFLICT (list_id, phone) DO UPDATE SET send_count = send_count + 1",
+)
 # DO NOTHING: an id that exists already is not an error here; insert_new_sends counts the
 # rows stored instead (one look-up of the primary key, which the insert makes anyway).
-_INSERT_MESSAGE_ROWS_NEW = _INSERT_MESSAGE_ROWS + " ON CONFLICT DO NOTHING"
+_ONLY_NEW = " ON CONFLICT DO NOTHING"
 _INSERT_CLICK = (
     "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp, send_timestamp)"
     " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CLICKS = RowsInsert(
+    "INSERT INTO clicks (account_id, message_id, offer_id, phone, timestamp, send_timestamp)"
+    " VALUES",
+    "(?, ?, ?, ?, ?, ?)",
 )
 _COUNT_CLICK = (
     "UPDATE list_contacts SET click_count = click_count + 1,"
@@ -195,7 +206,7 @@ class Transaction:
         On False nothing of them is stored: the caller stores them one by one instead, so
         that a record that cannot be saved fails alone (``bulk.py``).
         """
-        return self._bulk_sends(_INSERT_MESSAGE_ROWS, account_id, rows, all_new=False)
+        return self._bulk_sends(account_id, rows, all_new=False)
 
     def insert_new_sends(self, account_id: int, rows: Sequence[SendValues]) -> bool:
         """Store checked sends whose ids the account should not hold yet, in one go.
@@ -205,22 +216,24 @@ class Transaction:
         (``stored_message_ids``, then ``insert_sends``). Most requests of a migration hold
         only new ids, so they skip the look-up of existing ids altogether.
         """
-        return self._bulk_sends(_INSERT_MESSAGE_ROWS_NEW, account_id, rows, all_new=True)
+        return self._bulk_sends(account_id, rows, all_new=True)
 
-    def _bulk_sends(
-        self, statement: str, account_id: int, rows: Sequence[SendValues], *, all_new: bool
-    ) -> bool:
+    def _bulk_sends(self, account_id: int, rows: Sequence[SendValues], *, all_new: bool) -> bool:
         # By position: the rows are SendRows or plain tuples (SendValues) of the same fields.
         contacts = [(row[1], row[2]) for row in rows if row[1] is not None]
         # The rows are the statement's parameters as they are (no tuple built per record):
         # the account, the same for all, is written into the statement (an int, never text).
-        insert = statement.format(account_id=int(account_id))
+        insert = RowsInsert(
+            _MESSAGE_ROWS_HEAD,
+            _MESSAGE_ROW.format(account_id=int(account_id)),
+            _ONLY_NEW if all_new else "",
+        )
         conn = self._conn
 
         def bulk() -> None:
-            if conn.executemany(insert, rows).rowcount != len(rows) and all_new:
+            if insert.run(conn, rows) != len(rows) and all_new:
                 raise _NotAllNew  # undoes the savepoint: nothing of the request is stored
-            conn.executemany(_UPSERT_CONTACT, contacts)
+            _UPSERT_CONTACTS.run(conn, contacts)
 
         return self._all_or_nothing(bulk)
 
@@ -236,7 +249,7 @@ class Transaction:
         ]
 
         def bulk() -> None:
-            self._conn.executemany(_INSERT_CLICK, inserts)
+            _INSERT_CLICKS.run(self._conn, inserts)
             self._conn.executemany(_COUNT_CLICK, contacts)
 
         return self._all_or_nothing(bulk)
