@@ -24,7 +24,14 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
-from trackly_migrate.sandbox.bulk import BULK_KINDS, BulkKind, BulkOutcome, bulk_body, sink_outcome
+from trackly_migrate.sandbox.bulk import (
+    BULK_KINDS,
+    BulkKind,
+    BulkOutcome,
+    bulk_body,
+    decode_json_records,
+    sink_outcome,
+)
 from trackly_migrate.sandbox.faults import SCOPE_FAULT_KEY, FaultInjector, FaultMiddleware
 from trackly_migrate.sandbox.importer import Importer, ImporterStats
 from trackly_migrate.sandbox.inspection import inspection_routes
@@ -39,8 +46,8 @@ from trackly_migrate.sandbox.rules import (
     Rejected,
     RequestError,
     parse_clear,
+    parse_json,
     parse_unsubscribe,
-    records_of,
 )
 from trackly_migrate.sandbox.scripted import (
     CLICKS_PATH,
@@ -221,7 +228,11 @@ class SandboxApp:
         return None if not key else self.state.store.account_for_key(key)
 
     async def _read_json(self, request: Request) -> Any:
-        """The body, decoded; refused whole (413) past ``max_body_bytes``, never kept whole."""
+        """The body, decoded (see ``_read_body``)."""
+        return parse_json(await self._read_body(request))
+
+    async def _read_body(self, request: Request) -> bytes:
+        """The body; refused whole (413) past ``max_body_bytes``, never kept whole."""
         limit = self.state.max_body_bytes
         declared = request.headers.get("content-length", "")
         chunks: list[bytes] = []
@@ -243,16 +254,15 @@ class SandboxApp:
                 f"The request body is {size:,} bytes; the limit is {limit:,} bytes. "
                 "Send fewer records per request.",
             )
-        try:
-            return orjson.loads(b"".join(chunks))
-        except orjson.JSONDecodeError:
-            raise RequestError(400, "invalid_json", "The request body is not valid JSON.") from None
+        return b"".join(chunks)
 
     def _bulk(self, kind: BulkKind) -> Callable[[Request, int], Awaitable[Response]]:
         """The handler of one bulk import endpoint (sends or clicks)."""
 
         async def handler(request: Request, account_id: int) -> Response:
-            records = records_of(await self._read_json(request))
+            raw = await self._read_body(request)
+            # Sink mode checks the records' dicts; store mode decodes them its fastest way.
+            records = decode_json_records(raw) if self.state.sink else kind.decode(raw)
             note(request.scope, records=len(records))
             fault: ScriptedFault | None = request.scope.get(SCOPE_FAULT_KEY)
             if self.state.sink:
@@ -263,7 +273,7 @@ class SandboxApp:
             bad_phones = fault.indexes if fault is not None and fault.kind != "save_error" else ()
 
             def work(tx: Transaction) -> BulkOutcome:
-                checked = [kind.check(record) for record in records]
+                checked = kind.check(records, raw)
                 for index in (i for i in bad_phones if i < len(checked)):
                     checked[index] = _injected_invalid_phone(checked[index])
                 return kind.store(tx, account_id, checked, fail_at)

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar, cast
 
+from trackly_migrate.sandbox.plain_sends import check_sends, decode_sends
 from trackly_migrate.sandbox.rules import (
     ClickCandidate,
     Rejected,
     SendCandidate,
     check_click,
-    check_send,
     missing,
+    parse_json,
+    records_of,
 )
 from trackly_migrate.sandbox.store import ClickRow, SendRow, SendValues, Transaction
 
@@ -361,12 +363,23 @@ def sink_outcome(kind: str, records: list[Any]) -> BulkOutcome:
 Store = Callable[[Transaction, int, list[Any], Collection[int]], BulkOutcome]
 
 
+def decode_json_records(body: bytes) -> list[Any]:
+    """An import body's records as JSON decodes them (refused as ``records_of`` says)."""
+    return records_of(parse_json(body))
+
+
+def check_clicks(records: list[Any], body: bytes) -> list[Rejected | ClickCandidate]:
+    return [check_click(record) for record in records]
+
+
 @dataclass(frozen=True)
 class BulkKind:
-    """One bulk endpoint: its name, its per-record check and its storing rules."""
+    """One bulk endpoint: its name, how its body's records are decoded and checked (``check``
+    takes the decoded records and the body they came from), and its storing rules."""
 
     name: str  # "sends" or "clicks"
-    check: Callable[[Any], Any]
+    decode: Callable[[bytes], list[Any]]
+    check: Callable[[list[Any], bytes], list[Any]]
     store: Store
 
     @property
@@ -376,6 +389,6 @@ class BulkKind:
 
 
 BULK_KINDS = {
-    "sends": BulkKind("sends", check_send, store_sends),
-    "clicks": BulkKind("clicks", check_click, store_clicks),
+    "sends": BulkKind("sends", decode_sends, check_sends, store_sends),
+    "clicks": BulkKind("clicks", decode_json_records, check_clicks, store_clicks),
 }

@@ -14,7 +14,9 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import NoneType
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, TypeVar, cast
+
+import orjson
 
 from trackly_migrate.sandbox.store import ClickRow, SendRow, SendValues
 from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
@@ -22,6 +24,7 @@ from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestam
 MAX_RECORDS = 1000
 ENTITIES = frozenset({"sends", "clicks", "revenue"})
 _INT64 = 2**63
+T = TypeVar("T")
 
 
 class RequestError(Exception):
@@ -369,9 +372,23 @@ def _click_problem(record: dict[str, Any]) -> Rejected | None:
 # ---------------------------------------------------------------------------------------
 
 
+def parse_json(body: bytes) -> Any:
+    """A request body as JSON, or the contract's 400 ``invalid_json``."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise RequestError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
 def records_of(body: Any) -> list[Any]:
+    """The ``records`` of an import body, refused unless a non-empty list within the limit."""
     records = body.get("records") if isinstance(body, dict) else None
-    if not isinstance(records, list) or not records:
+    return counted(records if isinstance(records, list) else [])
+
+
+def counted(records: list[T]) -> list[T]:
+    """``records`` themselves: refused (400) when there are none, (413) when too many."""
+    if not records:
         raise RequestError(
             400, "missing_records", "The records field is required and must be a non-empty array."
         )
