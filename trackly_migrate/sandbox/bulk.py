@@ -59,6 +59,13 @@ def store_sends(
     injected fault, see ``scripted.py``).
     """
     lists = _ListResolver(tx, account_id)
+    # The common request: what _judge_sends would answer, without judging record by record.
+    if (
+        not fail_at
+        and _good_plain_rows_of_new_ids(checked, lists)
+        and tx.insert_new_sends(account_id, cast(list[SendValues], checked))
+    ):
+        return BulkOutcome(success=len(checked))
     ready: list[SendValues] = []
     # First as if none of the ids existed yet (nearly every request of a migration), which
     # saves looking them all up. That answer stands when none of the ids it stored or
@@ -87,6 +94,20 @@ def store_sends(
     # again, storing one record at a time (a repeat of a record that failed to save is then
     # judged on its own, exactly as when the records are stored one by one).
     return _judge_sends(checked, existing, lists, fail_at, save_one)
+
+
+def _good_plain_rows_of_new_ids(checked: list[Checked], lists: _ListResolver) -> bool:
+    """True when every record is a good plain row (rules.check_send's tuple), no two hold the
+    same id, and each names no list or one of the account's: the common request, whose
+    records are then all stored unless an id exists already (insert_new_sends finds that,
+    and so would it a repeated id: checked here only to spare an insert bound to fail)."""
+    if {type(item) for item in checked} != {tuple}:
+        return False
+    rows = cast(list[SendValues], checked)
+    if len({row[0] for row in rows}) != len(rows):
+        return False
+    named = {row[1] for row in rows}
+    return all(list_id is None or lists.list_of_id(list_id) is not None for list_id in named)
 
 
 _LIST_NOT_FOUND = "No sending list of this account matches the given list_id or list_number."
