@@ -35,6 +35,7 @@ from trackly_migrate.sandbox.schema import (
     key_digest,
 )
 from trackly_migrate.sandbox.seed import Seed
+from trackly_migrate.sandbox.wal_checkpoints import BACKSTOP_BYTES, WalCheckpointer
 
 logger = logging.getLogger("trackly_migrate.sandbox")
 
@@ -350,6 +351,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the sandbox database {db}: {exc}") from exc
         self._db = db
+        self._checkpointer: WalCheckpointer | None = None  # a file's, once open
         self._keys: dict[str, int] = {}
         self._names: dict[int, str] = {}
 
@@ -371,6 +373,8 @@ class Store:
                     self._sync_keys(seed)
                     created = False
                 self._load_keys()
+                if self._is_file and self._checkpointer is None:
+                    self._checkpointer = WalCheckpointer(self._db)
                 return created
         except sqlite3.Error as exc:
             raise StoreError(f"cannot use the sandbox database {self._db}: {exc}") from exc
@@ -409,6 +413,8 @@ class Store:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _check_existing(self, tables: set[str]) -> None:
         app_id = self._conn.execute("PRAGMA application_id").fetchone()[0]
@@ -432,13 +438,13 @@ class Store:
         """Per-connection settings of a database file (WAL mode itself is stored in the file).
 
         NORMAL: in WAL mode a commit is not synced, a checkpoint is; a crash can lose the
-        last commits, never corrupt the file. Checkpoints every 32 MB of WAL rather than
-        SQLite's 1,000 pages: the contacts' pages are rewritten by every batch, and are then
-        copied back to the file once per checkpoint, not once per few batches.
+        last commits, never corrupt the file. Checkpoints are made by ``WalCheckpointer``
+        (wal_checkpoints.py), every half second while commits come, not in a commit: the
+        connection's own automatic checkpoint is only a backstop, past 256 MB of WAL.
         """
         self._conn.execute("PRAGMA synchronous = NORMAL")
         page_size = self._conn.execute("PRAGMA page_size").fetchone()[0]
-        self._conn.execute(f"PRAGMA wal_autocheckpoint = {32 * 1024 * 1024 // page_size}")
+        self._conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_BYTES // page_size}")
 
     def _sync_keys(self, seed: Seed) -> None:
         """Give each seed account's keys to the stored account of the same name.
@@ -529,5 +535,8 @@ class Store:
         return {"messages": counts.pop("messages"), **imported, **counts}
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()  # first: the last connection to close removes the WAL
+            self._checkpointer = None
         with self._lock:
             self._conn.close()
