@@ -21,6 +21,7 @@ from tests.helpers import (
     wait_until,
     write_sends_csv,
 )
+from trackly_migrate.sandbox.server import RunningSandbox
 
 SENDS_ENDPOINT = "POST /api/v2/history/sends"
 SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
@@ -139,12 +140,20 @@ def test_kill_9_between_files_and_a_changed_finished_file(sandbox_factory, tmp_p
     assert set(stored) - SEED_IMPORTED == all_ids() | {"t_999999"}
 
 
+def held(sandbox: RunningSandbox) -> int:
+    """How many requests the sandbox has begun to hold (its latency), answered or not."""
+    return int(sandbox.stats()["faults"].get("latency", 0))
+
+
 def test_a_second_run_on_the_same_drop_folder_is_refused(sandbox_factory, tmp_path: Path) -> None:
     parts(tmp_path / "drop", count=2)
-    sandbox = sandbox_factory(latency=HOLD)
+    # Each request is held a second: once the sandbox holds the first one, the run cannot
+    # end for that long. (Waiting for an answer instead left it a few milliseconds: its four
+    # requests are answered together, and a loaded machine could see it done first.)
+    sandbox = sandbox_factory(latency=(1.0, 1.0))
     nightly = ["import-sends", str(tmp_path / "drop"), "--skip-done", "--json"]
     first = start_cli(nightly, sandbox, tmp_path)
-    wait_until(lambda: requests_to(sandbox, SENDS_ENDPOINT) > 0, "a request", process=first)
+    wait_until(lambda: held(sandbox) > 0, "a request held by the sandbox", process=first)
     first.send_signal(signal.SIGSTOP)  # held for sure while the second one starts
     try:
         second = run_cli(nightly, sandbox=sandbox, cwd=tmp_path)
