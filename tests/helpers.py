@@ -47,7 +47,7 @@ from trackly_migrate.pipeline import (
 )
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.records import Kind
-from trackly_migrate.sandbox.seed import DEMO_API_KEY
+from trackly_migrate.sandbox.seed import DEMO_API_KEY, default_seed_data
 from trackly_migrate.sandbox.server import RunningSandbox, SandboxConfig, start_sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -59,6 +59,15 @@ CLEAR = "/v2/history/clear"
 CONTACTS = "/v2/contacts"
 
 SEND_HEADER = ["id", "to_number", "timestamp", "list_number", "list_id", "message"]
+
+
+# The demo account's imported messages in the built-in seed: a fresh sandbox holds them
+# before any import does.
+SEED_IMPORTED = frozenset(
+    message["id"]
+    for message in default_seed_data()["accounts"][0]["messages"]
+    if message.get("imported")
+)
 
 
 def _account_ids(sandbox: RunningSandbox, sql: str, account: str) -> list[str]:

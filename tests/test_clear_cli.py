@@ -8,12 +8,11 @@ import sqlite3
 import pexpect
 import pytest
 
-from tests.helpers import invoke, requests_to, spawn_clear, stored_imported_ids
+from tests.helpers import SEED_IMPORTED, invoke, requests_to, spawn_clear, stored_imported_ids
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
 CLEAR_ENDPOINT = "DELETE /api/v2/history/clear"
-SEED_IMPORTED = {"imp_0001", "imp_0002", "imp_0003", "imp_0004", "imp_0005"}
 
 
 def counts(sandbox: RunningSandbox, account: str = "demo") -> dict[str, int]:

@@ -12,13 +12,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import run_cli
-from tests.helpers import send_row, start_cli, stored_imported_ids, summary_of, write_sends_csv
+from tests.helpers import (
+    SEED_IMPORTED,
+    send_row,
+    start_cli,
+    stored_imported_ids,
+    summary_of,
+    write_sends_csv,
+)
 from tests.test_resume_cli import HOLD, wait_for_checkpoint
 from trackly_migrate.readers import InputFormat, InputSource, RawRow, open_reader
 from trackly_migrate.sandbox.server import RunningSandbox
 
 BOM_ENCODINGS = ["utf-16", "utf-16-be", "utf-32", "utf-32-be"]
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 
 
 def _with_bom(text: str, encoding: str) -> bytes:

@@ -7,10 +7,15 @@ import json
 from pathlib import Path
 
 from tests.conftest import run_cli
-from tests.helpers import read_report, send_row, stored_imported_ids, summary_of, write_sends_csv
+from tests.helpers import (
+    SEED_IMPORTED,
+    read_report,
+    send_row,
+    stored_imported_ids,
+    summary_of,
+    write_sends_csv,
+)
 from trackly_migrate.sandbox.seed import DEMO_API_KEY
-
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 
 
 def drop_folder(folder: Path) -> Path:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.helpers import (
+    SEED_IMPORTED,
     file_offset,
     send_row,
     start_cli,
@@ -23,8 +24,6 @@ from tests.helpers import (
 )
 from trackly_migrate.checkpoint import exclusive
 from trackly_migrate.pipeline.batch_state import file_checkpoint_path
-
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 
 PER_FILE = 3000
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from tests.conftest import run_cli
 from tests.helpers import (
+    SEED_IMPORTED,
     file_offset,
     read_report,
     send_row,
@@ -25,7 +26,6 @@ from tests.helpers import (
     write_sends_csv,
 )
 
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 UNKNOWN_LIST = "+14155559999"  # a well-formed number that is no list of the account
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.helpers import (
+    SEED_IMPORTED,
     file_offset,
     requests_to,
     send_row,
@@ -24,7 +25,6 @@ from tests.helpers import (
 from trackly_migrate.sandbox.server import RunningSandbox
 
 SENDS_ENDPOINT = "POST /api/v2/history/sends"
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 PER_FILE = 2000
 BATCH = 100
 HOLD = (0.2, 0.2)

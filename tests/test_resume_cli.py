@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    SEED_IMPORTED,
     LineWatcher,
     invoke,
     requests_to,
@@ -31,7 +32,6 @@ from trackly_migrate.sandbox.seed import DEMO_API_KEY
 from trackly_migrate.sandbox.server import RunningSandbox
 
 SENDS_ENDPOINT = "POST /api/v2/history/sends"
-SEED_IMPORTED = {f"imp_000{i}" for i in range(1, 6)}
 RECORDS = 6000
 BATCH = 250
 CONCURRENCY = 4

@@ -29,7 +29,6 @@ from trackly_migrate.sandbox.bulk import (
     BulkKind,
     BulkOutcome,
     bulk_body,
-    decode_json_records,
     sink_outcome,
 )
 from trackly_migrate.sandbox.faults import SCOPE_FAULT_KEY, FaultInjector, FaultMiddleware
@@ -45,6 +44,7 @@ from trackly_migrate.sandbox.journal import (
 from trackly_migrate.sandbox.rules import (
     Rejected,
     RequestError,
+    decode_json_records,
     parse_clear,
     parse_json,
     parse_unsubscribe,

@@ -15,13 +15,13 @@ from typing import Any, TypeVar, cast
 
 from trackly_migrate.sandbox.plain_sends import check_sends, decode_sends
 from trackly_migrate.sandbox.rules import (
+    CheckedSend,
     ClickCandidate,
     Rejected,
     SendCandidate,
     check_click,
+    decode_json_records,
     missing,
-    parse_json,
-    records_of,
 )
 from trackly_migrate.sandbox.store import ClickRow, SendRow, SendValues, Transaction
 
@@ -43,7 +43,7 @@ class BulkOutcome:
         self.errors.append((index, rejected))
 
 
-Checked = Rejected | SendCandidate | SendValues  # rules.check_send's answers
+Checked = CheckedSend  # rules.check_send's answers
 
 
 def store_sends(
@@ -382,11 +382,6 @@ def sink_outcome(kind: str, records: list[Any]) -> BulkOutcome:
 
 
 Store = Callable[[Transaction, int, list[Any], Collection[int]], BulkOutcome]
-
-
-def decode_json_records(body: bytes) -> list[Any]:
-    """An import body's records as JSON decodes them (refused as ``records_of`` says)."""
-    return records_of(parse_json(body))
 
 
 def check_clicks(records: list[Any], body: bytes) -> list[Rejected | ClickCandidate]:

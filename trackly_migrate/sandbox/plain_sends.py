@@ -15,11 +15,11 @@ compares both ways, property-based).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 
-from trackly_migrate.sandbox.rules import check_send, counted, parse_json, records_of
+from trackly_migrate.sandbox.rules import CheckedSend, check_send, counted, decode_json_records
 from trackly_migrate.sandbox.store import SendValues
 from trackly_migrate.sandbox.validation import is_valid_e164, normalize_timestamp
 
@@ -48,8 +48,6 @@ class _PlainSendsBody(msgspec.Struct):
 
 _DECODER = msgspec.json.Decoder(_PlainSendsBody)
 
-Checked = Any  # rules.check_send's answers: Rejected | SendCandidate | SendValues
-
 
 def decode_sends(body: bytes) -> list[PlainSend] | list[Any]:
     """The body's records: PlainSends when every record is one, else as JSON decodes them.
@@ -58,21 +56,20 @@ def decode_sends(body: bytes) -> list[PlainSend] | list[Any]:
     try:
         return counted(_DECODER.decode(body).records)
     except msgspec.MsgspecError:  # not every record is plain, or not JSON: the general way
-        return records_of(parse_json(body))
+        return decode_json_records(body)
 
 
-def check_sends(records: list[PlainSend] | list[Any], body: bytes) -> list[Checked]:
+def check_sends(records: list[PlainSend] | list[Any], body: bytes) -> list[CheckedSend]:
     """``rules.check_send`` of every record; ``body`` is what they were decoded from."""
     if not records or type(records[0]) is not PlainSend:
         return [check_send(record) for record in records]
-    checked: list[Checked] = [plain_row(send) for send in records]
-    if None in checked:  # a few records are not good plain ones: judged as JSON decodes them
-        as_json = records_of(parse_json(body))
-        checked = [
-            row if row is not None else check_send(as_json[index])
-            for index, row in enumerate(checked)
-        ]
-    return checked
+    rows = [plain_row(send) for send in records]
+    if None not in rows:
+        return cast(list[CheckedSend], rows)
+    as_json = decode_json_records(body)  # a few are not good plain ones: judged the general way
+    return [
+        row if row is not None else check_send(as_json[index]) for index, row in enumerate(rows)
+    ]
 
 
 def plain_row(send: PlainSend) -> SendValues | None:

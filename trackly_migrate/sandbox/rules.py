@@ -64,6 +64,11 @@ class SendCandidate(NamedTuple):  # a tuple: one is made per record (see store.S
     list_number: str | None = None
 
 
+# What ``check_send`` answers: a rejection, a candidate for the general path, or a good
+# plain record's row (``SendValues``).
+CheckedSend = Rejected | SendCandidate | SendValues
+
+
 class ClickCandidate(NamedTuple):
     message_id: str
     problem: Rejected | None
@@ -139,7 +144,7 @@ def _record_key(record: Any, name: str) -> Rejected | str:
     return key
 
 
-def check_send(record: Any) -> Rejected | SendCandidate | SendValues:
+def check_send(record: Any) -> CheckedSend:
     """Check one send record as far as possible without the database.
 
     A good record of plain JSON types (nearly every record of a migration) is judged in one
@@ -378,6 +383,11 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise RequestError(400, "invalid_json", "The request body is not valid JSON.") from None
+
+
+def decode_json_records(body: bytes) -> list[Any]:
+    """An import body's records as JSON decodes them (refused as ``records_of`` says)."""
+    return records_of(parse_json(body))
 
 
 def records_of(body: Any) -> list[Any]:
