@@ -9,13 +9,8 @@ from pathlib import Path
 import orjson
 
 from tests.helpers import send_row, write_sends_csv
-from trackly_migrate.checkpoint import (
-    MIN_WRITE_INTERVAL_S,
-    Checkpoint,
-    CheckpointWriter,
-    InputIdentity,
-    load,
-)
+from trackly_migrate.checkpoint import Checkpoint, InputIdentity, load
+from trackly_migrate.checkpoint_writer import MIN_WRITE_INTERVAL_S, CheckpointWriter
 from trackly_migrate.counts import Counts
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import send_row, write_sends_csv
-from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity, write_atomic
+from trackly_migrate.checkpoint import Checkpoint, InputIdentity, write_atomic
+from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.pipeline import batch_state
 from trackly_migrate.pipeline.batch_state import (
     MAX_UNWRITTEN,

@@ -24,7 +24,8 @@ from tests.helpers import (
     wait_until,
     write_sends_csv,
 )
-from trackly_migrate.checkpoint import Checkpoint, CheckpointWriter, InputIdentity
+from trackly_migrate.checkpoint import Checkpoint, InputIdentity
+from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.counts import Counts
 from trackly_migrate.errors import OutputError
 from trackly_migrate.pipeline.engine import READ_AHEAD_SEGMENTS

@@ -6,7 +6,8 @@ acknowledged (a watermark: every earlier batch is settled), the running totals, 
 errors report with its size at that moment. It never holds the API key.
 
 Each write goes to a temporary file that is fsynced and renamed over the old one, so a reader
-sees either the previous checkpoint or the new one, never half of one. A lock file (``filelock``,
+sees either the previous checkpoint or the new one, never half of one (the writes, while a
+run goes on, are ``checkpoint_writer.py``'s). A lock file (``filelock``,
 released by the OS when a process dies, so a ``kill -9`` leaves nothing stuck) keeps two runs
 off the same checkpoint.
 """
@@ -14,12 +15,11 @@ off the same checkpoint.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +28,18 @@ import filelock
 import orjson
 import platformdirs
 
-from trackly_migrate.counts import Counts, from_totals, to_totals
-from trackly_migrate.errors import InputError, OutputError, TracklyMigrateError, UsageError
+from trackly_migrate.counts import Counts, from_totals
+from trackly_migrate.errors import InputError, OutputError, UsageError
 
 FORMAT_VERSION = 1
 HEAD_BYTES = 1 << 20
-# A checkpoint is written at most this often while a run goes on (flush() and the end of a
-# run write at once). Each write wakes the writer's thread, which then takes the interpreter
-# from the reader: writing after every batch cost a 1,000,000-row import about 8% of its
-# time. What a crash can cost is what a resume sends again, once: the batches of the last
-# interval, which come back as duplicates.
-MIN_WRITE_INTERVAL_S = 0.05
+
+
+# The head's hash of an identity taken at opening and not completed yet (``opened``).
+HASH_PENDING = ""
+# A file whose size or time moved between its opening and the hashing of its head: no file
+# has this hash, so a resume names the file as changed.
+CHANGED_WHILE_READ = "changed while it was read"
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,37 @@ class InputIdentity:
 
     @classmethod
     def of(cls, path: str) -> InputIdentity:
+        return cls.opened(path).completed()
+
+    @classmethod
+    def opened(cls, path: str) -> InputIdentity:
+        """The file's path, size and time now; its head is hashed by ``completed()``.
+
+        A run over many files opens each of them on the reading thread, and hashing a MiB
+        there took about 1 ms a file: the checkpoint's thread completes it instead, before
+        the first write (``checkpoint_writer.py``).
+        """
         absolute = Path(path).resolve()
         try:
             info = absolute.stat()
-            digest = hashlib.sha256()
-            with absolute.open("rb") as handle:
-                digest.update(handle.read(HEAD_BYTES))
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
-        return cls(str(absolute), info.st_size, info.st_mtime_ns, digest.hexdigest())
+        return cls(str(absolute), info.st_size, info.st_mtime_ns, HASH_PENDING)
+
+    def completed(self) -> InputIdentity:
+        """This identity with its head's hash, as the file was when ``opened``."""
+        if self.head_sha256 != HASH_PENDING:
+            return self
+        digest = hashlib.sha256()
+        try:
+            with Path(self.path).open("rb") as handle:
+                digest.update(handle.read(HEAD_BYTES))
+                info = os.fstat(handle.fileno())
+        except OSError as exc:
+            raise InputError(f"{self.path}: cannot read ({exc.strerror}).") from None
+        if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
+            return dataclasses.replace(self, head_sha256=CHANGED_WHILE_READ)
+        return dataclasses.replace(self, head_sha256=digest.hexdigest())
 
 
 @dataclass
@@ -219,158 +242,3 @@ def _refuse_unusable_place(lock_path: Path) -> None:
             f"Cannot keep a checkpoint at {lock_path.with_suffix('')}: {exc.strerror}.",
             hint="Choose another place with --checkpoint PATH.",
         ) from None
-
-
-def wait_out(condition: threading.Condition, until: float, now_please: Callable[[], bool]) -> None:
-    """Wait on ``condition`` (held) until the monotonic time ``until``, or sooner once
-    ``now_please()`` (checked at each wake-up): how a writer coalesces what comes meanwhile."""
-    while not now_please():
-        remaining = until - time.monotonic()
-        if remaining <= 0:
-            return
-        condition.wait(remaining)
-
-
-class CheckpointWriter:
-    """Writes the checkpoint when a batch is sent or the watermark moves, at most once per
-    ``MIN_WRITE_INTERVAL_S`` (the changes meanwhile go into the next write).
-
-    The writes (fsync included) happen on a thread of their own so the reading loop never
-    waits for the disk; the newest state is always the one written next, and ``flush()``
-    writes it at once and waits until it is on disk. ``before_write`` runs first (the errors
-    report's fsync), so a checkpoint never counts report rows that are not on disk yet.
-    """
-
-    def __init__(
-        self, path: Path, base: Checkpoint, before_write: Callable[[], None] | None = None
-    ) -> None:
-        self.path = path
-        self.base = base
-        self.before_write = before_write
-        self._condition = threading.Condition()
-        self._version = 0
-        self._written = 0
-        self._closing = False
-        self._discarding = False  # remove(): what is pending is not written
-        self._stopped = False
-        self._flushing = 0  # callers of flush() waiting: the next write goes at once
-        self._idle = False  # the writer waits for a change (and is woken for one)
-        self._error: TracklyMigrateError | None = None
-        self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
-        self._thread.start()
-
-    def write_now(self) -> None:
-        """Write the current state at once, in this thread, before anything is sent: a place
-        that cannot take the checkpoint is then a usage error (exit 2), not a mid-run one."""
-        with self._condition:
-            data = self.base.to_bytes()
-        try:
-            write_atomic(self.path, data)
-        except OutputError as exc:
-            raise UsageError(exc.message, hint=exc.hint) from None
-
-    def submitted(self, end_offset: int) -> None:
-        with self._condition:
-            if end_offset > self.base.submitted_until:
-                self.base.submitted_until = end_offset
-                self._changed()
-
-    def may_be_stored_until(self, offset: int) -> None:
-        """At the end of a run: records before ``offset`` may be stored, none after it (the
-        batches never sent or refused before any work are not in doubt)."""
-        with self._condition:
-            if offset != self.base.submitted_until:
-                self.base.submitted_until = offset
-                # Not _changed(): this runs while a run ends, and a write error is for
-                # flush() to raise, after the errors report is closed.
-                self._version += 1
-                self._condition.notify_all()
-
-    def advance(
-        self, offset: int, line: int, counts: Counts, elapsed_s: float, report_size: int
-    ) -> None:
-        with self._condition:
-            self.base.offset = offset
-            self.base.line = line
-            self.base.totals = to_totals(counts, elapsed_s)
-            self.base.report_size = report_size
-            self._changed()
-
-    def _changed(self) -> None:
-        if self._error is not None:
-            raise self._error
-        self._version += 1
-        if self._idle:  # else it is writing or waiting out the interval: it will see this
-            self._condition.notify_all()
-
-    def flush(self) -> None:
-        """Wait until the newest state is on disk (raises what went wrong writing it)."""
-        with self._condition:
-            self._flushing += 1
-            self._condition.notify_all()
-            try:
-                while self._pending() and self._error is None and not self._stopped:
-                    self._condition.wait()
-            finally:
-                self._flushing -= 1
-            if self._error is not None:
-                raise self._error
-
-    def close(self) -> None:
-        """Write the newest state and stop; a write error was already raised by ``flush`` or
-        ``advance``."""
-        self._stop(discard=False)
-
-    def remove(self) -> None:
-        """Stop without writing what is pending, and delete the checkpoint."""
-        self._stop(discard=True)
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-    def _stop(self, *, discard: bool) -> None:
-        with self._condition:
-            self._closing = True
-            self._discarding = self._discarding or discard
-            self._condition.notify_all()
-        self._thread.join()
-
-    def _pending(self) -> bool:
-        return self._written < self._version
-
-    def _loop(self) -> None:
-        last_write = float("-inf")
-        while True:
-            with self._condition:
-                self._idle = True
-                while not self._pending() and not self._closing:
-                    self._condition.wait()
-                self._idle = False
-                wait_out(
-                    self._condition,
-                    last_write + MIN_WRITE_INTERVAL_S,
-                    lambda: bool(self._flushing or self._closing),
-                )
-                if not self._pending() or self._discarding:
-                    self._stopped = True
-                    self._condition.notify_all()
-                    return
-                target = self._version
-                data = self.base.to_bytes()
-            try:
-                if self.before_write is not None:
-                    self.before_write()
-                write_atomic(self.path, data)
-            except Exception as exc:  # the run must hear of it, never hang on a dead thread
-                error = (
-                    exc
-                    if isinstance(exc, TracklyMigrateError)
-                    else OutputError(f"Cannot write the checkpoint {self.path}: {exc}.")
-                )
-                with self._condition:
-                    self._error = error
-                    self._condition.notify_all()
-                return
-            last_write = time.monotonic()
-            with self._condition:
-                self._written = target
-                self._condition.notify_all()

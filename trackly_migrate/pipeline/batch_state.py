@@ -26,13 +26,13 @@ import orjson
 import platformdirs
 
 from trackly_migrate.checkpoint import (
-    CheckpointWriter,
+    CHANGED_WHILE_READ,
     InputIdentity,
     default_checkpoint_path,
     read_bytes,
-    wait_out,
     write_atomic,
 )
+from trackly_migrate.checkpoint_writer import CheckpointWriter, wait_out
 from trackly_migrate.counts import Counts, from_totals, to_totals
 from trackly_migrate.errors import OutputError, TracklyMigrateError, UsageError
 from trackly_migrate.pipeline.ledger import Entry, Ledger
@@ -249,13 +249,14 @@ def _identity(item: _Finished) -> InputIdentity:
     if its size and time are still those (hashing its first MiB again would find the same),
     else taken now."""
     if item.checkpoint is not None:
-        opened = item.checkpoint.base.identity
+        opened = item.checkpoint.base.identity.completed()
         try:
             now = Path(opened.path).stat()
         except OSError:
             pass  # said by InputIdentity.of
         else:
-            if (now.st_size, now.st_mtime_ns) == (opened.size, opened.mtime_ns):
+            unchanged = (now.st_size, now.st_mtime_ns) == (opened.size, opened.mtime_ns)
+            if unchanged and opened.head_sha256 != CHANGED_WHILE_READ:
                 return opened
     return InputIdentity.of(item.path)
 

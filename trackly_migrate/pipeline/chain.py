@@ -10,9 +10,10 @@ records it. A file is opened when the chain reaches it, on the reading thread: o
 ahead on a thread of its own was measured slower (each of the opening's system calls made
 that thread take the interpreter from the reader), on a warm and on a cold page cache alike.
 
-Crash safety: each file keeps the checkpoint it would keep alone, and a file's checkpoint is
-written only after the one before it is on disk (``_after``), so what a crash leaves is a
-prefix of the run in settling order. The run's errors report (``report.RunReport``) is cut
+Crash safety: each file keeps the checkpoint it would keep alone. One thread writes them all
+(``checkpoint_writer.CheckpointThread``), in the order of the files, so a file's checkpoint
+is written only after the one before it is on disk, and what a crash leaves is a prefix of
+the run in settling order. The run's errors report (``report.RunReport``) is cut
 back on ``--resume`` to the largest size any of these checkpoints recorded: every row before
 it is covered by one, every row after it is sent, and written, again.
 """
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trackly_migrate.checkpoint import CheckpointWriter
+from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
@@ -81,8 +82,9 @@ def run_chain(
     writer = FinishWriter(
         chain.state, chain.state_path, chain.report.sync, chain.ledger, chain.ledger_entry
     )
+    checkpoints = CheckpointThread()
     with contextlib.ExitStack() as stack:
-        previous: list[CheckpointWriter | None] = [None]
+        stack.callback(checkpoints.close)  # last: after every file's checkpoint let go of it
 
         def parts() -> Iterator[Part]:
             for number, path in enumerate(chain.files, 1):
@@ -94,16 +96,11 @@ def run_chain(
                 stack.callback(own.close)
                 result.release = own.close
                 try:
-                    part = _open_part(request, path, chain, own, observer, phones)
+                    part = _open_part(request, path, chain, own, observer, phones, checkpoints)
                 except TracklyMigrateError as error:
                     result.status, result.error = "failed", error
                     result.summary.status = "failed"
                     return
-                if part.checkpoint is not None:
-                    checkpoint = part.checkpoint
-                    assert isinstance(checkpoint, CheckpointWriter)
-                    checkpoint.before_write = _after(previous[0], chain.report.sync)
-                    previous[0] = checkpoint
                 result.summary = part.summary
                 result.status = "started"
                 by_part[id(part)] = result
@@ -173,17 +170,6 @@ def _rows(part: Part) -> bool:
     return counts.rejected_local + counts.rejected_server > 0
 
 
-def _after(earlier: CheckpointWriter | None, sync_report: Callable[[], None]) -> Callable[[], None]:
-    """Before a file's checkpoint is written: the file before it is on disk, and the report."""
-
-    def before_write() -> None:
-        if earlier is not None:
-            earlier.flush()
-        sync_report()
-
-    return before_write
-
-
 def _total_bytes(files: list[str]) -> int | None:
     total = 0
     for path in files:
@@ -201,15 +187,19 @@ def _open_part(
     stack: contextlib.ExitStack,
     observer: Observer,
     phones: PhoneNormalizer | None,
+    checkpoints: CheckpointThread,
 ) -> Part:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
     checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
     one = file_request(request, path, chain.state_path is not None)
     resume.refuse_unreadable_again(one)
-    opened = open_input(one, observer, stack, phones=phones, warning_prefix=f"{path}: ")
+    opened = open_input(
+        one, observer, stack, phones=phones, warning_prefix=f"{path}: ", checkpoints=checkpoints
+    )
     checkpoint, columns = opened.checkpoint, opened.columns
     summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)
     if checkpoint is not None:
+        checkpoint.before_write = chain.report.sync  # the rows it counts are on disk first
         checkpoint.base.report_path = str(chain.report.path.resolve())
         resume.carry_over(checkpoint, summary, observer)
         stack.callback(checkpoint.close)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from trackly_migrate.checkpoint import CheckpointWriter
+from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
 from trackly_migrate.columns import ColumnMapping, resolve_columns
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
@@ -102,17 +102,19 @@ def open_input(
     *,
     phones: PhoneNormalizer | None = None,
     warning_prefix: str = "",
+    checkpoints: CheckpointThread | None = None,
 ) -> OpenedInput:
     """Open ``request.source.path`` for importing; what it opens is closed by ``stack``.
 
     ``phones``: the number cache shared by the files of one run. ``warning_prefix`` names the
-    file in warnings where a run reads several.
+    file in warnings where a run reads several. ``checkpoints``: the thread that writes the
+    checkpoints of the run's files (None: the file's checkpoint has a thread of its own).
     """
     fmt = infer_format(request.source.path, request.source.format)
     source = InputSource(request.source.path)
     stack.callback(source.close)
     dialect = sniff(source, fmt, request)
-    checkpoint = resume.open_checkpoint(request, fmt, observer, stack, dialect)
+    checkpoint = resume.open_checkpoint(request, fmt, observer, stack, dialect, checkpoints)
     start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
     announcement = dialect.announcement(source.display_name)
     if announcement is not None:

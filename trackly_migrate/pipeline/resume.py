@@ -13,7 +13,6 @@ from typing import Any
 
 from trackly_migrate.checkpoint import (
     Checkpoint,
-    CheckpointWriter,
     InputIdentity,
     default_checkpoint_path,
     discard,
@@ -21,6 +20,7 @@ from trackly_migrate.checkpoint import (
     option_differences,
 )
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
+from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import ISO
 from trackly_migrate.pipeline.ports import Observer
@@ -119,6 +119,7 @@ def open_checkpoint(
     observer: Observer,
     stack: contextlib.ExitStack,
     dialect: Dialect | None = None,
+    thread: CheckpointThread | None = None,
 ) -> CheckpointWriter | None:
     """Lock, check and load the checkpoint for a file input, or None when there is none."""
     path_given = request.source.path
@@ -128,7 +129,7 @@ def open_checkpoint(
         return None  # a throw-away sandbox: there is nothing to resume into
     if not WORDS[request.kind].resumable:
         return None  # e.g. unsubscribing is idempotent: running the file again is the resume
-    identity = InputIdentity.of(request.source.path)
+    identity = InputIdentity.opened(request.source.path)  # hashed once it is needed
     command = WORDS[request.kind].command
     path = request.resume.checkpoint_path or default_checkpoint_path(command, identity)
     refuse_overwriting_input(request.source.path, path, "--checkpoint")
@@ -142,6 +143,8 @@ def open_checkpoint(
         existing = None
     else:
         existing = load(path)
+    if existing is not None:
+        identity = identity.completed()  # to compare with the interrupted run's
     if existing is not None and not request.resume.resume and not existing.offset:
         # It confirmed nothing, so resuming it and starting over are the same run: no need
         # to make the user choose. Kept when it matches, for what its batches may have stored.
@@ -170,7 +173,7 @@ def open_checkpoint(
                 "These options differ from the interrupted run: " + "; ".join(differences) + ".",
                 hint="Resume with the same options, or --restart.",
             )
-        return CheckpointWriter(path, existing)
+        return CheckpointWriter(path, existing, thread=thread)
     base = Checkpoint(
         command=WORDS[request.kind].command,
         identity=identity,
@@ -181,7 +184,7 @@ def open_checkpoint(
         report_path=restarted_report,
         report_size=0,
     )
-    return CheckpointWriter(path, base)
+    return CheckpointWriter(path, base, thread=thread)
 
 
 def _report_of(path: Path) -> str | None:

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from trackly_migrate.checkpoint import wait_out
+from trackly_migrate.checkpoint_writer import wait_out
 
 logger = logging.getLogger("trackly_migrate.sandbox")
 
