@@ -146,21 +146,36 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def replace_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` all at once (temp file, fsync, rename), mode 0600; a
-    failure leaves the old file whole, removes the temporary one and raises ``OSError``."""
+    failure leaves the old file whole, removes the temporary one and raises ``OSError``.
+
+    A checkpoint is written every 50 ms while a run goes on, from a thread that takes the
+    interpreter from the reading one after each system call: so the folder is made only
+    when it is missing, and the file is written without a Python file object around it.
+    """
     temporary: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temporary).replace(path)
+        try:
+            descriptor, temporary = _temporary_beside(path)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            descriptor, temporary = _temporary_beside(path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)  # noqa: PTH105 - no Path object to make per write
     except OSError:
         if temporary is not None:
             with contextlib.suppress(OSError):
-                Path(temporary).unlink()
+                os.unlink(temporary)  # noqa: PTH108
         raise
+
+
+def _temporary_beside(path: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
 
 
 def read_bytes(path: Path) -> bytes | None:
