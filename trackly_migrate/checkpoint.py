@@ -233,7 +233,10 @@ def exclusive(path: Path) -> Iterator[None]:
             f"Cannot keep a checkpoint in {path.parent}: permission denied.",
             hint="Choose another place with --checkpoint PATH.",
         )
-    lock = filelock.FileLock(str(path) + ".lock", timeout=0)
+    # Not thread-local: a run over many files lets go of a finished file's lock from the
+    # thread that records it, where filelock's default release does nothing (the lock went
+    # only when its object was collected).
+    lock = filelock.FileLock(str(path) + ".lock", timeout=0, thread_local=False)
     try:
         lock.acquire()
     except filelock.Timeout:
