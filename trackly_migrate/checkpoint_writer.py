@@ -3,9 +3,8 @@
 
 The writes (fsync included) happen on a thread of their own so the reading loop never waits
 for the disk. A run over one file has a thread for its one checkpoint. A run over many files
-(``pipeline/chain.py``) has one thread for all of them. A thread for each file cost that run
-about 4% of its speed, even with writes switched off. Each thread was started, woken and
-joined, and each time it took the interpreter from the reading thread.
+(``pipeline/chain.py``) has one thread for all of them: a thread for each file was started,
+woken and joined once per file, and took the interpreter from the reading thread each time.
 
 One thread for all the checkpoints also keeps their order. It writes the changes of one
 moment in the order the files were opened. So a crash leaves a prefix of the run: a file's
