@@ -545,12 +545,14 @@ def wait_for_journal(sandbox: RunningSandbox, total: int) -> None:
 
 
 def file_offset(checkpoint: Path, name: str) -> int:
-    """How far the checkpoint of the file ``name``, beside a list's ``checkpoint``, has got."""
-    for path in checkpoint.parent.glob(f"{checkpoint.name}.{name}-*.json"):
-        try:
-            return int(json.loads(path.read_bytes())["offset"])
-        except (FileNotFoundError, ValueError):
-            return 0
+    """How far the file ``name`` has got in the list's ``checkpoint`` (0: not under way)."""
+    try:
+        current = json.loads(checkpoint.read_bytes()).get("current", {})
+    except (FileNotFoundError, ValueError):
+        return 0
+    for path, entry in current.items():
+        if Path(path).name == name:
+            return int(entry["offset"])
     return 0
 
 

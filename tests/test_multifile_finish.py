@@ -9,33 +9,37 @@ import pytest
 
 from tests.helpers import send_row, write_sends_csv
 from trackly_migrate.checkpoint import Checkpoint, InputIdentity, write_atomic
-from trackly_migrate.checkpoint_writer import CheckpointWriter
+from trackly_migrate.counts import Counts
 from trackly_migrate.pipeline import batch_state
-from trackly_migrate.pipeline.batch_state import (
-    MAX_UNWRITTEN,
-    BatchState,
-    FinishWriter,
-    load_state,
-)
+from trackly_migrate.pipeline.batch_state import BatchState, load_state
 from trackly_migrate.pipeline.ledger import Ledger
+from trackly_migrate.pipeline.list_checkpoint import MAX_UNWRITTEN, ListCheckpoint, ListedCheckpoint
 from trackly_migrate.records import Kind
 from trackly_migrate.report import Summary
 
 
-def opened(path: Path, checkpoint: Path) -> CheckpointWriter:
+def opened(path: Path, writer: ListCheckpoint) -> ListedCheckpoint:
     """The checkpoint of ``path`` as its opening made it: with its identity then."""
     base = Checkpoint("import-sends", InputIdentity.of(str(path)), {}, 0, 1, {}, None, 0)
-    return CheckpointWriter(checkpoint, base)
+    return ListedCheckpoint(base.identity.path, writer.path or Path(), base, writer)
 
 
 def test_the_list_records_each_file_as_it_is_when_it_finished(tmp_path: Path) -> None:
     unchanged = write_sends_csv(tmp_path / "a.csv", [send_row(i) for i in range(5)])
     grown = write_sends_csv(tmp_path / "b.csv", [send_row(i) for i in range(5, 10)])
-    checkpoints = [opened(unchanged, tmp_path / "a.ck"), opened(grown, tmp_path / "b.ck")]
-    write_sends_csv(grown, [send_row(i) for i in range(5, 11)])  # written while imported
     state_path = tmp_path / "list.json"
     state = BatchState("import-sends", [str(unchanged), str(grown)])
-    writer = FinishWriter(state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry)
+    writer = ListCheckpoint(state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry)
+    checkpoints = [opened(unchanged, writer), opened(grown, writer)]
+    for checkpoint in checkpoints:
+        checkpoint.advance(5, 2, Counts(read=1), 0.0, 0)
+        checkpoint.flush()  # both under way, in the list
+    under_way = load_state(state_path)
+    assert under_way is not None and set(under_way.current) == {
+        str(unchanged.resolve()),
+        str(grown.resolve()),
+    }
+    write_sends_csv(grown, [send_row(i) for i in range(5, 11)])  # written while imported
     for path, checkpoint in zip([unchanged, grown], checkpoints, strict=True):
         writer.finished(str(path), Summary(kind=Kind.SENDS, input=str(path)), 0, checkpoint)
     writer.close()
@@ -47,7 +51,22 @@ def test_the_list_records_each_file_as_it_is_when_it_finished(tmp_path: Path) ->
         assert entry.identity == InputIdentity.of(str(path))
     assert checkpoints[0].base.identity == InputIdentity.of(str(unchanged))
     assert checkpoints[1].base.identity != InputIdentity.of(str(grown))
-    assert not (tmp_path / "a.ck").exists() and not (tmp_path / "b.ck").exists()
+    assert saved.current == {}  # finished: no longer under way
+    assert [p.name for p in tmp_path.rglob("*.json")] == ["list.json"]  # no file's own
+
+
+def test_a_file_left_with_nothing_to_resume_leaves_the_list(tmp_path: Path) -> None:
+    source = write_sends_csv(tmp_path / "a.csv", [send_row(1)])
+    state_path = tmp_path / "list.json"
+    state = BatchState("import-sends", [str(source)])
+    writer = ListCheckpoint(state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry)
+    checkpoint = opened(source, writer)
+    checkpoint.advance(5, 2, Counts(read=1), 0.0, 0)
+    checkpoint.flush()
+    checkpoint.remove()  # what keep_or_remove does when nothing of it may be stored
+    writer.close()
+    saved = load_state(state_path)
+    assert saved is not None and saved.current == {} and state_path.exists()
 
 
 def no_entry(path: str, summary: Summary) -> None:
@@ -70,8 +89,8 @@ def test_files_that_finish_close_together_are_recorded_together(
 
     monkeypatch.setattr(batch_state, "write_atomic", counted)
     # An interval no test outlasts: what is not written at once waits for close().
-    writer = FinishWriter(
-        state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry, interval=3600
+    writer = ListCheckpoint(
+        state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry, finish_interval=3600
     )
     summaries = [Summary(kind=Kind.SENDS, input=str(path)) for path in paths]
     writer.finished(str(paths[0]), summaries[0], 0, None)

@@ -1,8 +1,8 @@
 """When the files of a many-file run are opened: each when the run reaches it (issue 14).
 
-A run stopped inside a file leaves the files after it untouched (no checkpoint, no lock,
-nothing said about them), and an opening's error comes when the run reaches that file,
-after what the files before it said.
+A run stopped inside a file leaves the files after it untouched (nothing of them in the
+list's checkpoint, nothing said about them), and an opening's error comes when the run
+reaches that file, after what the files before it said.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from tests.helpers import (
     wait_until,
     write_sends_csv,
 )
-from trackly_migrate.checkpoint import exclusive
-from trackly_migrate.pipeline.batch_state import file_checkpoint_path
 
 PER_FILE = 3000
 
@@ -74,11 +72,10 @@ def test_a_run_stopped_in_a_file_leaves_the_next_one_not_started(
         "not started",
         "not started",
     ]
-    # The run never reached the second file: it left no checkpoint, no lock.
-    second = file_checkpoint_path("import-sends", str(parts[1]), checkpoint)
-    assert not second.exists()
-    with exclusive(second):
-        pass
+    # The run never reached the second file: the list's checkpoint has only the first.
+    under_way = json.loads(checkpoint.read_bytes())["current"]
+    assert [Path(name).name for name in under_way] == ["part-0.csv"]
+    assert not list(tmp_path.glob("ck.json.*.json"))  # nor a checkpoint file of its own
     # What its opening said is not told: the run never reached it.
     assert f"{parts[0]}: ignoring column(s) not used by sends: note" in stderr.decode()
     assert "part-1.csv" not in stderr.decode()
@@ -94,11 +91,10 @@ def test_a_run_stopped_in_a_file_leaves_the_next_one_not_started(
 def test_an_opening_error_comes_when_the_run_reaches_the_file(sandbox, tmp_path: Path) -> None:
     parts = drop(tmp_path / "drop", 3)
     checkpoint = tmp_path / "ck.json"
-    held = file_checkpoint_path("import-sends", str(parts[1]), checkpoint)
-    with exclusive(held):  # another run holds the second file's checkpoint
-        result = run_cli(cli_args(tmp_path / "drop", checkpoint), sandbox=sandbox, cwd=tmp_path)
+    parts[1].write_text("a,b,c\n1,2,3\n")  # no column for the fields it needs
+    result = run_cli(cli_args(tmp_path / "drop", checkpoint), sandbox=sandbox, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
-    assert f"Another trackly-migrate run is using the checkpoint {held}" in result.stderr
+    assert f"{parts[1]}: no column for required field(s)" in result.stderr
     summary = json.loads(result.stdout)
     assert [row["status"] for row in summary["files"]] == ["completed", "failed", "not started"]
     assert [row["read"] for row in summary["files"]] == [PER_FILE, 0, 0]
@@ -108,5 +104,5 @@ def test_an_opening_error_comes_when_the_run_reaches_the_file(sandbox, tmp_path:
     # Said after the first file's lines, where the run reached the second file.
     stderr = result.stderr
     first_told = stderr.index(f"{parts[0]}: ignoring column(s)")
-    assert first_told < stderr.index("file 1 of 3") < stderr.index("Another trackly-migrate run")
+    assert first_told < stderr.index("file 1 of 3") < stderr.index("no column for required")
     assert "file 2 of 3" not in stderr and "part-2.csv" not in stderr

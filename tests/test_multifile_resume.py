@@ -140,6 +140,33 @@ def test_kill_9_between_files_and_a_changed_finished_file(sandbox_factory, tmp_p
     assert set(stored) - SEED_IMPORTED == all_ids() | {"t_999999"}
 
 
+def test_a_file_changed_inside_its_import_is_named_on_resume(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    files = parts(tmp_path / "drop")
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=HOLD)
+    process = start_cli(args(tmp_path / "drop", checkpoint), sandbox, tmp_path)
+    wait_until(
+        lambda: file_offset(checkpoint, "part-1.csv") > 0,
+        "the second file under way",
+        process=process,
+    )
+    process.kill()
+    process.wait()
+    under_way = json.loads(checkpoint.read_bytes())["current"][str(files[1].resolve())]
+    assert under_way["identity"]["head_sha256"]  # its head was hashed before it was written
+
+    with files[1].open("a") as handle:  # the part under way is exported again, longer
+        handle.write("t_999999,+14155550000,2025-01-01T00:00:00Z,+14155551234,,late\r\n")
+    changed = run_cli(
+        args(tmp_path / "drop", checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path
+    )
+    assert changed.returncode == 2, changed.stderr
+    assert "part-1.csv has changed since the interrupted run" in changed.stderr
+    assert "t_999999" not in stored_imported_ids(sandbox)
+
+
 def held(sandbox: RunningSandbox) -> int:
     """How many requests the sandbox has begun to hold (its latency), answered or not."""
     return int(sandbox.stats()["faults"].get("latency", 0))

@@ -108,18 +108,21 @@ class Checkpoint:
     @classmethod
     def from_bytes(cls, data: bytes, source: Path) -> Checkpoint:
         try:
-            raw = orjson.loads(data)
-            if raw.get("version") != FORMAT_VERSION:
-                raise ValueError("unknown version")
-            raw["identity"] = InputIdentity(**raw["identity"])
-            checkpoint = cls(**raw)
-            checkpoint.counts()  # totals that cannot be read are refused now, not mid-run
-            return checkpoint
+            return cls.from_dict(orjson.loads(data))
         except (orjson.JSONDecodeError, TypeError, ValueError, AttributeError, KeyError):
             raise UsageError(
                 f"The checkpoint {source} is not readable.",
                 hint="Start over with --restart (the errors report is rewritten).",
             ) from None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Checkpoint:
+        """Raises TypeError, ValueError, AttributeError or KeyError where ``raw`` is not one."""
+        if raw.get("version") != FORMAT_VERSION:
+            raise ValueError("unknown version")
+        checkpoint = cls(**{**raw, "identity": InputIdentity(**raw["identity"])})
+        checkpoint.counts()  # totals that cannot be read are refused now, not mid-run
+        return checkpoint
 
     def counts(self) -> tuple[Counts, float]:
         """The counts and the time spent that the checkpointed part of the run settled."""

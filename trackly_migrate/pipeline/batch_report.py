@@ -12,15 +12,13 @@ resume keeps the header the list's checkpoint recorded.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trackly_migrate.checkpoint import load
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.pipeline import resume
-from trackly_migrate.pipeline.batch_state import BatchState, file_request
+from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.opening import read_from, sniff
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
@@ -175,16 +173,15 @@ def header_of(request: ImportRequest, path: str) -> list[str] | None:
         return []
 
 
-def resumed_report_size(chain_state: BatchState, request: ImportRequest, files: list[str]) -> int:
-    """How much of the run's report a resume keeps: the most any checkpoint covered."""
-    size = chain_state.report_size
-    for path in files:
-        one = file_request(request, path, keeps_state=True).resume.checkpoint_path
-        with contextlib.suppress(TracklyMigrateError):
-            existing = load(one) if one is not None else None
-            if existing is not None and existing.report_path == chain_state.report_path:
-                size = max(size, existing.report_size)
-    return size
+def resumed_report_size(chain_state: BatchState) -> int:
+    """How much of the run's report a resume keeps: the most the list's checkpoint covered
+    (the files finished, and those under way)."""
+    sizes = [
+        entry.report_size
+        for entry in chain_state.current.values()
+        if entry.report_path == chain_state.report_path
+    ]
+    return max([chain_state.report_size, *sizes])
 
 
 def open_run_report(
@@ -208,7 +205,7 @@ def open_run_report(
     resume_size = None
     if state is not None and request.resume.resume and same:
         columns, with_raw = state.report_columns, state.report_with_raw
-        covered = resumed_report_size(state, request, files)
+        covered = resumed_report_size(state)
         resume_size = resume.kept_report_size(path, covered, observer)
     else:
         columns, with_raw = _columns(request, files, path)

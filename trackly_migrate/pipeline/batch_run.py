@@ -22,15 +22,14 @@ from typing import Any
 
 import platformdirs
 
-from trackly_migrate.checkpoint import InputIdentity, discard, load
+from trackly_migrate.checkpoint import InputIdentity, discard
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.counts import Counts
-from trackly_migrate.errors import InputError, TracklyMigrateError, UsageError
+from trackly_migrate.errors import InputError, UsageError
 from trackly_migrate.pipeline.batch_report import earlier_reports_note, open_run_report
 from trackly_migrate.pipeline.batch_state import (
     BatchState,
     default_state_path,
-    file_request,
     load_state,
 )
 from trackly_migrate.pipeline.chain import Chain, run_chain
@@ -169,10 +168,10 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | 
     state = load_state(path)
     owned = state.report_path if state is not None else None
     if request.resume.restart:
-        discard(path)  # the files' own checkpoints are discarded by each file's --restart
+        discard(path)  # with the files under way: they start over
         state = None
     elif state is not None and not request.resume.resume:
-        started = _started_file(request, plan.files, state)
+        started = _started_file(plan.files, state)
         if state.finished or started is not None:
             where = f"; {started}" if started else ""
             raise UsageError(
@@ -195,18 +194,13 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | 
     return state, owned
 
 
-def _started_file(request: ImportRequest, files: list[str], state: BatchState) -> str | None:
+def _started_file(files: list[str], state: BatchState) -> str | None:
     """The file an interrupted run had confirmed records of, if any: a plain rerun is then
     refused before anything, its report included, is touched."""
     for name in files:
-        if state.finished_entry(name) is not None:
-            continue
-        checkpoint = file_request(request, name, keeps_state=True).resume.checkpoint_path
-        existing = None
-        with contextlib.suppress(TracklyMigrateError):
-            existing = load(checkpoint) if checkpoint is not None else None
-        if existing is not None and existing.offset:
-            return f"{name} stopped at line {existing.line:,}"
+        entry = state.current.get(str(Path(name).resolve()))
+        if state.finished_entry(name) is None and entry is not None and entry.offset:
+            return f"{name} stopped at line {entry.line:,}"
     return None
 
 

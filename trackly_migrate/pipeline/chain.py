@@ -3,36 +3,37 @@
 The files are *parts* of one engine run (``engine.py``): the next file is opened, read and
 sent while the last answers of the file before are still in flight, so a run over a hundred
 files keeps the network as busy as a run over one. A segment holds the records of one file
-only, so each file's counts, checkpoint and line numbers are its own. A file is finished when
-its last segment settled: its totals go into the list's checkpoint and the ledger (written on
-a thread of their own, ``FinishWriter``), and its own checkpoint is removed once the list's
-records it. A file is opened when the chain reaches it, on the reading thread: opening it
-ahead on a thread of its own was measured slower (each of the opening's system calls made
-that thread take the interpreter from the reader), on a warm and on a cold page cache alike.
+only, so each file's counts, checkpoint and line numbers are its own. Each file's checkpoint
+is an entry of the list's (``list_checkpoint.ListCheckpoint``, one thread for the run). A
+file is finished when its last segment settled: its totals go into the list's checkpoint
+and the ledger, and its entry leaves the files under way. A file is opened when the chain
+reaches it, on the reading thread: opening it ahead on a thread of its own was measured
+slower (each of the opening's system calls made that thread take the interpreter from the
+reader), on a warm and on a cold page cache alike.
 
-Crash safety: each file keeps the checkpoint it would keep alone. One thread writes them all
-(``checkpoint_writer.CheckpointThread``), in the order of the files, so a file's checkpoint
-is written only after the one before it is on disk, and what a crash leaves is a prefix of
-the run in settling order. The run's errors report (``report.RunReport``) is cut
-back on ``--resume`` to the largest size any of these checkpoints recorded: every row before
-it is covered by one, every row after it is sent, and written, again.
+Crash safety: the list's checkpoint takes the state of all the files at one moment, after
+the errors report's fsync, so what a crash leaves is a prefix of the run in settling order.
+The run's errors report (``report.RunReport``) is cut back on ``--resume`` to the size it
+recorded: every row before it is covered, every row after it is sent, and written, again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
+from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.batch_report import RunReport
-from trackly_migrate.pipeline.batch_state import BatchState, FinishWriter, file_request
+from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.engine import EngineRun
 from trackly_migrate.pipeline.ledger import Entry, Ledger
+from trackly_migrate.pipeline.list_checkpoint import ListCheckpoint
 from trackly_migrate.pipeline.opening import open_input
 from trackly_migrate.pipeline.parts import Part
 from trackly_migrate.pipeline.ports import Dispatcher, Observer
@@ -79,12 +80,10 @@ def run_chain(
     """Import ``chain.files`` in one engine run; ``chain.results`` says how each ended."""
     request = chain.request
     by_part: dict[int, FileResult] = {}
-    writer = FinishWriter(
+    writer = ListCheckpoint(
         chain.state, chain.state_path, chain.report.sync, chain.ledger, chain.ledger_entry
     )
-    checkpoints = CheckpointThread()
     with contextlib.ExitStack() as stack:
-        stack.callback(checkpoints.close)  # last: after every file's checkpoint let go of it
 
         def parts() -> Iterator[Part]:
             for number, path in enumerate(chain.files, 1):
@@ -96,7 +95,7 @@ def run_chain(
                 stack.callback(own.close)
                 result.release = own.close
                 try:
-                    part = _open_part(request, path, chain, own, observer, phones, checkpoints)
+                    part = _open_part(request, path, chain, own, observer, phones, writer)
                 except TracklyMigrateError as error:
                     result.status, result.error = "failed", error
                     result.summary.status = "failed"
@@ -138,11 +137,12 @@ def run_chain(
             pass  # a third Ctrl-C: nothing more is waited for; the open files are interrupted
         finally:
             chain.abandoned_requests = engine.abandoned
+            # Before the last write: a file left with nothing to resume leaves the list.
+            _end_results(chain, engine, by_part)
             try:
                 writer.close()
             except TracklyMigrateError as exc:
                 chain.error = chain.error or exc
-        _end_results(chain, engine, by_part)
 
 
 def _end_results(
@@ -187,14 +187,19 @@ def _open_part(
     stack: contextlib.ExitStack,
     observer: Observer,
     phones: PhoneNormalizer | None,
-    checkpoints: CheckpointThread,
+    checkpoints: ListCheckpoint,
 ) -> Part:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
     checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
-    one = file_request(request, path, chain.state_path is not None)
+    one = dataclasses.replace(request, source=dataclasses.replace(request.source, path=path))
     resume.refuse_unreadable_again(one)
     opened = open_input(
-        one, observer, stack, phones=phones, warning_prefix=f"{path}: ", checkpoints=checkpoints
+        one,
+        observer,
+        stack,
+        phones=phones,
+        warning_prefix=f"{path}: ",
+        open_checkpoint=checkpoints.open_file,
     )
     checkpoint, columns = opened.checkpoint, opened.columns
     summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)

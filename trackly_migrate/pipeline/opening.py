@@ -9,9 +9,10 @@ and the reader at the checkpoint's place.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
+from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.columns import ColumnMapping, resolve_columns
 from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
@@ -28,6 +29,12 @@ from trackly_migrate.readers import (
     sniff_dialect,
 )
 from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder
+
+# How a file's checkpoint is found and locked (``resume.open_checkpoint``): None, none kept.
+CheckpointOpener = Callable[
+    [ImportRequest, InputFormat, Observer, contextlib.ExitStack, Dialect],
+    CheckpointWriter | None,
+]
 
 
 @dataclass
@@ -102,19 +109,19 @@ def open_input(
     *,
     phones: PhoneNormalizer | None = None,
     warning_prefix: str = "",
-    checkpoints: CheckpointThread | None = None,
+    open_checkpoint: CheckpointOpener = resume.open_checkpoint,
 ) -> OpenedInput:
     """Open ``request.source.path`` for importing; what it opens is closed by ``stack``.
 
     ``phones``: the number cache shared by the files of one run. ``warning_prefix`` names the
-    file in warnings where a run reads several. ``checkpoints``: the thread that writes the
-    checkpoints of the run's files (None: the file's checkpoint has a thread of its own).
+    file in warnings where a run reads several. ``open_checkpoint``: where the file's
+    checkpoint is (a run over several files keeps them in the list's, ``list_checkpoint.py``).
     """
     fmt = infer_format(request.source.path, request.source.format)
     source = InputSource(request.source.path)
     stack.callback(source.close)
     dialect = sniff(source, fmt, request)
-    checkpoint = resume.open_checkpoint(request, fmt, observer, stack, dialect, checkpoints)
+    checkpoint = open_checkpoint(request, fmt, observer, stack, dialect)
     start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
     announcement = dialect.announcement(source.display_name)
     if announcement is not None:

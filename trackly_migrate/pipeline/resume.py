@@ -20,7 +20,7 @@ from trackly_migrate.checkpoint import (
     option_differences,
 )
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
-from trackly_migrate.checkpoint_writer import CheckpointThread, CheckpointWriter
+from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import ISO
 from trackly_migrate.pipeline.ports import Observer
@@ -113,22 +113,27 @@ def options_fingerprint(
     }
 
 
+def has_checkpoint(request: ImportRequest) -> bool:
+    """Whether the input of ``request`` keeps a checkpoint while it is imported."""
+    path_given = request.source.path
+    if path_given == STDIN or request.target.dry_run or not is_regular_file(path_given):
+        return False  # a stream cannot be read again, so there is nothing to resume
+    if request.target.sandbox and request.target.sandbox_db is None:
+        return False  # a throw-away sandbox: there is nothing to resume into
+    # e.g. unsubscribing is idempotent: running the file again is the resume
+    return WORDS[request.kind].resumable
+
+
 def open_checkpoint(
     request: ImportRequest,
     fmt: InputFormat,
     observer: Observer,
     stack: contextlib.ExitStack,
     dialect: Dialect | None = None,
-    thread: CheckpointThread | None = None,
 ) -> CheckpointWriter | None:
     """Lock, check and load the checkpoint for a file input, or None when there is none."""
-    path_given = request.source.path
-    if path_given == STDIN or request.target.dry_run or not is_regular_file(path_given):
-        return None  # a stream cannot be read again, so there is nothing to resume
-    if request.target.sandbox and request.target.sandbox_db is None:
-        return None  # a throw-away sandbox: there is nothing to resume into
-    if not WORDS[request.kind].resumable:
-        return None  # e.g. unsubscribing is idempotent: running the file again is the resume
+    if not has_checkpoint(request):
+        return None
     identity = InputIdentity.opened(request.source.path)  # hashed once it is needed
     command = WORDS[request.kind].command
     path = request.resume.checkpoint_path or default_checkpoint_path(command, identity)
@@ -143,6 +148,32 @@ def open_checkpoint(
         existing = None
     else:
         existing = load(path)
+    existing, identity = continued(request, existing, identity, options, path, observer)
+    if existing is not None:
+        return CheckpointWriter(path, existing)
+    base = Checkpoint(
+        command=WORDS[request.kind].command,
+        identity=identity,
+        options=options,
+        offset=0,
+        line=1,
+        totals={},
+        report_path=restarted_report,
+        report_size=0,
+    )
+    return CheckpointWriter(path, base)
+
+
+def continued(
+    request: ImportRequest,
+    existing: Checkpoint | None,
+    identity: InputIdentity,
+    options: dict[str, Any],
+    where: Path,
+    observer: Observer,
+) -> tuple[Checkpoint | None, InputIdentity]:
+    """The interrupted run's checkpoint to continue (None: start from the beginning), and
+    the input's identity; refuses a resume that cannot continue it (``where`` is named)."""
     if existing is not None:
         identity = identity.completed()  # to compare with the interrupted run's
     if existing is not None and not request.resume.resume and not existing.offset:
@@ -154,7 +185,7 @@ def open_checkpoint(
     if existing is not None and not request.resume.resume:
         raise UsageError(
             f"An interrupted run of this input stopped at line {existing.line:,} "
-            f"(checkpoint {path}).",
+            f"(checkpoint {where}).",
             hint="Add --resume to continue where it stopped, or --restart to start over.",
         )
     if existing is None and request.resume.resume:
@@ -173,18 +204,7 @@ def open_checkpoint(
                 "These options differ from the interrupted run: " + "; ".join(differences) + ".",
                 hint="Resume with the same options, or --restart.",
             )
-        return CheckpointWriter(path, existing, thread=thread)
-    base = Checkpoint(
-        command=WORDS[request.kind].command,
-        identity=identity,
-        options=options,
-        offset=0,
-        line=1,
-        totals={},
-        report_path=restarted_report,
-        report_size=0,
-    )
-    return CheckpointWriter(path, base, thread=thread)
+    return existing, identity
 
 
 def _report_of(path: Path) -> str | None:

@@ -1,0 +1,333 @@
+"""``ListCheckpoint``: the one checkpoint of a run over many files, and its one thread.
+
+The list's checkpoint (``batch_state.BatchState``) holds the files finished, with their
+totals, and the checkpoints of the files under way (``current``). One thread writes it, at
+most once per ``MIN_WRITE_INTERVAL_S``, as a run over one file writes its own checkpoint.
+So 100 files cost the writes, locks and threads of one.
+
+This replaced a checkpoint file for each file of the list. That design took a lock and made
+a file per file, and it wrote two or three of them in every interval at a file boundary.
+It had its own thread for the finished files besides. Measured against a sink sandbox, 100
+files of 10,000 rows ran at 0.87-0.94x the rate of one file of 1,000,000. Without those
+per-file writes the two ran at the same rate.
+
+A finished file goes from ``current`` to ``finished`` in one write. These writes come at
+most every ``FINISH_WRITE_INTERVAL_S``, together with the ledger's entries for the files
+finished meanwhile: each of them fsyncs the ledger as well. Until then the file stays in
+``current``, at its end. A crash in between loses nothing: a resume reads nothing more of
+that file, and records it then.
+
+Crash safety: each write takes the checkpoints of all the files at one moment, after the
+errors report's fsync. So what a crash leaves is a prefix of the run in settling order. The
+report is cut back on ``--resume`` to the size the list recorded
+(``batch_report.resumed_report_size``).
+
+The files of the list are guarded by the list's lock and by the claims on them
+(``input_claims.py``), taken before anything is sent. A file's own checkpoint, the one a
+run of that file alone keeps, is not touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from trackly_migrate.checkpoint import CHANGED_WHILE_READ, HASH_PENDING, Checkpoint, InputIdentity
+from trackly_migrate.checkpoint_writer import (
+    MIN_WRITE_INTERVAL_S,
+    CheckpointThread,
+    CheckpointWriter,
+    wait_out,
+)
+from trackly_migrate.errors import OutputError, TracklyMigrateError
+from trackly_migrate.pipeline import resume
+from trackly_migrate.pipeline.batch_state import BatchState
+from trackly_migrate.pipeline.ledger import Entry, Ledger
+from trackly_migrate.pipeline.ports import Observer
+from trackly_migrate.pipeline.request import ImportRequest
+from trackly_migrate.readers import Dialect, InputFormat
+from trackly_migrate.report import WORDS, Summary
+
+# Finished files whose records are not written yet, at most (each holds its open file until
+# then).
+MAX_UNWRITTEN = 16
+# Finished files are recorded at most this often, those that finished meanwhile together:
+# each such write fsyncs the ledger too, on a thread whose every system call takes the
+# interpreter from the reader for a moment. Measured with a thread of its own for them, 100
+# files of 10,000 rows against a sink sandbox: 7.03 -> 6.66 s (0.1 s gave 6.9).
+FINISH_WRITE_INTERVAL_S = 0.3
+
+
+class ListedCheckpoint(CheckpointWriter):
+    """The checkpoint of one file of the list: an entry of the list's checkpoint (``path``
+    is the list's)."""
+
+    def __init__(self, key: str, path: Path, base: Checkpoint, thread: ListCheckpoint) -> None:
+        self.key = key  # the file's absolute path, its key in ``BatchState.current``
+        super().__init__(path, base, thread=thread)
+
+    def remove(self) -> None:
+        """Drop the file's entry from the list (the list's file stays)."""
+        self._finish(discard=True)
+
+
+@dataclass
+class _Finished:
+    path: str
+    summary: Summary
+    report_size: int
+    checkpoint: ListedCheckpoint | None
+    release: Callable[[], None] | None = None
+
+
+@dataclass
+class _Round:
+    """What one write takes: the files finished, the entries dropped, the files under way."""
+
+    finishing: list[_Finished]
+    dropped: set[str]
+    under_way: list[tuple[ListedCheckpoint, int, Checkpoint]]
+
+
+class ListCheckpoint(CheckpointThread):
+    """Writes the list's checkpoint while the run goes on (see the module's docstring)."""
+
+    def __init__(
+        self,
+        state: BatchState | None,
+        state_path: Path | None,
+        sync_report: Callable[[], None],
+        ledger: Ledger,
+        ledger_entry: Callable[[str, Summary], Entry | None],
+        *,
+        interval: float = MIN_WRITE_INTERVAL_S,
+        finish_interval: float = FINISH_WRITE_INTERVAL_S,
+    ) -> None:
+        super().__init__(interval)
+        self.state = state
+        self.path = state_path
+        self._sync_report = sync_report
+        self._ledger = ledger
+        self._ledger_entry = ledger_entry
+        self._finish_interval = finish_interval
+        self._queue: list[_Finished] = []
+        self._unwritten = 0  # finished files queued or being written
+        self._dropped: set[str] = set()
+        self._last_finish = float("-inf")
+        self._thread = threading.Thread(target=self._loop, name="checkpoint", daemon=True)
+        self._thread.start()
+
+    # -- the reading thread ---------------------------------------------------------------
+
+    def open_file(
+        self,
+        request: ImportRequest,
+        fmt: InputFormat,
+        observer: Observer,
+        stack: contextlib.ExitStack,
+        dialect: Dialect | None = None,
+    ) -> CheckpointWriter | None:
+        """The checkpoint of the file ``request`` imports: continued from the list's entry
+        for it (refused where it cannot be), or new. ``resume.open_checkpoint``'s part."""
+        if self.state is None or self.path is None or not resume.has_checkpoint(request):
+            return None  # nothing lasting: a dry run, a throw-away sandbox, a stream
+        identity = InputIdentity.opened(request.source.path)  # hashed on this thread
+        options = resume.options_fingerprint(request, fmt, dialect)
+        entry = self.state.current.get(identity.path)
+        one = dataclasses.replace(
+            request,
+            resume=dataclasses.replace(
+                request.resume, resume=request.resume.resume and bool(entry)
+            ),
+        )
+        existing, identity = resume.continued(one, entry, identity, options, self.path, observer)
+        if existing is not None:
+            # A copy: the reading thread changes its own while this thread writes the list.
+            return ListedCheckpoint(identity.path, self.path, dataclasses.replace(existing), self)
+        base = Checkpoint(
+            command=WORDS[request.kind].command,
+            identity=identity,
+            options=options,
+            offset=0,
+            line=1,
+            totals={},
+            report_path=None,
+            report_size=0,
+        )
+        return ListedCheckpoint(identity.path, self.path, base, self)
+
+    def finished(
+        self,
+        path: str,
+        summary: Summary,
+        report_size: int,
+        checkpoint: CheckpointWriter | None,
+        release: Callable[[], None] | None = None,
+    ) -> None:
+        """Record the file ``path`` as finished; then call ``release`` (its open file: a run
+        over a thousand files never holds a thousand of them)."""
+        listed = checkpoint if isinstance(checkpoint, ListedCheckpoint) else None
+        with self._condition:
+            # Tiny files finish faster than their records can be fsynced: the reader waits
+            # rather than hold the open files of hundreds of them.
+            while self._unwritten >= MAX_UNWRITTEN and self._error is None:
+                self._condition.wait()
+            if self._error is not None:
+                raise self._error
+            self._unwritten += 1
+            self._queue.append(_Finished(path, summary, report_size, listed, release))
+            self._condition.notify_all()
+
+    def close(self) -> None:
+        """Write what is left and stop; raises what went wrong writing."""
+        super().close()
+        if self._error is not None:
+            raise self._error
+
+    # -- for ListedCheckpoint -------------------------------------------------------------
+
+    def _add(self, writer: CheckpointWriter) -> None:
+        with self._condition:
+            self._writers.append(writer)
+
+    def _forget(self, writer: CheckpointWriter, *, discard: bool) -> None:
+        if discard:
+            writer._discarded = True
+            if isinstance(writer, ListedCheckpoint):
+                self._dropped.add(writer.key)
+                self._condition.notify_all()
+        else:
+            self._flush(writer)
+        with contextlib.suppress(ValueError):
+            self._writers.remove(writer)
+
+    # -- the thread -----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        last_write = float("-inf")
+        while True:
+            with self._condition:
+                self._idle = True
+                while not self._closing and not self._work():
+                    self._condition.wait(self._until_finish_due())
+                self._idle = False
+                wait_out(
+                    self._condition,
+                    last_write + self.interval,
+                    lambda: bool(self._flushing or self._closing or self._queue_full()),
+                )
+                unhashed = [w for w in self._writers if w.base.identity.head_sha256 == HASH_PENDING]
+            self._complete_identities(unhashed)
+            with self._condition:
+                round_ = self._take_round()
+                if round_ is None:
+                    if self._closing:
+                        self._stopped = True
+                        self._condition.notify_all()
+                        return
+                    continue
+            if not self._write_round(round_):
+                return
+            last_write = time.monotonic()
+            if round_.finishing:
+                self._last_finish = last_write
+            for item in round_.finishing:
+                if item.release is not None:
+                    item.release()
+
+    def _work(self) -> bool:
+        return bool(self._due() or self._dropped or (self._queue and self._finish_due()))
+
+    def _finish_due(self) -> bool:
+        return (
+            self._closing
+            or self._queue_full()
+            or time.monotonic() >= self._last_finish + self._finish_interval
+        )
+
+    def _queue_full(self) -> bool:
+        return len(self._queue) >= MAX_UNWRITTEN // 2
+
+    def _until_finish_due(self) -> float | None:
+        if not self._queue:
+            return None
+        return max(0.0, self._last_finish + self._finish_interval - time.monotonic())
+
+    def _take_round(self) -> _Round | None:
+        """What this write takes, or None when there is nothing to write (condition held)."""
+        finishing: list[_Finished] = []
+        if self._queue and self._finish_due():
+            finishing, self._queue = self._queue, []
+        for item in finishing:
+            listed = item.checkpoint
+            if listed is not None:  # its entry goes with this write; closing it writes nothing
+                listed._done = listed._discarded = True
+                with contextlib.suppress(ValueError):
+                    self._writers.remove(listed)
+        due = bool(self._due())
+        dropped, self._dropped = self._dropped, set()
+        if not (finishing or dropped or due):
+            return None
+        under_way = [
+            (writer, writer._version, dataclasses.replace(writer.base))
+            for writer in self._writers
+            if isinstance(writer, ListedCheckpoint)
+            and writer.base.identity.head_sha256 != HASH_PENDING
+        ]
+        return _Round(finishing, dropped, under_way)
+
+    def _write_round(self, round_: _Round) -> bool:
+        state = self.state
+        try:
+            if state is not None and self.path is not None:
+                for item in round_.finishing:
+                    report = item.summary.errors_report
+                    state.finish(item.path, _identity(item), item.summary, report)
+                    state.report_size = max(state.report_size, item.report_size)
+                    if item.checkpoint is not None:
+                        state.current.pop(item.checkpoint.key, None)
+                for key in round_.dropped:
+                    state.current.pop(key, None)
+                for writer, _, base in round_.under_way:
+                    state.current[writer.key] = base
+                self._sync_report()  # the rows the list counts are on disk first
+                state.save(self.path)
+            entries = [self._ledger_entry(item.path, item.summary) for item in round_.finishing]
+            found = [entry for entry in entries if entry is not None]
+            if found:
+                self._ledger.record_all(found)
+        except Exception as exc:  # the run must hear of it, never hang on a dead thread
+            self._fail(
+                exc
+                if isinstance(exc, TracklyMigrateError)
+                else OutputError(f"Cannot write the checkpoint {self.path}: {exc}.")
+            )
+            return False
+        with self._condition:
+            for writer, version, _ in round_.under_way:
+                writer._written = max(writer._written, version)
+            self._unwritten -= len(round_.finishing)
+            self._condition.notify_all()
+        return True
+
+
+def _identity(item: _Finished) -> InputIdentity:
+    """The finished file's identity: the one its checkpoint took when the file was opened,
+    if its size and time are still those (hashing its first MiB again would find the same),
+    else taken now."""
+    if item.checkpoint is not None:
+        opened = item.checkpoint.base.identity.completed()
+        try:
+            now = Path(opened.path).stat()
+        except OSError:
+            pass  # said by InputIdentity.of
+        else:
+            unchanged = (now.st_size, now.st_mtime_ns) == (opened.size, opened.mtime_ns)
+            if unchanged and opened.head_sha256 != CHANGED_WHILE_READ:
+                return opened
+    return InputIdentity.of(item.path)
