@@ -193,3 +193,25 @@ def test_a_second_run_on_the_same_drop_folder_is_refused(sandbox_factory, tmp_pa
     assert summary_of(out.decode())["imported"] == 2 * PER_FILE
     stored = stored_imported_ids(sandbox)
     assert len(stored) == len(set(stored)) == 2 * PER_FILE + len(SEED_IMPORTED)
+
+
+def test_a_one_file_run_of_a_file_the_list_imports_is_refused(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    files = parts(tmp_path / "drop", count=2)
+    sandbox = sandbox_factory(latency=(1.0, 1.0))
+    first = start_cli(["import-sends", str(tmp_path / "drop"), "--json"], sandbox, tmp_path)
+    wait_until(lambda: held(sandbox) > 0, "a request held by the sandbox", process=first)
+    first.send_signal(signal.SIGSTOP)  # held for sure while the second one starts
+    try:
+        # The second file: the list has not reached it, and holds no lock of its own for it.
+        second = run_cli(["import-sends", str(files[1]), "--json"], sandbox=sandbox, cwd=tmp_path)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr
+    assert f"Another trackly-migrate run is importing {files[1]}" in second.stderr
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert summary_of(out.decode())["imported"] == 2 * PER_FILE
+    stored = stored_imported_ids(sandbox)
+    assert len(stored) == len(set(stored)) == 2 * PER_FILE + len(SEED_IMPORTED)

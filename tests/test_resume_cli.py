@@ -214,7 +214,8 @@ def test_two_runs_on_one_checkpoint_the_second_is_refused(sandbox_factory, tmp_p
     first.send_signal(signal.SIGSTOP)
     second = invoke(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
     assert second.returncode == 2
-    assert "Another trackly-migrate run is using the checkpoint" in second.stderr
+    # Refused by the claim on the file, before its checkpoint's lock is even tried.
+    assert "Another trackly-migrate run is importing" in second.stderr
     first.kill()
     first.wait()
     # The killed run's lock does not block the next one.

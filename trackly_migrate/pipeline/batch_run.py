@@ -74,8 +74,10 @@ def run_files(
     if inputs.single_file and not inputs.skip_done:
         path = inputs.args[0]
         one = _for_file(request, path, request.output, request.resume)
-        fingerprint = _fingerprint(path, account)  # the checkpoint's lock guards one file
-        outcome = run_import(one, observer, events=events)
+        fingerprint = _fingerprint(path, account)
+        # Claimed as a list's files are: a run over a list holds no lock of each file's.
+        with _input_claims(request, [path], account):
+            outcome = run_import(one, observer, events=events)
         _record(ledger, one, account, fingerprint, outcome)
         return outcome
     if inputs.skip_done and account is None:
