@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import random
 import threading
 from pathlib import Path
+
+import pytest
 
 from tests.helpers import send_row, write_sends_csv
 from trackly_migrate.checkpoint import (
     CHANGED_WHILE_READ,
     HASH_PENDING,
+    HEAD_BYTES,
     Checkpoint,
     InputIdentity,
     load,
@@ -97,3 +102,12 @@ def test_replacing_makes_a_missing_folder_and_leaves_no_temporary(tmp_path: Path
     assert target.read_bytes() == b"two" * 100_000
     assert target.stat().st_mode & 0o777 == 0o600
     assert [p.name for p in target.parent.iterdir()] == ["cp.json"]
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, HEAD_BYTES // 4 + 1, HEAD_BYTES, 2 * HEAD_BYTES + 7])
+def test_the_head_hash_is_the_first_mib_of_the_file(tmp_path: Path, size: int) -> None:
+    data = random.Random(size).randbytes(size)
+    source = tmp_path / "s.csv"
+    source.write_bytes(data)
+    expected = hashlib.sha256(data[:HEAD_BYTES]).hexdigest()
+    assert InputIdentity.of(str(source)).head_sha256 == expected
