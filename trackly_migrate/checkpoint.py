@@ -122,6 +122,17 @@ class Checkpoint:
             ) from None
 
     @classmethod
+    def new(
+        cls,
+        command: str,
+        identity: InputIdentity,
+        options: dict[str, Any],
+        report_path: str | None = None,
+    ) -> Checkpoint:
+        """The checkpoint of an input not imported yet: at its first line, nothing counted."""
+        return cls(command, identity, options, 0, 1, {}, report_path, 0)
+
+    @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Checkpoint:
         """Raises TypeError, ValueError, AttributeError or KeyError where ``raw`` is not one."""
         if raw.get("version") != FORMAT_VERSION:

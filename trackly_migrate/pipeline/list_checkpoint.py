@@ -149,16 +149,7 @@ class ListCheckpoint(CheckpointThread):
         if existing is not None:
             # A copy: the reading thread changes its own while this thread writes the list.
             return ListedCheckpoint(identity.path, self.path, dataclasses.replace(existing), self)
-        base = Checkpoint(
-            command=WORDS[request.kind].command,
-            identity=identity,
-            options=options,
-            offset=0,
-            line=1,
-            totals={},
-            report_path=None,
-            report_size=0,
-        )
+        base = Checkpoint.new(WORDS[request.kind].command, identity, options)
         return ListedCheckpoint(identity.path, self.path, base, self)
 
     def finished(
@@ -196,15 +187,10 @@ class ListCheckpoint(CheckpointThread):
             self._writers.append(writer)
 
     def _forget(self, writer: CheckpointWriter, *, discard: bool) -> None:
-        if discard:
-            writer._discarded = True
-            if isinstance(writer, ListedCheckpoint):
-                self._dropped.add(writer.key)
-                self._condition.notify_all()
-        else:
-            self._flush(writer)
-        with contextlib.suppress(ValueError):
-            self._writers.remove(writer)
+        if discard and isinstance(writer, ListedCheckpoint):
+            self._dropped.add(writer.key)  # the next write takes its entry out of the list
+            self._condition.notify_all()
+        super()._forget(writer, discard=discard)
 
     # -- the thread -----------------------------------------------------------------------
 

@@ -151,16 +151,7 @@ def open_checkpoint(
     existing, identity = continued(request, existing, identity, options, path, observer)
     if existing is not None:
         return CheckpointWriter(path, existing)
-    base = Checkpoint(
-        command=WORDS[request.kind].command,
-        identity=identity,
-        options=options,
-        offset=0,
-        line=1,
-        totals={},
-        report_path=restarted_report,
-        report_size=0,
-    )
+    base = Checkpoint.new(WORDS[request.kind].command, identity, options, restarted_report)
     return CheckpointWriter(path, base)
 
 
