@@ -222,9 +222,23 @@ class ListCheckpoint(CheckpointThread):
             last_write = time.monotonic()
             if round_.finishing:
                 self._last_finish = last_write
-            for item in round_.finishing:
+            if not self._release(round_.finishing):
+                return
+
+    def _release(self, finished: list[_Finished]) -> bool:
+        """Close what the files recorded just now held open (their inputs)."""
+        try:
+            for item in finished:
                 if item.release is not None:
                     item.release()
+        except Exception as exc:  # the run must hear of it, never hang on a dead thread
+            self._fail(
+                exc
+                if isinstance(exc, TracklyMigrateError)
+                else OutputError(f"Cannot close a finished file: {exc}.")
+            )
+            return False
+        return True
 
     def _work(self) -> bool:
         return bool(self._due() or self._dropped or (self._queue and self._finish_due()))
