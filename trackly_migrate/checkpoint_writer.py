@@ -160,7 +160,10 @@ class CheckpointThread:
             with self._condition:
                 writer.base.identity = identity
 
-    def _fail(self, error: TracklyMigrateError) -> None:
+    def _fail(self, exc: Exception, what: str) -> None:
+        """Stop the thread on ``exc``: the run raises it (``what`` says what failed, for an
+        exception that is not one of ours)."""
+        error = exc if isinstance(exc, TracklyMigrateError) else OutputError(f"{what}: {exc}.")
         with self._condition:
             self._error = error
             self._stopped = True
@@ -180,12 +183,7 @@ class CheckpointThread:
                 writer.before_write()
             write_atomic(writer.path, data)
         except Exception as exc:  # the run must hear of it, never hang on a dead thread
-            error = (
-                exc
-                if isinstance(exc, TracklyMigrateError)
-                else OutputError(f"Cannot write the checkpoint {writer.path}: {exc}.")
-            )
-            self._fail(error)
+            self._fail(exc, f"Cannot write the checkpoint {writer.path}")
             return False
         with self._condition:
             writer._written = max(writer._written, version)

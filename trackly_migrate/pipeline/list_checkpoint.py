@@ -44,7 +44,6 @@ from trackly_migrate.checkpoint_writer import (
     CheckpointWriter,
     wait_out,
 )
-from trackly_migrate.errors import OutputError, TracklyMigrateError
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.ledger import Entry, Ledger
@@ -232,11 +231,7 @@ class ListCheckpoint(CheckpointThread):
                 if item.release is not None:
                     item.release()
         except Exception as exc:  # the run must hear of it, never hang on a dead thread
-            self._fail(
-                exc
-                if isinstance(exc, TracklyMigrateError)
-                else OutputError(f"Cannot close a finished file: {exc}.")
-            )
+            self._fail(exc, "Cannot close a finished file")
             return False
         return True
 
@@ -302,11 +297,7 @@ class ListCheckpoint(CheckpointThread):
             if found:
                 self._ledger.record_all(found)
         except Exception as exc:  # the run must hear of it, never hang on a dead thread
-            self._fail(
-                exc
-                if isinstance(exc, TracklyMigrateError)
-                else OutputError(f"Cannot write the checkpoint {self.path}: {exc}.")
-            )
+            self._fail(exc, f"Cannot write the checkpoint {self.path}")
             return False
         with self._condition:
             for writer, version, _ in round_.under_way:
