@@ -3,14 +3,14 @@
 
 The writes (fsync included) happen on a thread of their own so the reading loop never waits
 for the disk. A run over one file has a thread for its one checkpoint. A run over many files
-(``pipeline/chain.py``) has one thread for all of them: a thread for each file was started,
-woken and joined once per file, and took the interpreter from the reading thread each time.
+keeps its files' checkpoints in the list's: ``pipeline/list_checkpoint.py``'s
+``ListCheckpoint`` is the one thread that writes it, and ``CheckpointWriter`` is each file's
+handle there. A thread (and a file) for each file was started, woken and joined once per
+file, and took the interpreter from the reading thread each time.
 
-One thread for all the checkpoints also keeps their order. It writes the changes of one
-moment in the order the files were opened. So a crash leaves a prefix of the run: a file's
-checkpoint on disk is never ahead of the one before it. All of a run's writes share one
-interval, ``MIN_WRITE_INTERVAL_S``. A file read in less time than that is written once,
-or not at all: the list's checkpoint records it when it finishes (``batch_state.py``).
+A thread that writes several checkpoints writes the changes of one moment in the order the
+files were opened, at most once per ``MIN_WRITE_INTERVAL_S``. So a crash leaves a prefix of
+the run: a file's checkpoint on disk is never ahead of the one before it.
 """
 
 from __future__ import annotations

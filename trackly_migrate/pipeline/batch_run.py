@@ -37,7 +37,7 @@ from trackly_migrate.pipeline.input_claims import claimed
 from trackly_migrate.pipeline.inputs import Inputs, expand
 from trackly_migrate.pipeline.ledger import Entry, Fingerprint, Ledger, account_of, now_text
 from trackly_migrate.pipeline.ports import Observer
-from trackly_migrate.pipeline.request import ImportRequest, Output, Resume
+from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.pipeline.run import ImportOutcome, run_import, shared_sender
 from trackly_migrate.pipeline.signals import StopEvents
 from trackly_migrate.readers import STDIN
@@ -73,7 +73,7 @@ def run_files(
     account = account_of(request.target)
     if inputs.single_file and not inputs.skip_done:
         path = inputs.args[0]
-        one = _for_file(request, path, request.output, request.resume)
+        one = request.for_file(path)
         fingerprint = _fingerprint(path, account)
         # Claimed as a list's files are: a run over a list holds no lock of each file's.
         with _input_claims(request, [path], account):
@@ -114,11 +114,6 @@ def _keeps_state(request: ImportRequest) -> bool:
 def _state_path(request: ImportRequest, files: list[str]) -> Path:
     given = request.resume.checkpoint_path
     return given or default_state_path(WORDS[request.kind].command, files)
-
-
-def _for_file(request: ImportRequest, path: str, output: Output, resume: Resume) -> ImportRequest:
-    source = dataclasses.replace(request.source, path=path)
-    return dataclasses.replace(request, source=source, output=output, resume=resume)
 
 
 def _done_before(
@@ -200,7 +195,7 @@ def _started_file(files: list[str], state: BatchState) -> str | None:
     """The file an interrupted run had confirmed records of, if any: a plain rerun is then
     refused before anything, its report included, is touched."""
     for name in files:
-        entry = state.current.get(str(Path(name).resolve()))
+        entry = state.under_way(name)
         if state.finished_entry(name) is None and entry is not None and entry.offset:
             return f"{name} stopped at line {entry.line:,}"
     return None

@@ -75,6 +75,10 @@ class BatchState:
     def finished_entry(self, path: str) -> FinishedFile | None:
         return self.finished.get(str(Path(path).resolve()))
 
+    def under_way(self, path: str) -> Checkpoint | None:
+        """The checkpoint of ``path`` if it was under way (None: not started, or finished)."""
+        return self.current.get(str(Path(path).resolve()))
+
     def save(self, path: Path) -> None:
         # orjson writes the dataclasses itself, the same bytes as over ``asdict``, which cost
         # 0.3 s a save with 10,000 files finished (it copies every nested field first).

@@ -20,7 +20,6 @@ recorded: every row before it is covered, every row after it is sent, and writte
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,7 +190,7 @@ def _open_part(
 ) -> Part:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
     checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
-    one = dataclasses.replace(request, source=dataclasses.replace(request.source, path=path))
+    one = request.for_file(path)
     resume.refuse_unreadable_again(one)
     opened = open_input(
         one,
@@ -204,7 +203,6 @@ def _open_part(
     checkpoint, columns = opened.checkpoint, opened.columns
     summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)
     if checkpoint is not None:
-        checkpoint.before_write = chain.report.sync  # the rows it counts are on disk first
         checkpoint.base.report_path = str(chain.report.path.resolve())
         resume.carry_over(checkpoint, summary, observer)
         stack.callback(checkpoint.close)

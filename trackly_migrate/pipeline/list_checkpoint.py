@@ -137,7 +137,7 @@ class ListCheckpoint(CheckpointThread):
             return None  # nothing lasting: a dry run, a throw-away sandbox, a stream
         identity = InputIdentity.opened(request.source.path)  # hashed on this thread
         options = resume.options_fingerprint(request, fmt, dialect)
-        entry = self.state.current.get(identity.path)
+        entry = self.state.under_way(identity.path)
         one = dataclasses.replace(
             request,
             resume=dataclasses.replace(

@@ -276,6 +276,10 @@ class ImportRequest:
         object.__setattr__(self, "kind", _checked("kind", "the command", Kind, self.kind))
         object.__setattr__(self, "normalization", self.normalization.checked_for(self.kind))
 
+    def for_file(self, path: str) -> ImportRequest:
+        """This request for the file ``path`` (one of the files a run imports)."""
+        return dataclasses.replace(self, source=dataclasses.replace(self.source, path=path))
+
 
 def parse_max_rejects(value: str | None) -> tuple[int | None, float | None]:
     """``--max-rejects``: a count (``500``) or a share of the records read (``5%``)."""
