@@ -106,3 +106,25 @@ def test_an_opening_error_comes_when_the_run_reaches_the_file(sandbox, tmp_path:
     first_told = stderr.index(f"{parts[0]}: ignoring column(s)")
     assert first_told < stderr.index("file 1 of 3") < stderr.index("no column for required")
     assert "file 2 of 3" not in stderr and "part-2.csv" not in stderr
+
+
+def test_a_file_that_failed_to_open_is_resumed_once_mended(sandbox, tmp_path: Path) -> None:
+    parts = drop(tmp_path / "drop", 2)
+    checkpoint = tmp_path / "ck.json"
+    parts[1].write_bytes(bytes(range(256)) * 4)  # not text: refused after its checkpoint
+    failed = run_cli(cli_args(tmp_path / "drop", checkpoint), sandbox=sandbox, cwd=tmp_path)
+    assert failed.returncode == 2, failed.stderr
+    assert "does not look like text" in failed.stderr
+    # Nothing of it was sent: the list holds no entry for it, so its mended export is read.
+    assert json.loads(checkpoint.read_bytes())["current"] == {}
+    write_sends_csv(parts[1], [send_row(i) for i in range(PER_FILE, 2 * PER_FILE)])
+    resumed = run_cli(
+        cli_args(tmp_path / "drop", checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads(resumed.stdout)
+    assert [row["status"] for row in summary["files"]] == ["completed earlier", "completed"]
+    assert summary["read"] == 2 * PER_FILE
+    assert set(stored_imported_ids(sandbox)) - SEED_IMPORTED == {
+        f"t_{i:06d}" for i in range(2 * PER_FILE)
+    }

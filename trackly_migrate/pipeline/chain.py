@@ -205,6 +205,5 @@ def _open_part(
     if checkpoint is not None:
         checkpoint.base.report_path = str(chain.report.path.resolve())
         resume.carry_over(checkpoint, summary, observer)
-        stack.callback(checkpoint.close)
     view = chain.report.for_file(path, list(columns) if columns is not None else None)
     return Part(opened.engine_input(), view, summary, checkpoint)

@@ -147,9 +147,12 @@ class ListCheckpoint(CheckpointThread):
         existing, identity = resume.continued(one, entry, identity, options, self.path, observer)
         if existing is not None:
             # A copy: the reading thread changes its own while this thread writes the list.
-            return ListedCheckpoint(identity.path, self.path, dataclasses.replace(existing), self)
-        base = Checkpoint.new(WORDS[request.kind].command, identity, options)
-        return ListedCheckpoint(identity.path, self.path, base, self)
+            base = dataclasses.replace(existing)
+        else:
+            base = Checkpoint.new(WORDS[request.kind].command, identity, options)
+        listed = ListedCheckpoint(identity.path, self.path, base, self)
+        stack.callback(listed.close)  # this thread lets go of it with the file
+        return listed
 
     def finished(
         self,
@@ -268,10 +271,13 @@ class ListCheckpoint(CheckpointThread):
         dropped, self._dropped = self._dropped, set()
         if not (finishing or dropped or due):
             return None
+        # A file enters the list with its first change, as a file's own checkpoint is first
+        # written then: one whose opening failed after this, or that sent nothing, has none.
         under_way = [
             (writer, writer._version, dataclasses.replace(writer.base))
             for writer in self._writers
             if isinstance(writer, ListedCheckpoint)
+            and writer._version
             and writer.base.identity.head_sha256 != HASH_PENDING
         ]
         return _Round(finishing, dropped, under_way)
