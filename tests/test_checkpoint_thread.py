@@ -1,4 +1,4 @@
-"""One thread for the checkpoints of a run over many files, and the head hashed on it."""
+"""One thread for the checkpoints of a run over many files, and the identity hashed on it."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from tests.helpers import send_row, write_sends_csv
 from trackly_migrate.checkpoint import (
     CHANGED_WHILE_READ,
+    END_BYTES,
     HASH_PENDING,
-    HEAD_BYTES,
     Checkpoint,
     InputIdentity,
     load,
@@ -25,7 +25,7 @@ from trackly_migrate.counts import Counts
 
 
 def opened_checkpoint(source: Path) -> Checkpoint:
-    """A new checkpoint as a run's opening makes it: the head not hashed yet."""
+    """A new checkpoint as a run's opening makes it: its identity not hashed yet."""
     return Checkpoint("import-sends", InputIdentity.opened(str(source)), {}, 0, 1, {}, None, 0)
 
 
@@ -57,10 +57,10 @@ def test_the_files_of_a_run_share_one_thread_and_are_written_in_their_order(
     assert not any((tmp_path / f"{n}.json").exists() for n in range(3))
 
 
-def test_a_checkpoint_written_by_the_thread_has_the_head_hashed(tmp_path: Path) -> None:
+def test_a_checkpoint_written_by_the_thread_has_its_identity_hashed(tmp_path: Path) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(i) for i in range(50)])
     base = opened_checkpoint(source)
-    assert base.identity.head_sha256 == HASH_PENDING
+    assert base.identity.ends_sha256 == HASH_PENDING
     writer = CheckpointWriter(tmp_path / "cp.json", base)
     writer.advance(5, 2, Counts(read=1), 0.0, 0)
     writer.close()
@@ -68,13 +68,13 @@ def test_a_checkpoint_written_by_the_thread_has_the_head_hashed(tmp_path: Path) 
     assert saved is not None and saved.identity == InputIdentity.of(str(source))
 
 
-def test_a_file_changed_before_its_head_is_hashed_is_told_apart(tmp_path: Path) -> None:
+def test_a_file_changed_before_it_is_hashed_is_told_apart(tmp_path: Path) -> None:
     source = write_sends_csv(tmp_path / "s.csv", [send_row(1)])
     opened = InputIdentity.opened(str(source))
     write_sends_csv(source, [send_row(1), send_row(2)])  # rewritten while it is imported
     os.utime(source, ns=(opened.mtime_ns + 10**9, opened.mtime_ns + 10**9))
     changed = opened.completed()
-    assert changed.head_sha256 == CHANGED_WHILE_READ
+    assert changed.ends_sha256 == CHANGED_WHILE_READ
     assert changed != InputIdentity.of(str(source))  # a resume names the file as changed
     assert opened.completed() == changed  # and says so however often it is asked
 
@@ -87,7 +87,7 @@ def test_a_file_changed_before_its_head_is_hashed_is_told_apart(tmp_path: Path) 
     writer.close()
     thread.close()
     saved = load(tmp_path / "gone.json")
-    assert saved is not None and saved.identity.head_sha256 == CHANGED_WHILE_READ
+    assert saved is not None and saved.identity.ends_sha256 == CHANGED_WHILE_READ
 
 
 def test_an_identity_is_the_same_opened_then_completed(tmp_path: Path) -> None:
@@ -104,10 +104,14 @@ def test_replacing_makes_a_missing_folder_and_leaves_no_temporary(tmp_path: Path
     assert [p.name for p in target.parent.iterdir()] == ["cp.json"]
 
 
-@pytest.mark.parametrize("size", [0, 1, 4096, HEAD_BYTES // 4 + 1, HEAD_BYTES, 2 * HEAD_BYTES + 7])
-def test_the_head_hash_is_the_first_mib_of_the_file(tmp_path: Path, size: int) -> None:
+@pytest.mark.parametrize(
+    "size", [0, 1, 4096, END_BYTES - 1, END_BYTES, END_BYTES + 1, 2 * END_BYTES - 1, 3 * END_BYTES]
+)
+def test_the_identity_hashes_the_first_and_last_64_kib(tmp_path: Path, size: int) -> None:
     data = random.Random(size).randbytes(size)
     source = tmp_path / "s.csv"
     source.write_bytes(data)
-    expected = hashlib.sha256(data[:HEAD_BYTES]).hexdigest()
-    assert InputIdentity.of(str(source)).head_sha256 == expected
+    # Each byte once, where the ends overlap: the ledger's fingerprint since its version 2.
+    tail = data[max(END_BYTES, size - END_BYTES) :] if size > END_BYTES else b""
+    expected = hashlib.sha256(data[:END_BYTES] + tail).hexdigest()
+    assert InputIdentity.of(str(source)).ends_sha256 == expected

@@ -69,7 +69,7 @@ def test_a_file_left_with_nothing_to_resume_leaves_the_list(tmp_path: Path) -> N
     assert saved is not None and saved.current == {} and state_path.exists()
 
 
-def no_entry(path: str, summary: Summary) -> None:
+def no_entry(path: str, summary: Summary, identity: InputIdentity | None) -> None:
     return None  # nothing for the ledger
 
 

@@ -155,7 +155,7 @@ def test_a_file_changed_inside_its_import_is_named_on_resume(
     process.kill()
     process.wait()
     under_way = json.loads(checkpoint.read_bytes())["current"][str(files[1].resolve())]
-    assert under_way["identity"]["head_sha256"]  # its head was hashed before it was written
+    assert under_way["identity"]["ends_sha256"]  # it was hashed before it was written
 
     with files[1].open("a") as handle:  # the part under way is exported again, longer
         handle.write("t_999999,+14155550000,2025-01-01T00:00:00Z,+14155551234,,late\r\n")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import signal
 import subprocess
 import threading
@@ -395,3 +397,61 @@ def test_after_an_all_rejected_stop_a_corrected_run_starts_over(
     )
     assert fixed.returncode == 0, fixed.stderr
     assert summary_of(fixed.stdout)["imported"] == 1500
+
+
+def as_version_1(checkpoint: Path, source: Path) -> None:
+    """Rewrite ``checkpoint`` as version 1 wrote it: the input named by its first MiB."""
+    data = json.loads(checkpoint.read_bytes())
+    identity = data["identity"]
+    del identity["ends_sha256"]
+    identity["head_sha256"] = hashlib.sha256(source.read_bytes()[: 1 << 20]).hexdigest()
+    data["version"] = 1
+    checkpoint.write_text(json.dumps(data))
+
+
+def test_a_checkpoint_of_the_earlier_version_is_resumed(sandbox_factory, tmp_path: Path) -> None:
+    rows = messy_rows()
+    source = write_sends_csv(tmp_path / "history.csv", rows)
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=HOLD)
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, process, 1)
+    process.kill()
+    process.wait()
+    as_version_1(checkpoint, source)
+    line = json.loads(checkpoint.read_bytes())["line"]
+
+    resumed = invoke(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert resumed.returncode == 1, resumed.stderr
+    summary = summary_of(resumed.stdout)
+    assert summary["resumed_from_line"] == line > 1
+    assert summary["read"] == RECORDS
+    stored = stored_imported_ids(sandbox)
+    assert len(stored) == len(set(stored))
+    assert set(stored) - SEED_IMPORTED == valid_ids(rows)
+
+
+def test_a_changed_input_of_an_earlier_version_checkpoint_is_named(
+    sandbox_factory, tmp_path: Path
+) -> None:
+    source = write_sends_csv(tmp_path / "history.csv", messy_rows())
+    checkpoint = tmp_path / "ck.json"
+    sandbox = sandbox_factory(latency=HOLD)
+    process = start_cli(import_args(source, checkpoint), sandbox, tmp_path)
+    wait_for_checkpoint(checkpoint, process, 1)
+    process.kill()
+    process.wait()
+    as_version_1(checkpoint, source)
+    # One byte in the middle, the size and time kept: only version 1's hash of the first
+    # MiB (the whole of this file) sees it.
+    before = source.stat()
+    data = bytearray(source.read_bytes())
+    middle = data.index(b"+1", len(data) // 2)
+    data[middle + 2] = ord("9") if data[middle + 2] != ord("9") else ord("8")
+    source.write_bytes(bytes(data))
+    os.utime(source, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    changed = invoke(import_args(source, checkpoint, "--resume"), sandbox=sandbox, cwd=tmp_path)
+    assert changed.returncode == 2, changed.stderr
+    assert "has changed since the interrupted run" in changed.stderr
+    assert "Traceback" not in changed.stderr

@@ -1,6 +1,7 @@
 """Resume checkpoints: where an interrupted import stands, written so a crash cannot corrupt it.
 
-A checkpoint names the input (absolute path, size, mtime, a hash of its first MiB), the
+A checkpoint names the input (``InputIdentity``: absolute path, size, mtime, a hash of its
+first and last 64 KiB), the
 options that change what is sent, the position just past the last record the server
 acknowledged (a watermark: every earlier batch is settled), the running totals, and the
 errors report with its size at that moment. It never holds the API key.
@@ -31,23 +32,36 @@ import platformdirs
 from trackly_migrate.counts import Counts, from_totals
 from trackly_migrate.errors import InputError, OutputError, UsageError
 
-FORMAT_VERSION = 1
-HEAD_BYTES = 1 << 20
+# Version 2 identifies the input by its two ends (``END_BYTES`` each), as the ledger does;
+# version 1 by its first MiB (``LEGACY_HEAD_BYTES``), read still (``InputIdentity.from_dict``).
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, FORMAT_VERSION)
+END_BYTES = 64 * 1024
+LEGACY_HEAD_BYTES = 1 << 20
 
 
-# The head's hash of an identity taken at opening and not completed yet (``opened``).
+# The ends' hash of an identity taken at opening and not completed yet (``opened``).
 HASH_PENDING = ""
-# A file whose size or time moved between its opening and the hashing of its head: no file
+# A file whose size or time moved between its opening and the hashing of its ends: no file
 # has this hash, so a resume names the file as changed.
 CHANGED_WHILE_READ = "changed while it was read"
+# A version-1 identity whose file is no longer the one it named (the same rule).
+CHANGED_SINCE = "changed since an earlier version named it"
 
 
 @dataclass(frozen=True)
 class InputIdentity:
+    """What makes a file the same file: its size, its time, and a SHA-256 of its first and
+    last ``END_BYTES``. Reading both ends costs the same for a 1 KiB file and a 10 GiB one,
+    and an export written again or appended to changes its size, its end or its time. The
+    ledger's ``Fingerprint`` is this without the path: one read and one hash a file serve
+    both.
+    """
+
     path: str
     size: int
     mtime_ns: int
-    head_sha256: str
+    ends_sha256: str
 
     @classmethod
     def of(cls, path: str) -> InputIdentity:
@@ -55,11 +69,10 @@ class InputIdentity:
 
     @classmethod
     def opened(cls, path: str) -> InputIdentity:
-        """The file's path, size and time now; its head is hashed by ``completed()``.
+        """The file's path, size and time now; its ends are hashed by ``completed()``.
 
-        A run over many files opens each of them on the reading thread, and hashing a MiB
-        there took about 1 ms a file: the checkpoint's thread completes it instead, before
-        the first write (``checkpoint_writer.py``).
+        A run over many files opens each of them on the reading thread: the checkpoint's
+        thread completes it instead, before the first write (``checkpoint_writer.py``).
         """
         absolute = Path(path).resolve()
         try:
@@ -69,25 +82,67 @@ class InputIdentity:
         return cls(str(absolute), info.st_size, info.st_mtime_ns, HASH_PENDING)
 
     def completed(self) -> InputIdentity:
-        """This identity with its head's hash, as the file was when ``opened``."""
-        if self.head_sha256 != HASH_PENDING:
+        """This identity with its ends' hash, as the file was when ``opened``."""
+        if self.ends_sha256 != HASH_PENDING:
             return self
-        digest = hashlib.sha256()
-        # Read into one buffer, a quarter of the head at a time: a MiB read at once is a new
-        # mapping of fresh pages for every file of a run over many.
-        chunk = memoryview(bytearray(HEAD_BYTES // 4))
-        left = HEAD_BYTES
         try:
-            with Path(self.path).open("rb", buffering=0) as handle:
-                while left and (got := handle.readinto(chunk[: min(left, len(chunk))])):
-                    digest.update(chunk[:got])
-                    left -= got
-                info = os.fstat(handle.fileno())
+            # A bare descriptor: the thread that hashes gives the interpreter up at each
+            # system call, and a run over many files does this once a file.
+            descriptor = os.open(self.path, _READ_FLAGS)
+            try:
+                info = os.fstat(descriptor)
+                digest = hashlib.sha256(_read_at(descriptor, 0, END_BYTES))
+                if info.st_size > END_BYTES:
+                    tail = max(END_BYTES, info.st_size - END_BYTES)
+                    digest.update(_read_at(descriptor, tail, END_BYTES))
+            finally:
+                os.close(descriptor)
         except OSError as exc:
             raise InputError(f"{self.path}: cannot read ({exc.strerror}).") from None
         if (info.st_size, info.st_mtime_ns) != (self.size, self.mtime_ns):
-            return dataclasses.replace(self, head_sha256=CHANGED_WHILE_READ)
-        return dataclasses.replace(self, head_sha256=digest.hexdigest())
+            return dataclasses.replace(self, ends_sha256=CHANGED_WHILE_READ)
+        return dataclasses.replace(self, ends_sha256=digest.hexdigest())
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> InputIdentity:
+        """An identity as a checkpoint holds it; one of version 1 (a hash of the first MiB)
+        becomes today's when its file is still the one it named, else one that matches no
+        file, so that a resume names the file as changed rather than refuse the checkpoint."""
+        if "head_sha256" not in raw:
+            return cls(**raw)
+        named = cls(raw["path"], raw["size"], raw["mtime_ns"], CHANGED_SINCE)
+        try:
+            now = cls.of(named.path)
+        except InputError:
+            return named
+        unchanged = (now.size, now.mtime_ns) == (named.size, named.mtime_ns)
+        if unchanged and _legacy_head_sha256(named.path) == raw["head_sha256"]:
+            return now
+        return named
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_at(descriptor: int, offset: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``offset`` (0: where a new descriptor stands), fewer only at
+    the end of the file."""
+    if offset:
+        os.lseek(descriptor, offset, os.SEEK_SET)
+    parts = []
+    while size > 0 and (got := os.read(descriptor, size)):
+        parts.append(got)
+        size -= len(got)
+    return b"".join(parts)
+
+
+def _legacy_head_sha256(path: str) -> str | None:
+    """A version-1 identity's hash: of the first ``LEGACY_HEAD_BYTES``."""
+    try:
+        with Path(path).open("rb") as handle:
+            return hashlib.sha256(handle.read(LEGACY_HEAD_BYTES)).hexdigest()
+    except OSError:
+        return None
 
 
 @dataclass
@@ -135,9 +190,10 @@ class Checkpoint:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Checkpoint:
         """Raises TypeError, ValueError, AttributeError or KeyError where ``raw`` is not one."""
-        if raw.get("version") != FORMAT_VERSION:
+        if raw.get("version") not in READABLE_VERSIONS:
             raise ValueError("unknown version")
-        checkpoint = cls(**{**raw, "identity": InputIdentity(**raw["identity"])})
+        identity = InputIdentity.from_dict(raw["identity"])
+        checkpoint = cls(**{**raw, "identity": identity, "version": FORMAT_VERSION})
         checkpoint.counts()  # totals that cannot be read are refused now, not mid-run
         return checkpoint
 

@@ -130,7 +130,7 @@ class CheckpointThread:
                     last_write + self.interval,
                     lambda: bool(self._flushing or self._closing),
                 )
-                unhashed = [w for w in self._writers if w.base.identity.head_sha256 == HASH_PENDING]
+                unhashed = [w for w in self._writers if w.base.identity.ends_sha256 == HASH_PENDING]
             self._complete_identities(unhashed)
             with self._condition:
                 # The changes of one moment, taken together: the files' checkpoints agree. A
@@ -138,7 +138,7 @@ class CheckpointThread:
                 due = [
                     (writer, writer._version, writer.base.to_bytes())
                     for writer in self._due()
-                    if writer.base.identity.head_sha256 != HASH_PENDING
+                    if writer.base.identity.ends_sha256 != HASH_PENDING
                 ]
                 if not due and self._closing:
                     self._stopped = True
@@ -150,13 +150,13 @@ class CheckpointThread:
             last_write = time.monotonic()
 
     def _complete_identities(self, writers: list[CheckpointWriter]) -> None:
-        """Hash the heads of files opened since the last write (off the reading thread)."""
+        """Hash the ends of the files opened since the last write (off the reading thread)."""
         for writer in writers:
             opened = writer.base.identity
             try:
                 identity = opened.completed()
             except InputError:  # gone since it was opened: a resume must not continue it
-                identity = dataclasses.replace(opened, head_sha256=CHANGED_WHILE_READ)
+                identity = dataclasses.replace(opened, ends_sha256=CHANGED_WHILE_READ)
             with self._condition:
                 writer.base.identity = identity
 

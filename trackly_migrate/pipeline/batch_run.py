@@ -237,7 +237,13 @@ def _run_plan(
             report,
             state,
             plan.state_path,
-            lambda path, one: _entry(request, plan.account, path, one),
+            lambda path, one, identity: _entry(
+                request,
+                plan.account,
+                path,
+                one,
+                Fingerprint.of_identity(identity) if identity is not None else None,
+            ),
             ledger,
         )
         with shared_sender(request, observer) as sender:

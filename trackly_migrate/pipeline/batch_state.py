@@ -32,7 +32,9 @@ from trackly_migrate.counts import Counts, from_totals, to_totals
 from trackly_migrate.errors import UsageError
 from trackly_migrate.report import Summary
 
-STATE_VERSION = 1
+# Version 2: the identities name the files by their ends (``checkpoint.FORMAT_VERSION``).
+STATE_VERSION = 2
+READABLE_STATE_VERSIONS = (1, STATE_VERSION)
 
 
 def default_state_path(command: str, files: list[str]) -> Path:
@@ -91,10 +93,11 @@ def load_state(path: Path) -> BatchState | None:
         return None
     try:
         raw = orjson.loads(data)
-        if raw.get("version") != STATE_VERSION:
+        if raw.get("version") not in READABLE_STATE_VERSIONS:
             raise ValueError("unknown version")
+        raw["version"] = STATE_VERSION
         raw["finished"] = {
-            name: FinishedFile(**{**item, "identity": InputIdentity(**item["identity"])})
+            name: FinishedFile(**{**item, "identity": InputIdentity.from_dict(item["identity"])})
             for name, item in raw["finished"].items()
         }
         raw["current"] = {

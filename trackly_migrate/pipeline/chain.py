@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trackly_migrate.checkpoint import InputIdentity
 from trackly_migrate.checkpoint_writer import CheckpointWriter
 from trackly_migrate.errors import TracklyMigrateError
 from trackly_migrate.normalize import PhoneNormalizer
@@ -62,7 +63,9 @@ class Chain:
     report: RunReport
     state: BatchState | None
     state_path: Path | None
-    ledger_entry: Callable[[str, Summary], Entry | None]  # None: nothing for the ledger
+    # The ledger's entry of a finished file (its identity, when the list took it); None:
+    # nothing for the ledger.
+    ledger_entry: Callable[[str, Summary, InputIdentity | None], Entry | None]
     ledger: Ledger
     results: list[FileResult] = field(default_factory=list)
     abandoned_requests: int = 0

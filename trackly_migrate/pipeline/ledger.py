@@ -15,11 +15,11 @@ An entry is keyed by three things, never by the file's name alone:
 * the command (a file of sends is not done for ``import-clicks``);
 * the account: the base URL and a SHA-256 of the API key (never the key), or the sandbox's
   database file;
-* the file's fingerprint: size, modification time and a SHA-256 of its first and last 64 KiB.
-  Reading both ends costs the same for a 1 KiB file and a 10 GiB one, and an export that is
-  written again or appended to changes its size, its end or its time. A file changed in the
-  middle without a new size and time is not told apart: the safe failure (a copy with a new
-  time is imported again, as duplicates) is the only one the time adds.
+* the file's fingerprint: its identity as a checkpoint names it without the path
+  (``checkpoint.InputIdentity``: size, modification time and a SHA-256 of its first and last
+  64 KiB), so a run over many files hashes each of them once for both. A file changed in
+  the middle without a new size and time is not told apart: the safe failure (a copy with a
+  new time is imported again, as duplicates) is the only one the time adds.
 """
 
 from __future__ import annotations
@@ -36,15 +36,14 @@ import filelock
 import orjson
 import platformdirs
 
-from trackly_migrate.checkpoint import replace_atomically
-from trackly_migrate.errors import InputError, OutputError, UsageError
+from trackly_migrate.checkpoint import InputIdentity, replace_atomically
+from trackly_migrate.errors import OutputError, UsageError
 from trackly_migrate.pipeline.request import Target
 
 LEDGER_VERSION = 2
 LEGACY_NAME = "ledger.json"  # version 1
 _HEADER = orjson.dumps({"trackly_migrate_ledger": LEDGER_VERSION}) + b"\n"
 _TAIL_BYTES = 64 * 1024  # an entry is well under this: the last newline is within it
-END_BYTES = 64 * 1024
 LOCK_TIMEOUT_S = 60.0  # a ledger write takes milliseconds; a minute means something is stuck
 
 
@@ -62,16 +61,11 @@ class Fingerprint:
 
     @classmethod
     def of(cls, path: str) -> Fingerprint:
-        try:
-            with Path(path).open("rb") as handle:
-                info = os.fstat(handle.fileno())
-                digest = hashlib.sha256(handle.read(END_BYTES))
-                if info.st_size > END_BYTES:
-                    handle.seek(max(END_BYTES, info.st_size - END_BYTES))
-                    digest.update(handle.read(END_BYTES))
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
-        return cls(info.st_size, info.st_mtime_ns, digest.hexdigest())
+        return cls.of_identity(InputIdentity.of(path))
+
+    @classmethod
+    def of_identity(cls, identity: InputIdentity) -> Fingerprint:
+        return cls(identity.size, identity.mtime_ns, identity.ends_sha256)
 
 
 def account_of(target: Target) -> str | None:

@@ -102,7 +102,7 @@ class ListCheckpoint(CheckpointThread):
         state_path: Path | None,
         sync_report: Callable[[], None],
         ledger: Ledger,
-        ledger_entry: Callable[[str, Summary], Entry | None],
+        ledger_entry: Callable[[str, Summary, InputIdentity | None], Entry | None],
         *,
         interval: float = MIN_WRITE_INTERVAL_S,
         finish_interval: float = FINISH_WRITE_INTERVAL_S,
@@ -209,7 +209,7 @@ class ListCheckpoint(CheckpointThread):
                     last_write + self.interval,
                     lambda: bool(self._flushing or self._closing or self._queue_full()),
                 )
-                unhashed = [w for w in self._writers if w.base.identity.head_sha256 == HASH_PENDING]
+                unhashed = [w for w in self._writers if w.base.identity.ends_sha256 == HASH_PENDING]
             self._complete_identities(unhashed)
             with self._condition:
                 round_ = self._take_round()
@@ -278,17 +278,22 @@ class ListCheckpoint(CheckpointThread):
             for writer in self._writers
             if isinstance(writer, ListedCheckpoint)
             and writer._version
-            and writer.base.identity.head_sha256 != HASH_PENDING
+            and writer.base.identity.ends_sha256 != HASH_PENDING
         ]
         return _Round(finishing, dropped, under_way)
 
     def _write_round(self, round_: _Round) -> bool:
         state = self.state
         try:
+            lasting = state is not None and self.path is not None
+            # Each finished file's identity, for the list and the ledger alike: its ends are
+            # read once a file (when it was opened), not again for the ledger.
+            finishing = [(item, _identity(item) if lasting else None) for item in round_.finishing]
             if state is not None and self.path is not None:
-                for item in round_.finishing:
+                for item, identity in finishing:
+                    assert identity is not None
                     report = item.summary.errors_report
-                    state.finish(item.path, _identity(item), item.summary, report)
+                    state.finish(item.path, identity, item.summary, report)
                     state.report_size = max(state.report_size, item.report_size)
                     if item.checkpoint is not None:
                         state.current.pop(item.checkpoint.key, None)
@@ -298,7 +303,10 @@ class ListCheckpoint(CheckpointThread):
                     state.current[writer.key] = base
                 self._sync_report()  # the rows the list counts are on disk first
                 state.save(self.path)
-            entries = [self._ledger_entry(item.path, item.summary) for item in round_.finishing]
+            entries = [
+                self._ledger_entry(item.path, item.summary, identity)
+                for item, identity in finishing
+            ]
             found = [entry for entry in entries if entry is not None]
             if found:
                 self._ledger.record_all(found)
@@ -315,7 +323,7 @@ class ListCheckpoint(CheckpointThread):
 
 def _identity(item: _Finished) -> InputIdentity:
     """The finished file's identity: the one its checkpoint took when the file was opened,
-    if its size and time are still those (hashing its first MiB again would find the same),
+    if its size and time are still those (hashing its ends again would find the same),
     else taken now."""
     if item.checkpoint is not None:
         opened = item.checkpoint.base.identity.completed()
@@ -325,6 +333,6 @@ def _identity(item: _Finished) -> InputIdentity:
             pass  # said by InputIdentity.of
         else:
             unchanged = (now.st_size, now.st_mtime_ns) == (opened.size, opened.mtime_ns)
-            if unchanged and opened.head_sha256 != CHANGED_WHILE_READ:
+            if unchanged and opened.ends_sha256 != CHANGED_WHILE_READ:
                 return opened
     return InputIdentity.of(item.path)
