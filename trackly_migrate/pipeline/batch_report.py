@@ -70,6 +70,7 @@ class RunReport(ErrorReport):
             path, source_columns=columns, field_names=[], resume_size=resume_size, replace=replace
         )
         self._with_raw = with_raw
+        self.absolute_path = str(path.resolve())  # what each file's checkpoint names
         self._file_name = ""
         self._positions: list[int] = []  # the current file's columns' places in the union
         self._file_columns: list[str] | None = None  # None: the current file is JSONL

@@ -206,7 +206,7 @@ def _open_part(
     checkpoint, columns = opened.checkpoint, opened.columns
     summary = Summary(kind=request.kind, input=path, dry_run=request.target.dry_run)
     if checkpoint is not None:
-        checkpoint.base.report_path = str(chain.report.path.resolve())
+        checkpoint.base.report_path = chain.report.absolute_path
         resume.carry_over(checkpoint, summary, observer)
     view = chain.report.for_file(path, list(columns) if columns is not None else None)
     return Part(opened.engine_input(), view, summary, checkpoint)

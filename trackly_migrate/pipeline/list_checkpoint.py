@@ -137,13 +137,8 @@ class ListCheckpoint(CheckpointThread):
             return None  # nothing lasting: a dry run, a throw-away sandbox, a stream
         identity = InputIdentity.opened(request.source.path)  # hashed on this thread
         options = resume.options_fingerprint(request, fmt, dialect)
-        entry = self.state.under_way(identity.path)
-        one = dataclasses.replace(
-            request,
-            resume=dataclasses.replace(
-                request.resume, resume=request.resume.resume and bool(entry)
-            ),
-        )
+        entry = self.state.current.get(identity.path)  # absolute, as the list's keys are
+        one = request.resuming(request.resume.resume and bool(entry))
         existing, identity = resume.continued(one, entry, identity, options, self.path, observer)
         if existing is not None:
             # A copy: the reading thread changes its own while this thread writes the list.

@@ -9,6 +9,7 @@ runs: a library caller with ``default_region="usa"`` gets the same usage error a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -278,7 +279,18 @@ class ImportRequest:
 
     def for_file(self, path: str) -> ImportRequest:
         """This request for the file ``path`` (one of the files a run imports)."""
-        return dataclasses.replace(self, source=dataclasses.replace(self.source, path=path))
+        return self._with("source", dataclasses.replace(self.source, path=path))
+
+    def resuming(self, resume: bool) -> ImportRequest:
+        """This request with ``--resume`` on or off (a file of a list with nothing to resume)."""
+        return self._with("resume", dataclasses.replace(self.resume, resume=resume))
+
+    def _with(self, name: str, part: Source | Resume) -> ImportRequest:
+        # The options were checked when this request was made, and neither the input nor
+        # the resume changes them: a run over many files asks for a request per file.
+        one = copy.copy(self)
+        object.__setattr__(one, name, part)
+        return one
 
 
 def parse_max_rejects(value: str | None) -> tuple[int | None, float | None]:

@@ -8,6 +8,7 @@ over; one that completes, or can have stored nothing, leaves no checkpoint behin
 from __future__ import annotations
 
 import contextlib
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,11 @@ def refuse_unreadable_again(request: ImportRequest) -> None:
             "--resume and --restart need a file: stdin cannot be read again.",
             hint="Save the stream to a file first, then import that file.",
         )
-    if Path(path).exists() and not is_regular_file(path):
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return  # missing or unreadable: opening it says so
+    if not stat.S_ISREG(mode):
         raise UsageError(
             f"--resume and --restart need a file: {path} is a named pipe or "
             "device, which cannot be read again from where a run stopped.",

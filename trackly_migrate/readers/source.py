@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import stat
 import sys
 import zlib
@@ -60,7 +61,7 @@ class InputSource:
                 raise InputError(f"{path}: permission denied.") from None
             except OSError as exc:
                 raise InputError(f"{path}: cannot open ({exc.strerror}).") from None
-            info = file_path.stat()
+            info = os.fstat(self._raw.fileno())  # the file opened, one lookup fewer
             self.total_bytes = info.st_size if stat.S_ISREG(info.st_mode) else None
         self.stream: IO[bytes] = self._raw
         if self._is_gzip():
