@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from tests.helpers import send_row, write_sends_csv
-from trackly_migrate.checkpoint import Checkpoint, InputIdentity, load
+from trackly_migrate.checkpoint import FORMAT_VERSION, Checkpoint, InputIdentity, load
 from trackly_migrate.checkpoint_writer import MIN_WRITE_INTERVAL_S, CheckpointWriter
 from trackly_migrate.counts import Counts
 
@@ -91,4 +91,4 @@ def test_a_checkpoint_is_the_same_json_as_its_fields(tmp_path: Path) -> None:
     writer.close()
     written = orjson.loads((tmp_path / "cp.json").read_bytes())
     assert written["identity"]["path"] == str((tmp_path / "s.csv").resolve())
-    assert written["offset"] == 5 and written["version"] == 1
+    assert written["offset"] == 5 and written["version"] == FORMAT_VERSION

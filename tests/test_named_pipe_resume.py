@@ -42,3 +42,18 @@ def test_resume_of_a_named_pipe_is_refused(
     assert "named pipe" in result.stderr
     assert "Traceback" not in result.output
     assert requests_to(sandbox, "POST /api/v2/history/sends") == 0
+
+
+def test_a_named_pipe_among_the_files_is_refused_before_anything_is_sent(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    first = write_sends_csv(tmp_path / "a.csv", [send_row(i) for i in range(3)])
+    fifo = tmp_path / "b.csv"
+    os.mkfifo(fifo)  # never opened: the refusal comes from its kind, before the run starts
+    result = invoke(
+        ["import-sends", str(first), str(fifo), "--restart"], sandbox=sandbox, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.output
+    assert "named pipe" in result.stderr and str(fifo) in result.stderr
+    assert "Traceback" not in result.output
+    assert requests_to(sandbox, "POST /api/v2/history/sends") == 0  # not even the first file

@@ -68,18 +68,23 @@ class InputIdentity:
         return cls.opened(path).completed()
 
     @classmethod
-    def opened(cls, path: str) -> InputIdentity:
+    def opened(
+        cls, path: str, *, info: os.stat_result | None = None, absolute: str | None = None
+    ) -> InputIdentity:
         """The file's path, size and time now; its ends are hashed by ``completed()``.
 
-        A run over many files opens each of them on the reading thread: the checkpoint's
-        thread completes it instead, before the first write (``checkpoint_writer.py``).
+        A run over many files opens each of them on the reading thread, where every system
+        call lets another thread take the interpreter: ``info`` is the stat of the file as
+        its reader opened it, ``absolute`` its resolved path, when they are known. The
+        checkpoint's thread hashes the ends, before the first write (``checkpoint_writer.py``).
         """
-        absolute = Path(path).resolve()
-        try:
-            info = absolute.stat()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
-        return cls(str(absolute), info.st_size, info.st_mtime_ns, HASH_PENDING)
+        where = absolute or str(Path(path).resolve())
+        if info is None:
+            try:
+                info = Path(where).stat()
+            except OSError as exc:
+                raise InputError(f"{path}: cannot read ({exc.strerror}).") from None
+        return cls(where, info.st_size, info.st_mtime_ns, HASH_PENDING)
 
     def completed(self) -> InputIdentity:
         """This identity with its ends' hash, as the file was when ``opened``."""

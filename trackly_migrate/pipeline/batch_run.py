@@ -26,6 +26,7 @@ from trackly_migrate.checkpoint import InputIdentity, discard
 from trackly_migrate.checkpoint import exclusive as checkpoint_lock
 from trackly_migrate.counts import Counts
 from trackly_migrate.errors import InputError, UsageError
+from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.batch_report import earlier_reports_note, open_run_report
 from trackly_migrate.pipeline.batch_state import (
     BatchState,
@@ -99,6 +100,8 @@ def run_files(
         observer.info(f"skipping {path}: imported completely on {entry.finished_at}")
     if not plan.files:
         return _nothing_new(request, plan)
+    for path in plan.files:  # a pipe among them is refused before anything is sent
+        resume.refuse_unreadable_again(request.for_file(path))
     with contextlib.ExitStack() as stack:
         stack.enter_context(_input_claims(request, plan.files, account))
         opened = _open_state(plan, stack)

@@ -83,7 +83,12 @@ def run_chain(
     request = chain.request
     by_part: dict[int, FileResult] = {}
     writer = ListCheckpoint(
-        chain.state, chain.state_path, chain.report.sync, chain.ledger, chain.ledger_entry
+        chain.state,
+        chain.state_path,
+        chain.report.sync,
+        chain.ledger,
+        chain.ledger_entry,
+        files=chain.files,
     )
     with contextlib.ExitStack() as stack:
 
@@ -193,8 +198,7 @@ def _open_part(
 ) -> Part:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
     checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
-    one = request.for_file(path)
-    resume.refuse_unreadable_again(one)
+    one = request.for_file(path)  # a pipe with --resume was refused before the run
     opened = open_input(
         one,
         observer,

@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.ledger import Entry, Ledger
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
-from trackly_migrate.readers import Dialect, InputFormat
+from trackly_migrate.readers import STDIN, Dialect, InputFormat, InputSource
 from trackly_migrate.report import WORDS, Summary
 
 # Finished files whose records are not written yet, at most (each holds its open file until
@@ -104,10 +104,14 @@ class ListCheckpoint(CheckpointThread):
         ledger: Ledger,
         ledger_entry: Callable[[str, Summary, InputIdentity | None], Entry | None],
         *,
+        files: Iterable[str] = (),
         interval: float = MIN_WRITE_INTERVAL_S,
         finish_interval: float = FINISH_WRITE_INTERVAL_S,
     ) -> None:
         super().__init__(interval)
+        # The files' absolute paths, resolved now: before the first request, a system call
+        # of the reading thread costs it nothing; later, each lets another thread in.
+        self._absolute = {path: str(Path(path).resolve()) for path in files if path != STDIN}
         self.state = state
         self.path = state_path
         self._sync_report = sync_report
@@ -126,6 +130,7 @@ class ListCheckpoint(CheckpointThread):
     def open_file(
         self,
         request: ImportRequest,
+        source: InputSource,
         fmt: InputFormat,
         observer: Observer,
         stack: contextlib.ExitStack,
@@ -133,9 +138,12 @@ class ListCheckpoint(CheckpointThread):
     ) -> CheckpointWriter | None:
         """The checkpoint of the file ``request`` imports: continued from the list's entry
         for it (refused where it cannot be), or new. ``resume.open_checkpoint``'s part."""
-        if self.state is None or self.path is None or not resume.has_checkpoint(request):
+        if self.state is None or self.path is None or not resume.has_checkpoint(request, source):
             return None  # nothing lasting: a dry run, a throw-away sandbox, a stream
-        identity = InputIdentity.opened(request.source.path)  # hashed on this thread
+        path = request.source.path
+        # No system call: the file as it was opened, under the path resolved at the start.
+        absolute = self._absolute.get(path)
+        identity = InputIdentity.opened(path, info=source.info, absolute=absolute)
         options = resume.options_fingerprint(request, fmt, dialect)
         entry = self.state.current.get(identity.path)  # absolute, as the list's keys are
         one = request.resuming(request.resume.resume and bool(entry))

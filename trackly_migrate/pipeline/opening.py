@@ -32,7 +32,7 @@ from trackly_migrate.records import FIELDS, REPORT_COLUMNS, RecordBuilder
 
 # How a file's checkpoint is found and locked (``resume.open_checkpoint``): None, none kept.
 CheckpointOpener = Callable[
-    [ImportRequest, InputFormat, Observer, contextlib.ExitStack, Dialect],
+    [ImportRequest, InputSource, InputFormat, Observer, contextlib.ExitStack, Dialect],
     CheckpointWriter | None,
 ]
 
@@ -121,7 +121,7 @@ def open_input(
     source = InputSource(request.source.path)
     stack.callback(source.close)
     dialect = sniff(source, fmt, request)
-    checkpoint = open_checkpoint(request, fmt, observer, stack, dialect)
+    checkpoint = open_checkpoint(request, source, fmt, observer, stack, dialect)
     start = Position(checkpoint.base.offset, checkpoint.base.line) if checkpoint else None
     announcement = dialect.announcement(source.display_name)
     if announcement is not None:

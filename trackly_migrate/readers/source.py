@@ -45,6 +45,7 @@ class InputSource:
         self.display_name = "<stdin>" if path == STDIN else path
         self._raw: IO[bytes]
         self.total_bytes: int | None = None
+        self.info: os.stat_result | None = None  # the opened file's (None: stdin)
         if path == STDIN:
             if start_offset:
                 raise UsageError("Cannot resume a run that reads from stdin.")
@@ -61,7 +62,9 @@ class InputSource:
                 raise InputError(f"{path}: permission denied.") from None
             except OSError as exc:
                 raise InputError(f"{path}: cannot open ({exc.strerror}).") from None
-            info = os.fstat(self._raw.fileno())  # the file opened, one lookup fewer
+            # The file opened (also if the path was replaced meanwhile): its size here, and
+            # its identity for the checkpoint (``InputIdentity.opened``).
+            self.info = info = os.fstat(self._raw.fileno())
             self.total_bytes = info.st_size if stat.S_ISREG(info.st_mode) else None
         self.stream: IO[bytes] = self._raw
         if self._is_gzip():
