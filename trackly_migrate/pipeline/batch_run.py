@@ -243,7 +243,7 @@ def _run_plan(
             lambda path, one, identity: _entry(
                 request,
                 plan.account,
-                path,
+                identity.path if identity is not None else str(Path(path).resolve()),
                 one,
                 Fingerprint.of_identity(identity) if identity is not None else None,
             ),
@@ -323,7 +323,8 @@ def _record(
     summary = outcome.summary
     if summary.status != "completed" or fingerprint is None:
         return
-    entry = _entry(request, account, request.source.path, summary, fingerprint)
+    absolute = str(Path(request.source.path).resolve())
+    entry = _entry(request, account, absolute, summary, fingerprint)
     if entry is not None:
         ledger.record(entry)
 
@@ -331,21 +332,22 @@ def _record(
 def _entry(
     request: ImportRequest,
     account: str | None,
-    path: str,
+    absolute: str,
     summary: Summary,
     fingerprint: Fingerprint | None = None,
 ) -> Entry | None:
-    """The ledger's entry for a file that completed; None when nothing lasting was imported."""
+    """The ledger's entry for the file that completed at ``absolute`` (resolved: on the
+    checkpoint's thread, its identity's); None when nothing lasting was imported."""
     if account is None or not WORDS[request.kind].resumable:
         return None
-    fingerprint = fingerprint or _fingerprint(path, account)
+    fingerprint = fingerprint or _fingerprint(absolute, account)
     if fingerprint is None:
         return None
     return Entry(
         command=WORDS[request.kind].command,
         account=account,
         fingerprint=fingerprint,
-        path=str(Path(path).resolve()),
+        path=absolute,
         finished_at=now_text(),
         counts=_row_counts(summary.counts),
         errors_report=summary.errors_report,

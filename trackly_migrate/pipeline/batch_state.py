@@ -68,11 +68,10 @@ class BatchState:
     # The checkpoints of the files under way, by absolute path (``list_checkpoint.py``).
     current: dict[str, Checkpoint] = field(default_factory=dict)
 
-    def finish(
-        self, path: str, identity: InputIdentity, summary: Summary, report: str | None
-    ) -> None:
+    def finish(self, identity: InputIdentity, summary: Summary, report: str | None) -> None:
+        """Record the file ``identity`` names (by its absolute path) as finished."""
         totals = to_totals(summary.counts, summary.elapsed_s)
-        self.finished[str(Path(path).resolve())] = FinishedFile(identity, totals, report)
+        self.finished[identity.path] = FinishedFile(identity, totals, report)
 
     def finished_entry(self, path: str) -> FinishedFile | None:
         return self.finished.get(str(Path(path).resolve()))

@@ -296,7 +296,7 @@ class ListCheckpoint(CheckpointThread):
                 for item, identity in finishing:
                     assert identity is not None
                     report = item.summary.errors_report
-                    state.finish(item.path, identity, item.summary, report)
+                    state.finish(identity, item.summary, report)
                     state.report_size = max(state.report_size, item.report_size)
                     if item.checkpoint is not None:
                         state.current.pop(item.checkpoint.key, None)
