@@ -26,7 +26,7 @@ from trackly_migrate.errors import UsageError
 from trackly_migrate.normalize import ISO
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
-from trackly_migrate.readers import STDIN, Dialect, InputFormat, InputSource, is_regular_file
+from trackly_migrate.readers import STDIN, Dialect, InputFormat, InputSource
 from trackly_migrate.report import WORDS, Summary, refuse_overwriting_input
 
 
@@ -118,16 +118,12 @@ def options_fingerprint(
     }
 
 
-def has_checkpoint(request: ImportRequest, source: InputSource | None = None) -> bool:
-    """Whether the input of ``request`` keeps a checkpoint while it is imported (``source``:
-    the input opened, whose kind of file is known then)."""
-    path_given = request.source.path
-    if path_given == STDIN or request.target.dry_run:
+def has_checkpoint(request: ImportRequest, source: InputSource) -> bool:
+    """Whether the input of ``request``, opened as ``source``, keeps a checkpoint while it is
+    imported."""
+    info = source.info  # None: stdin
+    if request.target.dry_run or info is None or not stat.S_ISREG(info.st_mode):
         return False  # a stream cannot be read again, so there is nothing to resume
-    info = source.info if source is not None else None
-    regular = stat.S_ISREG(info.st_mode) if info is not None else is_regular_file(path_given)
-    if not regular:
-        return False
     if request.target.sandbox and request.target.sandbox_db is None:
         return False  # a throw-away sandbox: there is nothing to resume into
     # e.g. unsubscribing is idempotent: running the file again is the resume
@@ -136,18 +132,17 @@ def has_checkpoint(request: ImportRequest, source: InputSource | None = None) ->
 
 def open_checkpoint(
     request: ImportRequest,
-    source: InputSource | None,
+    source: InputSource,
     fmt: InputFormat,
     observer: Observer,
     stack: contextlib.ExitStack,
     dialect: Dialect | None = None,
 ) -> CheckpointWriter | None:
-    """Lock, check and load the checkpoint for a file input (``source``: opened, if it
-    is), or None when there is none."""
+    """Lock, check and load the checkpoint for the input opened as ``source``, or None when
+    there is none."""
     if not has_checkpoint(request, source):
         return None
-    info = source.info if source is not None else None
-    identity = InputIdentity.opened(request.source.path, info=info)  # hashed once it is needed
+    identity = InputIdentity.opened(request.source.path, info=source.info)  # hashed later
     command = WORDS[request.kind].command
     path = request.resume.checkpoint_path or default_checkpoint_path(command, identity)
     refuse_overwriting_input(request.source.path, path, "--checkpoint")
