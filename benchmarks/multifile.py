@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/multifile.py            # 100 x 10,000 vs 1 x 1,000,000
     .venv/bin/python benchmarks/multifile.py --quick    # 20 x 5,000 vs 1 x 100,000
-    .venv/bin/python benchmarks/multifile.py --rounds 3 # three pairs, run alternately
+    .venv/bin/python benchmarks/multifile.py --rounds 6 # six pairs, and their median ratio
 
 Both runs import the same records into a sandbox in *sink* mode (checked and counted, not
 stored: the client is what is measured), in a process each; it prints both rates (records
@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -117,9 +118,15 @@ def main() -> int:
     try:
         reports = OUT / "reports"
         reports.mkdir(exist_ok=True)
-        for _ in range(options.rounds):
-            one = measured(single, url, OUT / "one.errors.csv")
-            many = measured(parts, url, reports)
+        for round_number in range(options.rounds):
+            # Every other pair runs the many files first, so that a machine that warms up or
+            # gets busier during the benchmark favours neither run.
+            if round_number % 2:
+                many = measured(parts, url, reports)
+                one = measured(single, url, OUT / "one.errors.csv")
+            else:
+                one = measured(single, url, OUT / "one.errors.csv")
+                many = measured(parts, url, reports)
             pairs.append((one, many))
     finally:
         sandbox.terminate()
@@ -140,6 +147,14 @@ def main() -> int:
             f"ratio (many files / one file): throughput {many['rate'] / one['rate']:.2f}, "
             f"CPU {many['cpu_s'] / one['cpu_s']:.2f}, "
             f"peak RSS {many['peak_rss_mb'] / one['peak_rss_mb']:.2f}"
+        )
+    if len(pairs) > 1:
+        ratios = sorted(many["rate"] / one["rate"] for one, many in pairs)
+        cpu = sorted(many["cpu_s"] / one["cpu_s"] for one, many in pairs)
+        print(
+            f"over {len(pairs)} pairs: throughput ratio median {statistics.median(ratios):.2f} "
+            f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}), "
+            f"CPU ratio median {statistics.median(cpu):.2f}"
         )
     results = [{"one": one, "many": many} for one, many in pairs]
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
