@@ -76,16 +76,16 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
     on disk or on stdin. None: it looks like text (line by line parsing finds any other fault).
     UTF-16/32 with a byte-order mark and gzip (on stdin too) never get here: they are read.
     """
-    source, target = ("FILE", "FILE-utf8") if path == STDIN else (path, _converted_name(path))
-    source = shlex.quote(source)
     for magic, what in _CONTAINERS:
         if head.startswith(magic):
             return (f"is {what}, not CSV or JSON Lines", _EXPORT_HINT)
     if head.startswith(_BZIP2[0]) and head[4:10] == _BZIP2[1]:
+        source, target = _command_names(path)
         return ("is bzip2-compressed data", f"Decompress it first: bunzip2 -c {source} > {target}")
     if not head:
         return None
     if b"\n" not in head and head.count(b"\r") > 1:
+        source, _ = _command_names(path)
         lf = "FILE-lf" if path == STDIN else _converted_name(path, "lf")
         return (
             "ends its lines with a carriage return alone (CR, the old Mac format)",
@@ -97,6 +97,7 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
         even = head[0::2].count(0)
         if nuls * 4 >= len(head) and max(even, nuls - even) * 10 >= nuls * 9:
             # ASCII text in UTF-16 without a byte-order mark: every other byte is NUL.
+            source, target = _command_names(path)
             return (
                 "looks like UTF-16 text without a byte-order mark (every other byte is NUL)",
                 "Read it with --encoding utf-16-le (utf-16-be if each NUL comes first), or "
@@ -113,6 +114,14 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
                 _EXPORT_HINT,
             )
     return None
+
+
+def _command_names(path: str) -> tuple[str, str]:
+    """The input and a converted copy as a hint's shell command names them. Worked out only
+    for a hint: a run over many files checks each one, and nearly all of them are text."""
+    if path == STDIN:
+        return "FILE", "FILE-utf8"
+    return shlex.quote(path), _converted_name(path)
 
 
 def _is_utf8(head: bytes) -> bool:
