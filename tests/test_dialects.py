@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import run_cli
 from tests.helpers import send_row, stored_imported_ids, summary_of, write_sends_csv
 from trackly_migrate.errors import UsageError
 from trackly_migrate.pipeline import Source
 from trackly_migrate.readers import detect_delimiter
+from trackly_migrate.readers.dialect import best_scoring, folded
 from trackly_migrate.sandbox.server import RunningSandbox
 
 KNOWN = ["id", "to_number", "timestamp", "message"]
@@ -32,6 +35,22 @@ KNOWN = ["id", "to_number", "timestamp", "message"]
 )
 def test_the_delimiter_naming_the_most_known_columns_wins(header: str, expected: str) -> None:
     assert detect_delimiter(header, KNOWN) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*KNOWN, "Sid", "a b", "x,y", '"', ",", ";", "\t", "|", " ", "\ufeff"]),
+        max_size=12,
+    ).map("".join),
+    st.sampled_from([KNOWN, [*KNOWN, "x,y"], [*KNOWN, "Sid"]]),
+)
+def test_the_quick_answer_for_a_line_without_other_delimiters_is_the_full_one(
+    line: str, known: list[str]
+) -> None:
+    # Comma is answered without splitting the line four ways when no other candidate is in
+    # it: the answer must be the one the four splits give.
+    assert detect_delimiter(line, known) == best_scoring(line, folded(tuple(known)))
 
 
 def test_mapped_columns_count_as_known() -> None:

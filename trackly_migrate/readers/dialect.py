@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -39,7 +40,19 @@ def bom_encoding(head: bytes) -> str | None:
 
 def detect_delimiter(header_line: str, known_names: Iterable[str], quotechar: str = '"') -> str:
     """The delimiter that splits ``header_line`` into the most known names (see above)."""
-    known = {_fold(name) for name in known_names}
+    known = folded(tuple(known_names))
+    if not any(candidate in header_line for candidate in CANDIDATE_DELIMITERS[1:]) and not any(
+        "," in name for name in known
+    ):
+        # Each other candidate would leave the line whole: one cell, a known name only if
+        # comma's split leaves it whole too. Comma wins or ties, and a tie goes to comma.
+        return CANDIDATE_DELIMITERS[0]
+    return best_scoring(header_line, known, quotechar)
+
+
+def best_scoring(header_line: str, known: frozenset[str], quotechar: str = '"') -> str:
+    """The candidate whose split of ``header_line`` holds the most of the ``known`` (folded)
+    names, each candidate tried: what ``detect_delimiter`` decides."""
     best, best_score = CANDIDATE_DELIMITERS[0], -1
     for candidate in CANDIDATE_DELIMITERS:
         try:
@@ -57,6 +70,12 @@ def header_line(head: bytes, encoding: str) -> str:
     unit = WIDE_ENCODINGS.get(encoding, 1)
     text = head[: len(head) - len(head) % unit].decode(encoding, "replace")
     return text.removeprefix("\ufeff").split("\n", 1)[0].rstrip("\r")
+
+
+@functools.lru_cache(maxsize=16)
+def folded(names: tuple[str, ...]) -> frozenset[str]:
+    """The names as compared: folded once for the files of a run, which share them."""
+    return frozenset(_fold(name) for name in names)
 
 
 def _fold(name: str) -> str:
