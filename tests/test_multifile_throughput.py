@@ -94,3 +94,43 @@ def test_the_run_s_time_is_its_wall_clock_not_the_files_overlapping_times(
     summary = summary_of(result.stdout)
     assert summary["imported"] == 12
     assert 0.5 <= summary["elapsed_s"] <= wall  # measured inside the process: less than its life
+
+
+def test_files_with_one_header_share_a_record_builder_and_others_get_their_own(
+    sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Parts of one export share their header, so they share the builder compiled for it;
+    # a part whose columns come in another order must be read by its own, or its phones
+    # would be taken for timestamps.
+    import sqlite3
+
+    from tests.helpers import SEND_HEADER
+    from trackly_migrate.pipeline import opening
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for part in range(3):
+        rows = [send_row(part * 10 + i, to_number=f"+1415666{part}{i:03d}") for i in range(10)]
+        write_sends_csv(folder / f"sends-{part}.csv", rows)
+    reordered = [send_row(100 + i, to_number=f"+14157770{i:03d}") for i in range(10)]
+    with (folder / "sends-3.csv").open("w", encoding="utf-8") as handle:
+        handle.write(",".join(reversed(SEND_HEADER)) + "\n")
+        for row in reordered:
+            handle.write(",".join(str(row.get(name, "")) for name in reversed(SEND_HEADER)) + "\n")
+    made: list[tuple[str, ...]] = []
+    real = opening.RecordBuilder
+
+    def counted(mapping, **options):  # type: ignore[no-untyped-def]
+        made.append(mapping.header)
+        return real(mapping, **options)
+
+    monkeypatch.setattr(opening, "RecordBuilder", counted)
+    result = invoke(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = summary_of(result.stdout)
+    assert (summary["read"], summary["imported"]) == (40, 40), summary
+    assert made == [tuple(SEND_HEADER), tuple(reversed(SEND_HEADER))]
+    assert sandbox.db_path is not None
+    with sqlite3.connect(sandbox.db_path) as conn:
+        stored = dict(conn.execute("SELECT id, to_number FROM messages WHERE id LIKE 't_0001%'"))
+    assert stored == {row["id"]: row["to_number"] for row in reordered}

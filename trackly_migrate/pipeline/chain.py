@@ -34,7 +34,7 @@ from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.engine import EngineRun
 from trackly_migrate.pipeline.ledger import Entry, Ledger
 from trackly_migrate.pipeline.list_checkpoint import ListCheckpoint
-from trackly_migrate.pipeline.opening import open_input
+from trackly_migrate.pipeline.opening import RecordBuilders, open_input
 from trackly_migrate.pipeline.parts import Part
 from trackly_migrate.pipeline.ports import Dispatcher, Observer
 from trackly_migrate.pipeline.request import ImportRequest
@@ -82,6 +82,7 @@ def run_chain(
     """Import ``chain.files`` in one engine run; ``chain.results`` says how each ended."""
     request = chain.request
     by_part: dict[int, FileResult] = {}
+    builders = RecordBuilders(request.normalization, phones)
     writer = ListCheckpoint(
         chain.state,
         chain.state_path,
@@ -102,7 +103,7 @@ def run_chain(
                 stack.callback(own.close)
                 result.release = own.close
                 try:
-                    part = _open_part(request, path, chain, own, observer, phones, writer)
+                    part = _open_part(request, path, chain, own, observer, builders, writer)
                 except TracklyMigrateError as error:
                     result.status, result.error = "failed", error
                     result.summary.status = "failed"
@@ -193,7 +194,7 @@ def _open_part(
     chain: Chain,
     stack: contextlib.ExitStack,
     observer: Observer,
-    phones: PhoneNormalizer | None,
+    builders: RecordBuilders,
     checkpoints: ListCheckpoint,
 ) -> Part:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
@@ -203,7 +204,7 @@ def _open_part(
         one,
         observer,
         stack,
-        phones=phones,
+        builders=builders,
         warning_prefix=f"{path}: ",
         open_checkpoint=checkpoints.open_file,
     )

@@ -19,7 +19,7 @@ from trackly_migrate.normalize import PhoneNormalizer
 from trackly_migrate.pipeline import resume
 from trackly_migrate.pipeline.dispatch import ProcessDispatcher, SenderOptions, ThreadDispatcher
 from trackly_migrate.pipeline.engine import ImportRun
-from trackly_migrate.pipeline.opening import open_input
+from trackly_migrate.pipeline.opening import RecordBuilders, open_input
 from trackly_migrate.pipeline.ports import Dispatcher, Observer
 from trackly_migrate.pipeline.request import MAX_BODY_BYTES, ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
@@ -114,7 +114,7 @@ def run_import(
             request,
             observer,
             stack,
-            phones=sender.phones if sender is not None else None,
+            builders=RecordBuilders(request.normalization, sender.phones) if sender else None,
         )
         source, checkpoint, columns = opened.source, opened.checkpoint, opened.columns
         mapping = opened.mapping
