@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/multifile.py            # 100 x 10,000 vs 1 x 1,000,000
     .venv/bin/python benchmarks/multifile.py --quick    # 20 x 5,000 vs 1 x 100,000
     .venv/bin/python benchmarks/multifile.py --rounds 6 # six pairs, and their median ratio
+    .venv/bin/python benchmarks/multifile.py --files 1000   # 1,000 x 1,000: the cost of a file
 
 Both runs import the same records into a sandbox in *sink* mode (checked and counted, not
 stored: the client is what is measured), in a process each; it prints both rates (records
@@ -84,10 +85,20 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=1, help="pairs of runs, one after the other (shared machine)"
     )
+    parser.add_argument(
+        "--files",
+        type=int,
+        help="split the same records into this many files instead (a divisor of the total)",
+    )
     parser.add_argument("--write-only", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
     compile_package()
     files, per_file = (20, 5_000) if options.quick else (100, 10_000)
+    if options.files:
+        total = files * per_file
+        if options.files <= 0 or total % options.files:
+            parser.error(f"--files must divide {total:,}")
+        files, per_file = options.files, total // options.files
     if options.write_only:
         write_parts(files, per_file)
         return 0
