@@ -26,6 +26,7 @@ from trackly_migrate.readers import (
     InputSource,
     infer_format,
 )
+from trackly_migrate.readers.source import HEAD_BUFFER_BYTES
 from trackly_migrate.records import FIELDS, REPORT_COLUMNS
 from trackly_migrate.report import (
     RAW_COLUMN,
@@ -164,7 +165,7 @@ def header_of(request: ImportRequest, path: str) -> list[str] | None:
         fmt = infer_format(path, request.source.format)
         if fmt.value != "csv":
             return None
-        source = InputSource(path)
+        source = InputSource(path, buffer_bytes=HEAD_BUFFER_BYTES)
         try:
             reader = read_from(source, fmt, sniff(source, fmt, request))
             return list(reader.columns or [])
