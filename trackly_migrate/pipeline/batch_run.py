@@ -54,6 +54,9 @@ class _Plan:
     skipped: list[tuple[str, Entry]]
     account: str | None
     state_path: Path | None  # None: nothing lasting (a dry run, a throw-away sandbox)
+    # Every file's absolute path, resolved once for the run: the list's checkpoint, the
+    # ledger and the files' checkpoints name the files by them.
+    absolute: dict[str, str]
 
 
 def run_files(
@@ -94,7 +97,8 @@ def run_files(
         [path for path in files if path not in done],
         skipped,
         account,
-        _state_path(request, files) if _keeps_state(request) else None,
+        _state_path(request, list(files.values())) if _keeps_state(request) else None,
+        files,
     )
     for path, entry in skipped:
         observer.info(f"skipping {path}: imported completely on {entry.finished_at}")
@@ -114,13 +118,13 @@ def _keeps_state(request: ImportRequest) -> bool:
     return not (target.dry_run or throw_away) and WORDS[request.kind].resumable
 
 
-def _state_path(request: ImportRequest, files: list[str]) -> Path:
+def _state_path(request: ImportRequest, absolute_paths: list[str]) -> Path:
     given = request.resume.checkpoint_path
-    return given or default_state_path(WORDS[request.kind].command, files)
+    return given or default_state_path(WORDS[request.kind].command, absolute_paths)
 
 
 def _done_before(
-    ledger: Ledger, request: ImportRequest, files: list[str], account: str | None
+    ledger: Ledger, request: ImportRequest, files: dict[str, str], account: str | None
 ) -> list[tuple[str, Entry]]:
     assert account is not None
     done = ledger.done(WORDS[request.kind].command, account)
@@ -171,7 +175,7 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | 
         discard(path)  # with the files under way: they start over
         state = None
     elif state is not None and not request.resume.resume:
-        started = _started_file(plan.files, state)
+        started = _started_file(plan, state)
         if state.finished or started is not None:
             where = f"; {started}" if started else ""
             raise UsageError(
@@ -180,9 +184,9 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | 
                 hint="Add --resume to continue where it stopped, or --restart to start over.",
             )
     if state is None:
-        return BatchState(command, [str(Path(name).resolve()) for name in plan.files]), owned
+        return BatchState(command, [plan.absolute[name] for name in plan.files]), owned
     for name in plan.files:
-        finished = state.finished_entry(name)
+        finished = state.finished.get(plan.absolute[name])
         if finished is not None and not _unchanged(name, finished.identity):
             raise UsageError(
                 f"{name} has changed since this run finished importing it (size, time or "
@@ -194,12 +198,13 @@ def _open_state(plan: _Plan, stack: contextlib.ExitStack) -> tuple[BatchState | 
     return state, owned
 
 
-def _started_file(files: list[str], state: BatchState) -> str | None:
+def _started_file(plan: _Plan, state: BatchState) -> str | None:
     """The file an interrupted run had confirmed records of, if any: a plain rerun is then
     refused before anything, its report included, is touched."""
-    for name in files:
-        entry = state.under_way(name)
-        if state.finished_entry(name) is None and entry is not None and entry.offset:
+    for name in plan.files:
+        absolute = plan.absolute[name]
+        entry = state.current.get(absolute)
+        if absolute not in state.finished and entry is not None and entry.offset:
             return f"{name} stopped at line {entry.line:,}"
     return None
 
@@ -220,7 +225,7 @@ def _run_plan(
 ) -> ImportOutcome:
     request, files = plan.request, plan.files
     state, owned = opened
-    earlier = {path: state.finished_entry(path) for path in files} if state else {}
+    earlier = {path: state.finished.get(plan.absolute[path]) for path in files} if state else {}
     to_import = [path for path in files if earlier.get(path) is None]
     summary = Summary(
         kind=request.kind, input=f"{len(files)} files", dry_run=request.target.dry_run
@@ -243,11 +248,12 @@ def _run_plan(
             lambda path, one, identity: _entry(
                 request,
                 plan.account,
-                identity.path if identity is not None else str(Path(path).resolve()),
+                identity.path if identity is not None else plan.absolute[path],
                 one,
                 Fingerprint.of_identity(identity) if identity is not None else None,
             ),
             ledger,
+            plan.absolute,
         )
         with shared_sender(request, observer) as sender:
             run_chain(chain, observer, events, sender.dispatcher, sender.phones)

@@ -37,9 +37,9 @@ STATE_VERSION = 2
 READABLE_STATE_VERSIONS = (1, STATE_VERSION)
 
 
-def default_state_path(command: str, files: list[str]) -> Path:
+def default_state_path(command: str, absolute_paths: list[str]) -> Path:
     folder = platformdirs.user_state_path("trackly-migrate") / "checkpoints"
-    listed = "\n".join(str(Path(name).resolve()) for name in files)
+    listed = "\n".join(absolute_paths)
     key = hashlib.sha256(listed.encode()).hexdigest()[:16]
     return folder / f"{command}-files-{key}.json"
 

@@ -67,6 +67,7 @@ class Chain:
     # nothing for the ledger.
     ledger_entry: Callable[[str, Summary, InputIdentity | None], Entry | None]
     ledger: Ledger
+    absolute: dict[str, str]  # each file's absolute path, resolved at the run's start
     results: list[FileResult] = field(default_factory=list)
     abandoned_requests: int = 0
     error: TracklyMigrateError | None = None  # what stopped the run, if anything did
@@ -89,7 +90,7 @@ def run_chain(
         chain.report.sync,
         chain.ledger,
         chain.ledger_entry,
-        files=chain.files,
+        absolute=chain.absolute,
     )
     with contextlib.ExitStack() as stack:
 

@@ -60,8 +60,9 @@ def importable(name: str) -> bool:
     return True
 
 
-def expand(inputs: Inputs) -> list[str]:
-    """The files to import, in order; a usage error for a folder or pattern with none."""
+def expand(inputs: Inputs) -> dict[str, str]:
+    """The files to import, in order, each with its absolute path (stdin as itself): resolved
+    once for the run. A usage error for a folder or pattern with none."""
     files: list[str] = []
     for arg in inputs.args:
         if arg == STDIN:
@@ -102,12 +103,12 @@ def _folder_files(folder: Path, recursive: bool) -> list[str]:
     return found
 
 
-def _first_of_each(files: list[str]) -> list[str]:
+def _first_of_each(files: list[str]) -> dict[str, str]:
     seen: set[str] = set()
-    unique = []
+    unique: dict[str, str] = {}
     for name in files:
         key = name if name == STDIN else os.path.realpath(name)
         if key not in seen:
             seen.add(key)
-            unique.append(name)
+            unique[name] = key
     return unique

@@ -33,7 +33,7 @@ import contextlib
 import dataclasses
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ from trackly_migrate.pipeline.batch_state import BatchState
 from trackly_migrate.pipeline.ledger import Entry, Ledger
 from trackly_migrate.pipeline.ports import Observer
 from trackly_migrate.pipeline.request import ImportRequest
-from trackly_migrate.readers import STDIN, Dialect, InputFormat, InputSource
+from trackly_migrate.readers import Dialect, InputFormat, InputSource
 from trackly_migrate.report import WORDS, Summary
 
 # Finished files whose records are not written yet, at most (each holds its open file until
@@ -104,14 +104,14 @@ class ListCheckpoint(CheckpointThread):
         ledger: Ledger,
         ledger_entry: Callable[[str, Summary, InputIdentity | None], Entry | None],
         *,
-        files: Iterable[str] = (),
+        absolute: Mapping[str, str] | None = None,
         interval: float = MIN_WRITE_INTERVAL_S,
         finish_interval: float = FINISH_WRITE_INTERVAL_S,
     ) -> None:
         super().__init__(interval)
-        # The files' absolute paths, resolved now: before the first request, a system call
-        # of the reading thread costs it nothing; later, each lets another thread in.
-        self._absolute = {path: str(Path(path).resolve()) for path in files if path != STDIN}
+        # The files' absolute paths, resolved at the run's start: then a system call of the
+        # reading thread costs it nothing; once requests go, each lets another thread in.
+        self._absolute = absolute or {}
         self.state = state
         self.path = state_path
         self._sync_report = sync_report
