@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,7 +106,9 @@ def test_files_with_one_header_share_a_record_builder_and_others_get_their_own(
     import sqlite3
 
     from tests.helpers import SEND_HEADER
+    from trackly_migrate.columns import ColumnMapping
     from trackly_migrate.pipeline import opening
+    from trackly_migrate.records import RecordBuilder
 
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -118,11 +121,10 @@ def test_files_with_one_header_share_a_record_builder_and_others_get_their_own(
         for row in reordered:
             handle.write(",".join(str(row.get(name, "")) for name in reversed(SEND_HEADER)) + "\n")
     made: list[tuple[str, ...]] = []
-    real = opening.RecordBuilder
 
-    def counted(mapping, **options):  # type: ignore[no-untyped-def]
+    def counted(mapping: ColumnMapping, **options: Any) -> RecordBuilder:
         made.append(mapping.header)
-        return real(mapping, **options)
+        return RecordBuilder(mapping, **options)
 
     monkeypatch.setattr(opening, "RecordBuilder", counted)
     result = invoke(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
@@ -134,3 +136,42 @@ def test_files_with_one_header_share_a_record_builder_and_others_get_their_own(
     with sqlite3.connect(sandbox.db_path) as conn:
         stored = dict(conn.execute("SELECT id, to_number FROM messages WHERE id LIKE 't_0001%'"))
     assert stored == {row["id"]: row["to_number"] for row in reordered}
+
+
+def test_a_run_over_many_files_holds_one_input_open_at_a_time(
+    sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file read to its end is closed when the next one opens, not once its totals are
+    # written: thousands of tiny files never hold thousands of open files, and each still
+    # counts all its bytes for the progress bar.
+    from trackly_migrate.pipeline import opening
+    from trackly_migrate.readers import InputSource
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    paths = [
+        write_sends_csv(folder / f"sends-{n}.csv", [send_row(n * 5 + i) for i in range(5)])
+        for n in range(6)
+    ]
+    open_now: set[int] = set()
+    most_open = 0
+    sources: list[InputSource] = []
+
+    class Tracked(InputSource):
+        def __init__(self, path: str, **options: int) -> None:
+            nonlocal most_open
+            super().__init__(path, **options)
+            sources.append(self)
+            open_now.add(id(self))
+            most_open = max(most_open, len(open_now))
+
+        def close(self) -> None:
+            open_now.discard(id(self))
+            super().close()
+
+    monkeypatch.setattr(opening, "InputSource", Tracked)
+    result = invoke(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["imported"] == 30
+    assert most_open == 1
+    assert [source.bytes_read for source in sources] == [path.stat().st_size for path in paths]

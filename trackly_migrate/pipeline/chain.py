@@ -39,6 +39,7 @@ from trackly_migrate.pipeline.parts import Part
 from trackly_migrate.pipeline.ports import Dispatcher, Observer
 from trackly_migrate.pipeline.request import ImportRequest
 from trackly_migrate.pipeline.signals import StopEvents
+from trackly_migrate.readers import InputSource
 from trackly_migrate.report import Summary
 
 
@@ -95,7 +96,13 @@ def run_chain(
     with contextlib.ExitStack() as stack:
 
         def parts() -> Iterator[Part]:
+            read: InputSource | None = None
             for number, path in enumerate(chain.files, 1):
+                if read is not None:
+                    # The engine asks for the next file once it has read the one before to
+                    # its end: that one's input is closed now, not when its totals are
+                    # written, so the files waiting for that write hold no open file.
+                    read.close()
                 result = FileResult(path, Summary(kind=request.kind, input=path))
                 chain.results.append(result)
                 # The file's own resources (its open file, its checkpoint's lock), released
@@ -104,7 +111,7 @@ def run_chain(
                 stack.callback(own.close)
                 result.release = own.close
                 try:
-                    part = _open_part(request, path, chain, own, observer, builders, writer)
+                    part, read = _open_part(request, path, chain, own, observer, builders, writer)
                 except TracklyMigrateError as error:
                     result.status, result.error = "failed", error
                     result.summary.status = "failed"
@@ -197,9 +204,10 @@ def _open_part(
     observer: Observer,
     builders: RecordBuilders,
     checkpoints: ListCheckpoint,
-) -> Part:
+) -> tuple[Part, InputSource]:
     """Open one file of the chain as ``run_import`` opens its one file (``run.py``): the
-    checkpoint first (refusals before anything of it is sent), then its reader and mapping."""
+    checkpoint first (refusals before anything of it is sent), then its reader and mapping.
+    Also its input, which ``stack`` closes too."""
     one = request.for_file(path)  # a pipe with --resume was refused before the run
     opened = open_input(
         one,
@@ -215,4 +223,4 @@ def _open_part(
         checkpoint.base.report_path = chain.report.absolute_path
         resume.carry_over(checkpoint, summary, observer)
     view = chain.report.for_file(path, list(columns) if columns is not None else None)
-    return Part(opened.engine_input(), view, summary, checkpoint)
+    return Part(opened.engine_input(), view, summary, checkpoint), opened.source

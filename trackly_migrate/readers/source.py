@@ -73,6 +73,7 @@ class InputSource:
             self.info = info = os.fstat(self._raw.fileno())
             self.total_bytes = info.st_size if stat.S_ISREG(info.st_mode) else None
         self.stream: IO[bytes] = self._raw
+        self._bytes_at_close: int | None = None
         if self._is_gzip():
             self.stream = cast(IO[bytes], gzip.GzipFile(fileobj=self._raw, mode="rb"))
 
@@ -109,12 +110,17 @@ class InputSource:
         """Bytes of the file itself read so far (compressed bytes for gzip): drives progress."""
         if self.path == STDIN:
             return 0
+        if self._bytes_at_close is not None:
+            return self._bytes_at_close
         try:
             return self._raw.tell()
         except (OSError, ValueError):
             return 0
 
     def close(self) -> None:
+        """Close the input; ``bytes_read`` still says how far it was read."""
+        if self._bytes_at_close is None:
+            self._bytes_at_close = self.bytes_read
         if self.stream is not self._raw:
             self.stream.close()
         if self._raw is not sys.stdin.buffer:
