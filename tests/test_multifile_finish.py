@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,42 @@ def test_files_that_finish_close_together_are_recorded_together(
 
 FILES_AT_ONCE = 6  # below MAX_UNWRITTEN // 2, where the writer stops waiting out its interval
 assert FILES_AT_ONCE < MAX_UNWRITTEN // 2
+
+
+def test_a_long_list_is_written_no_more_than_a_tenth_of_the_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each write of the list rewrites every finished file's entry: the next write waits at
+    # least WRITE_SPACING times as long as the last one took, or a run over thousands of
+    # files would spend its time rewriting them (the disk's slowness simulated here).
+    from trackly_migrate.pipeline.list_checkpoint import WRITE_SPACING, write_spacing
+
+    assert write_spacing(0.05, 0.001) == 0.05  # a short list: the usual interval
+    assert write_spacing(0.05, 0.03) == pytest.approx(0.3)
+    source = write_sends_csv(tmp_path / "a.csv", [send_row(i) for i in range(3)])
+    state_path = tmp_path / "list.json"
+    state = BatchState("import-sends", [str(source)])
+    spans: list[tuple[float, float]] = []
+    written = threading.Semaphore(0)
+
+    def slow_write(path: Path, data: bytes) -> None:
+        import time
+
+        started = time.monotonic()
+        time.sleep(0.02)  # a slow disk, not a wait for an event
+        write_atomic(path, data)
+        spans.append((started, time.monotonic()))
+        written.release()
+
+    monkeypatch.setattr(batch_state, "write_atomic", slow_write)
+    writer = ListCheckpoint(
+        state, state_path, lambda: None, Ledger(tmp_path / "l.json"), no_entry, interval=0.001
+    )
+    checkpoint = opened(source, writer)
+    for offset in range(1, 5):
+        checkpoint.advance(offset, offset + 1, Counts(read=offset), 0.0, 0)
+        assert written.acquire(timeout=60)  # each change is written, in its time
+    writer.close()
+    assert len(spans) >= 4
+    for (start, end), (next_start, _) in pairwise(spans):
+        assert next_start - end >= WRITE_SPACING * (end - start) * 0.99, spans
