@@ -49,7 +49,7 @@ CHANGED_WHILE_READ = "changed while it was read"
 CHANGED_SINCE = "changed since an earlier version named it"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InputIdentity:
     """What makes a file the same file: its size, its time, and a SHA-256 of its first and
     last ``END_BYTES``. Reading both ends costs the same for a 1 KiB file and a 10 GiB one,
@@ -150,7 +150,7 @@ def _legacy_head_sha256(path: str) -> str | None:
         return None
 
 
-@dataclass
+@dataclass(slots=True)
 class Checkpoint:
     command: str
     identity: InputIdentity

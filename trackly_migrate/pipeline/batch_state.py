@@ -44,7 +44,7 @@ def default_state_path(command: str, absolute_paths: list[str]) -> Path:
     return folder / f"{command}-files-{key}.json"
 
 
-@dataclass
+@dataclass(slots=True)
 class FinishedFile:
     identity: InputIdentity
     totals: dict[str, Any]
