@@ -175,3 +175,37 @@ def test_a_run_over_many_files_holds_one_input_open_at_a_time(
     assert summary_of(result.stdout)["imported"] == 30
     assert most_open == 1
     assert [source.bytes_read for source in sources] == [path.stat().st_size for path in paths]
+
+
+def test_a_finished_file_is_let_go_while_the_run_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a file's reading needs (its reader, input, mapping) is not kept once it is
+    # finished: a run over 10,000 files kept every one of them, 3 KB each. A dry run
+    # finishes each file as its reading ends, so this holds at each opening.
+    import gc
+    import weakref
+
+    from trackly_migrate.pipeline import chain
+
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for n in range(6):
+        write_sends_csv(folder / f"sends-{n}.csv", [send_row(n * 5 + i) for i in range(5)])
+    parts: list[weakref.ref[Any]] = []
+    alive_at_opening: list[int] = []
+    real = chain._open_part
+
+    def tracked(*args: Any, **options: Any) -> Any:
+        gc.collect()
+        alive_at_opening.append(sum(ref() is not None for ref in parts))
+        part, source = real(*args, **options)
+        parts.append(weakref.ref(part))
+        return part, source
+
+    monkeypatch.setattr(chain, "_open_part", tracked)
+    result = invoke(["import-sends", str(folder), "--dry-run", "--json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result.stdout)["read"] == 30
+    # At each opening, the file read just before (still the reading loop's), no other.
+    assert alive_at_opening == [0, 1, 1, 1, 1, 1]

@@ -94,6 +94,8 @@ def run_chain(
         absolute=chain.absolute,
     )
     with contextlib.ExitStack() as stack:
+        unreleased: dict[int, contextlib.ExitStack] = {}  # in the order the files opened
+        stack.callback(_release_all, unreleased)
 
         def parts() -> Iterator[Part]:
             read: InputSource | None = None
@@ -105,10 +107,12 @@ def run_chain(
                     read.close()
                 result = FileResult(path, Summary(kind=request.kind, input=path))
                 chain.results.append(result)
-                # The file's own resources (its open file, its checkpoint's lock), released
-                # once it is finished and recorded, or at the end of the run.
+                # The file's own resources (its open file, its entry under way), released once
+                # it is finished and recorded, or at the end of the run. A released file is
+                # forgotten: a run over 10,000 files kept 10,000 empty stacks.
                 own = contextlib.ExitStack()
-                stack.callback(own.close)
+                unreleased[id(own)] = own
+                own.callback(unreleased.pop, id(own), None)  # the last of its callbacks
                 result.release = own.close
                 try:
                     part, read = _open_part(request, path, chain, own, observer, builders, writer)
@@ -123,7 +127,7 @@ def run_chain(
                 yield part
 
         def finished(part: Part) -> None:
-            result = by_part[id(part)]
+            result = by_part.pop(id(part))  # a finished part is forgotten
             checkpoint = part.checkpoint if isinstance(part.checkpoint, CheckpointWriter) else None
             if engine.part_interrupted(part):  # stopped by a signal at its very end
                 result.status = result.summary.status = "interrupted"
@@ -159,6 +163,14 @@ def run_chain(
                 writer.close()
             except TracklyMigrateError as exc:
                 chain.error = chain.error or exc
+
+
+def _release_all(unreleased: dict[int, contextlib.ExitStack]) -> None:
+    """What the files not released yet hold, the last opened first, each whatever the
+    others raise (as one stack of them all would)."""
+    with contextlib.ExitStack() as closing:
+        for own in list(unreleased.values()):
+            closing.callback(own.close)
 
 
 def _end_results(

@@ -31,7 +31,7 @@ import orjson
 from trackly_migrate.counts import Counts, add_month, month_of
 from trackly_migrate.errors import ApiError, InputDamagedError, RejectLimitReached
 from trackly_migrate.pipeline.collector import tuned_for_bulk
-from trackly_migrate.pipeline.parts import EngineInput, Part, Segment
+from trackly_migrate.pipeline.parts import EngineInput, Part, ReportSink, Segment
 from trackly_migrate.pipeline.ports import (
     Checkpointer,
     Dispatcher,
@@ -91,7 +91,10 @@ class EngineRun:
         )
         self.abandoned = 0  # segments given up with their requests still in flight
         self._pending: deque[tuple[Segment, Future[Settlement]]] = deque()
-        self._seen: list[Part] = []  # every part started, in order
+        # What the end of the run flushes and closes of every part started, in order: only
+        # these, not the parts, which a run over 10,000 files would all keep (their readers
+        # and inputs), 3 KB each.
+        self._seen: list[tuple[Checkpointer | None, ReportSink]] = []
         self._open: list[Part] = []  # the parts started and not finished
         self._done_counts = Counts()  # the finished parts' counts, for the progress line
         self._done_bytes = 0
@@ -115,12 +118,12 @@ class EngineRun:
             for part in self._open:
                 part.update_elapsed()
             try:
-                for part in self._seen:
-                    if part.checkpoint is not None:
-                        part.checkpoint.flush()
+                for checkpoint, _ in self._seen:
+                    if checkpoint is not None:
+                        checkpoint.flush()
             finally:
-                for part in self._seen:
-                    part.report.close()
+                for _, report in self._seen:
+                    report.close()
 
     @property
     def open_parts(self) -> list[Part]:
@@ -157,7 +160,7 @@ class EngineRun:
             part.started = time.monotonic()
             part.base_elapsed = part.summary.elapsed_s
             part.resumed_read = part.summary.counts.read
-            self._seen.append(part)
+            self._seen.append((part.checkpoint, part.report))
             self._open.append(part)
             damage = self._read_part(part)
             part.reading_done = True
