@@ -66,6 +66,16 @@ def test_an_older_checkpoint_loads_with_its_counts_under_unknown() -> None:
     assert again.months == counts.months and again.read == 10
 
 
+def test_totals_leave_out_counters_at_zero_and_come_back_whole() -> None:
+    # The list's checkpoint keeps every finished file's totals: zeros are most of them.
+    counts, _ = from_totals({"read": 4, "imported": 3, "duplicates": 1, "elapsed_s": 1})
+    totals = to_totals(counts, 1.5)
+    assert set(totals) == {"read", "imported", "duplicates", "elapsed_s", "months"}
+    assert totals["months"] == {UNKNOWN_MONTH: {"read": 4, "imported": 3, "duplicates": 1}}
+    again, elapsed = from_totals(totals)
+    assert (again, elapsed) == (counts, 1.5)
+
+
 def check_identity(summary: dict[str, Any]) -> dict[str, dict[str, int]]:
     months = {row["month"]: row for row in summary["months"]}
     for name in ("read", "imported", "duplicates", "unaccounted", "pending"):

@@ -80,10 +80,17 @@ _STORED = tuple(name for name in _NAMES if name != "pending")
 
 
 def to_totals(counts: Counts, elapsed_s: float) -> dict[str, Any]:
-    """The checkpoint's ``totals``: the settled counts and the time spent so far."""
-    totals: dict[str, Any] = {name: getattr(counts, name) for name in _STORED}
+    """The checkpoint's ``totals``: the settled counts and the time spent so far.
+
+    Counters at 0 are left out (``from_totals`` starts them at 0): most are, and the list's
+    checkpoint of a run over many files keeps and rewrites the totals of every file.
+    """
+    totals: dict[str, Any] = {name: value for name in _STORED if (value := getattr(counts, name))}
     totals["elapsed_s"] = elapsed_s
-    totals["months"] = {month: dict(row) for month, row in counts.months.items()}
+    totals["months"] = {
+        month: {name: value for name, value in row.items() if value}
+        for month, row in counts.months.items()
+    }
     return totals
 
 
