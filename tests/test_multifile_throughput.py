@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -12,17 +13,29 @@ import pytest
 from tests.helpers import invoke, send_row, summary_of, write_sends_csv
 from trackly_migrate import normalize
 
+Row = Callable[[int, int], dict[str, Any]]  # file number, row number -> the row
+
+
+def write_parts(tmp_path: Path, files: int, per_file: int, row: Row | None = None) -> list[Path]:
+    """``files`` CSV files of sends in ``tmp_path / "parts"``, ``per_file`` rows each (by
+    default ``send_row`` with the ids one after the other)."""
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    make = row or (lambda part, i: send_row(part * per_file + i))
+    return [
+        write_sends_csv(folder / f"sends-{part:02d}.csv", [make(part, i) for i in range(per_file)])
+        for part in range(files)
+    ]
+
 
 def test_the_phone_cache_lasts_the_whole_run_not_one_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The same recipients in every part, as in an export split by month: each number is
     # worked out by phonenumbers once per run (once per file made a 20-file run half as fast).
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for part in range(3):
-        rows = [send_row(part * 20 + i, to_number=f"+1415555{i:04d}") for i in range(20)]
-        write_sends_csv(folder / f"sends-{part}.csv", rows)
+    folder = write_parts(
+        tmp_path, 3, 20, lambda part, i: send_row(part * 20 + i, to_number=f"+1415555{i:04d}")
+    )[0].parent
     calls: Counter[str] = Counter()
     real = normalize.normalize_phone
 
@@ -47,10 +60,7 @@ def test_the_next_file_is_sent_while_the_last_answers_of_one_before_are_awaited(
 
     from tests.helpers import journal, run_cli
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for part in range(3):
-        write_sends_csv(folder / f"sends-{part}.csv", [send_row(part * 50 + i) for i in range(50)])
+    folder = write_parts(tmp_path, 3, 50)[0].parent
     sandbox = sandbox_factory(latency=(1.0, 1.0))
     args = ["import-sends", str(folder), "--json", "--batch-size", "50", "--concurrency", "4"]
     result = run_cli(args, sandbox=sandbox, cwd=tmp_path)
@@ -83,10 +93,7 @@ def test_the_run_s_time_is_its_wall_clock_not_the_files_overlapping_times(
 
     from tests.helpers import run_cli
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for part in range(12):
-        write_sends_csv(folder / f"sends-{part:02d}.csv", [send_row(part)])
+    folder = write_parts(tmp_path, 12, 1)[0].parent
     sandbox = sandbox_factory(latency=(0.5, 0.5))
     began = time.monotonic()
     result = run_cli(["import-sends", str(folder), "--json"], sandbox=sandbox, cwd=tmp_path)
@@ -110,13 +117,11 @@ def test_files_with_one_header_share_a_record_builder_and_others_get_their_own(
     from trackly_migrate.pipeline import opening
     from trackly_migrate.records import RecordBuilder
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for part in range(3):
-        rows = [send_row(part * 10 + i, to_number=f"+1415666{part}{i:03d}") for i in range(10)]
-        write_sends_csv(folder / f"sends-{part}.csv", rows)
+    folder = write_parts(
+        tmp_path, 3, 10, lambda part, i: send_row(part * 10 + i, to_number=f"+1415666{part}{i:03d}")
+    )[0].parent
     reordered = [send_row(100 + i, to_number=f"+14157770{i:03d}") for i in range(10)]
-    with (folder / "sends-3.csv").open("w", encoding="utf-8") as handle:
+    with (folder / "sends-03.csv").open("w", encoding="utf-8") as handle:
         handle.write(",".join(reversed(SEND_HEADER)) + "\n")
         for row in reordered:
             handle.write(",".join(str(row.get(name, "")) for name in reversed(SEND_HEADER)) + "\n")
@@ -147,12 +152,8 @@ def test_a_run_over_many_files_holds_one_input_open_at_a_time(
     from trackly_migrate.pipeline import opening
     from trackly_migrate.readers import InputSource
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    paths = [
-        write_sends_csv(folder / f"sends-{n}.csv", [send_row(n * 5 + i) for i in range(5)])
-        for n in range(6)
-    ]
+    paths = write_parts(tmp_path, 6, 5)
+    folder = paths[0].parent
     open_now: set[int] = set()
     most_open = 0
     sources: list[InputSource] = []
@@ -188,10 +189,7 @@ def test_a_finished_file_is_let_go_while_the_run_goes_on(
 
     from trackly_migrate.pipeline import chain
 
-    folder = tmp_path / "parts"
-    folder.mkdir()
-    for n in range(6):
-        write_sends_csv(folder / f"sends-{n}.csv", [send_row(n * 5 + i) for i in range(5)])
+    folder = write_parts(tmp_path, 6, 5)[0].parent
     parts: list[weakref.ref[Any]] = []
     alive_at_opening: list[int] = []
     real = chain._open_part
