@@ -247,7 +247,7 @@ class ListCheckpoint(CheckpointThread):
                 return
 
     def _release(self, finished: list[_Finished]) -> bool:
-        """Close what the files recorded just now held open (their inputs)."""
+        """Let go of what the files recorded just now still held (their entries under way)."""
         try:
             for item in finished:
                 if item.release is not None:
