@@ -89,3 +89,28 @@ def test_the_ledgers_fingerprint_is_the_identity_without_its_path(tmp_path: Path
     assert Fingerprint.of(str(source)) == Fingerprint(
         identity.size, identity.mtime_ns, identity.ends_sha256
     )
+
+
+def test_the_list_s_checkpoint_is_where_the_version_before_put_it(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    # Its place is keyed by the files' absolute paths, now resolved once by expand(): the
+    # key must be the one the version before made (pathlib's resolve() of each name), or a
+    # --resume after an upgrade would not find the run it continues. Relative names, a
+    # folder reached through a symlink and a ".." are resolved the same way.
+    from trackly_migrate.pipeline.batch_state import default_state_path
+    from trackly_migrate.pipeline.inputs import Inputs, expand
+
+    real = tmp_path / "real"
+    (real / "sub").mkdir(parents=True)
+    for name in ("a.csv", "b.csv"):
+        write_sends_csv(real / name, [send_row(1)])
+    (tmp_path / "link").symlink_to(real, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    names = ["link/a.csv", "real/sub/../b.csv"]
+    files = expand(Inputs(tuple(names)))
+    listed = "\n".join(str(Path(name).resolve()) for name in names)
+    key = hashlib.sha256(listed.encode()).hexdigest()[:16]
+    assert default_state_path("import-sends", list(files.values())).name == (
+        f"import-sends-files-{key}.json"
+    )
