@@ -94,7 +94,7 @@ class EngineRun:
         # What the end of the run flushes and closes of every part started, in order: only
         # these, not the parts, which a run over 10,000 files would all keep (their readers
         # and inputs), 3 KB each.
-        self._seen: list[tuple[Checkpointer | None, ReportSink]] = []
+        self._to_end: list[tuple[Checkpointer | None, ReportSink]] = []
         self._open: list[Part] = []  # the parts started and not finished
         self._done_counts = Counts()  # the finished parts' counts, for the progress line
         self._done_bytes = 0
@@ -118,11 +118,11 @@ class EngineRun:
             for part in self._open:
                 part.update_elapsed()
             try:
-                for checkpoint, _ in self._seen:
+                for checkpoint, _ in self._to_end:
                     if checkpoint is not None:
                         checkpoint.flush()
             finally:
-                for _, report in self._seen:
+                for _, report in self._to_end:
                     report.close()
 
     @property
@@ -149,7 +149,7 @@ class EngineRun:
     def _read_and_submit(self) -> InputDamagedError | None:
         """Read and submit every part in turn; the damage that cut one short, if any."""
         while not self.stopped_early:
-            if self._seen and self.events.stop.is_set():
+            if self._to_end and self.events.stop.is_set():
                 self.stopped_early = True  # stopped between two parts: the next is not begun
                 return None
             # Opening the next part (``chain.py``) happens here, while the last segments
@@ -160,7 +160,7 @@ class EngineRun:
             part.started = time.monotonic()
             part.base_elapsed = part.summary.elapsed_s
             part.resumed_read = part.summary.counts.read
-            self._seen.append((part.checkpoint, part.report))
+            self._to_end.append((part.checkpoint, part.report))
             self._open.append(part)
             damage = self._read_part(part)
             part.reading_done = True

@@ -214,7 +214,6 @@ class ListCheckpoint(CheckpointThread):
 
     def _loop(self) -> None:
         last_write = float("-inf")
-        spacing = self.interval  # grows with what a write of the list costs
         while True:
             with self._condition:
                 self._idle = True
@@ -223,7 +222,7 @@ class ListCheckpoint(CheckpointThread):
                 self._idle = False
                 wait_out(
                     self._condition,
-                    last_write + spacing,
+                    last_write + self._spacing,
                     lambda: bool(self._flushing or self._closing or self._queue_full()),
                 )
                 unhashed = [w for w in self._writers if w.base.identity.ends_sha256 == HASH_PENDING]
@@ -240,7 +239,7 @@ class ListCheckpoint(CheckpointThread):
             if not self._write_round(round_):
                 return
             last_write = time.monotonic()
-            spacing = self._spacing = write_spacing(self.interval, last_write - started)
+            self._spacing = write_spacing(self.interval, last_write - started)
             if round_.finishing:
                 self._last_finish = last_write
             if not self._release(round_.finishing):

@@ -85,8 +85,7 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
     if not head:
         return None
     if b"\n" not in head and head.count(b"\r") > 1:
-        source, _ = _command_names(path)
-        lf = "FILE-lf" if path == STDIN else _converted_name(path, "lf")
+        source, lf = _command_names(path, "lf")
         return (
             "ends its lines with a carriage return alone (CR, the old Mac format)",
             f"Convert the line ends first: tr '\\r' '\\n' < {source} > {lf}, then import {lf}.",
@@ -116,12 +115,12 @@ def describe_non_text(head: bytes, raw_head: bytes, path: str) -> tuple[str, str
     return None
 
 
-def _command_names(path: str) -> tuple[str, str]:
-    """The input and a converted copy as a hint's shell command names them. Worked out only
-    for a hint: a run over many files checks each one, and nearly all of them are text."""
+def _command_names(path: str, tag: str = "utf8") -> tuple[str, str]:
+    """The input and its converted copy (``tag``) as a hint's shell command names them.
+    Worked out only for a hint: a run over many files checks each one, nearly all text."""
     if path == STDIN:
-        return "FILE", "FILE-utf8"
-    return shlex.quote(path), _converted_name(path)
+        return "FILE", f"FILE-{tag}"
+    return shlex.quote(path), _converted_name(path, tag)
 
 
 def _is_utf8(head: bytes) -> bool:
